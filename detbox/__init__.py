@@ -1,0 +1,3 @@
+"""detbox: a config-driven object detection and instance segmentation toolbox."""
+
+__version__ = "0.1.0"

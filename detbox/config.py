@@ -1,0 +1,279 @@
+"""Configs: nested dicts read from ``.py``, ``.yaml`` or ``.json`` files.
+
+A config reads top to bottom like a recipe. It may inherit from base files with ``_base_`` (one
+level deep); a dict in the child is merged into the base's dict key by key unless it sets
+``_delete_=True``. ``--cfg-options a.b.c=value`` overrides parse ``value`` as a Python literal.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import os
+import runpy
+import types
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from detbox.errors import ConfigError
+from detbox.registry import closest_match
+
+__all__ = [
+    "ConfigDict",
+    "load_config",
+    "merge_configs",
+    "apply_options",
+    "parse_options",
+    "config_to_jsonable",
+    "dump_config",
+    "TOP_LEVEL_KEYS",
+]
+
+# Every top-level key a config may set; anything else is reported as a likely typo.
+TOP_LEVEL_KEYS = (
+    "model",
+    "train_dataloader",
+    "val_dataloader",
+    "test_dataloader",
+    "evaluation",
+    "optimizer",
+    "lr_schedule",
+    "train_cfg",
+    "checkpoint",
+    "log",
+    "work_dir",
+    "seed",
+    "deterministic",
+    "device",
+    "load_from",
+    "resume",
+    "num_classes",
+    "class_names",
+    "dataset_type",
+    "data_root",
+    "train_pipeline",
+    "test_pipeline",
+    "img_norm",
+)
+
+
+class ConfigDict(dict):
+    """A dict whose keys also read as attributes: ``cfg.model.backbone.depth``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for key, value in self.items():
+            super().__setitem__(key, _wrap(value))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"config has no key '{name}'.{_suggest(name, list(self))}"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, _wrap(value))
+
+    def __deepcopy__(self, memo: dict) -> ConfigDict:
+        return ConfigDict({k: copy.deepcopy(v, memo) for k, v in self.items()})
+
+    def to_dict(self) -> dict:
+        return _unwrap(self)
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, Mapping) and not isinstance(value, ConfigDict):
+        return ConfigDict(value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_wrap(v) for v in value)
+    return value
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_unwrap(v) for v in value)
+    return value
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    match = closest_match(name, candidates)
+    return f" Did you mean '{match}'?" if match else ""
+
+
+def _read_file(path: Path) -> dict:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".py":
+            namespace = runpy.run_path(str(path))
+            return {
+                k: v for k, v in namespace.items()
+                if (not k.startswith("__")) and not isinstance(v, types.ModuleType)
+                and not (k.startswith("_") and k != "_base_")
+            }
+        if suffix in (".yaml", ".yml"):
+            with open(path, encoding="utf-8") as f:
+                return yaml.safe_load(f) or {}
+        if suffix == ".json":
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+    except (SyntaxError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot parse config: {exc}") from exc
+    raise ConfigError(f"{path}: config files must end in .py, .yaml, .yml or .json")
+
+
+def merge_configs(base: Mapping, override: Mapping) -> dict:
+    """Merge ``override`` into a copy of ``base``; a dict with ``_delete_=True`` replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping):
+            value = dict(value)
+            delete = value.pop("_delete_", False)
+            if not delete and isinstance(merged.get(key), Mapping):
+                merged[key] = merge_configs(merged[key], value)
+                continue
+        merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(path: str | os.PathLike, check_keys: bool = True) -> ConfigDict:
+    """Load a config file, resolving ``_base_`` (one level) relative to the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    cfg = _read_file(path)
+    bases = cfg.pop("_base_", [])
+    if isinstance(bases, (str, os.PathLike)):
+        bases = [bases]
+    merged: dict = {}
+    for base in bases:
+        base_path = (path.parent / base).resolve()
+        if not base_path.is_file():
+            raise ConfigError(f"{path}: _base_ file not found: {base_path}")
+        base_cfg = _read_file(base_path)
+        if "_base_" in base_cfg:
+            raise ConfigError(
+                f"{base_path}: a base config cannot have its own _base_ (inheritance is one level "
+                "deep so a config reads top to bottom); copy what you need into it instead"
+            )
+        merged = merge_configs(merged, base_cfg)
+    merged = merge_configs(merged, cfg)
+    if check_keys:
+        check_top_level_keys(merged, source=str(path))
+    result = ConfigDict(merged)
+    result["_filename"] = str(path)
+    return result
+
+
+def check_top_level_keys(cfg: Mapping, source: str) -> None:
+    for key in cfg:
+        if key.startswith("_") or key in TOP_LEVEL_KEYS:
+            continue
+        raise ConfigError(
+            f"{source}: unknown top-level config key '{key}'.{_suggest(key, list(TOP_LEVEL_KEYS))} "
+            f"Prefix helper variables with '_' to keep them out of the config."
+        )
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--cfg-options`` value: a Python literal, true/false/null, or else a string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_options(options: Iterable[str]) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=[1,2]"]`` into ``{"a.b": 1, "c": [1, 2]}``."""
+    parsed = {}
+    for option in options:
+        if "=" not in option:
+            raise ConfigError(f"--cfg-options expects KEY=VALUE, got '{option}'")
+        key, value = option.split("=", 1)
+        parsed[key.strip()] = parse_value(value)
+    return parsed
+
+
+def apply_options(cfg: ConfigDict, options: Mapping[str, Any]) -> ConfigDict:
+    """Set dotted keys (``model.bbox_head.num_classes``; list items by index: ``a.0.b``)."""
+    for dotted, value in options.items():
+        parts = dotted.split(".")
+        node: Any = cfg
+        for depth, part in enumerate(parts[:-1]):
+            node = _child(node, part, ".".join(parts[: depth + 1]))
+        last = parts[-1]
+        if isinstance(node, list):
+            node[_index(node, last, dotted)] = _wrap(value)
+        elif isinstance(node, Mapping):
+            if node is cfg and last not in TOP_LEVEL_KEYS and last not in cfg:
+                raise ConfigError(
+                    f"--cfg-options: unknown top-level key '{last}'."
+                    f"{_suggest(last, list(TOP_LEVEL_KEYS))}"
+                )
+            node[last] = value
+        else:
+            raise ConfigError(f"--cfg-options: '{dotted}' goes into a {type(node).__name__}")
+    return cfg
+
+
+def _child(node: Any, part: str, path: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, path)]
+    if isinstance(node, Mapping):
+        if part not in node:
+            raise ConfigError(
+                f"--cfg-options: config has no key '{path}'.{_suggest(part, list(node))}"
+            )
+        return node[part]
+    raise ConfigError(f"--cfg-options: '{path}' is a {type(node).__name__}, not a dict or list")
+
+
+def _index(node: list, part: str, path: str) -> int:
+    try:
+        index = int(part)
+        node[index]
+        return index
+    except (ValueError, IndexError):
+        raise ConfigError(
+            f"--cfg-options: '{path}' needs a list index below {len(node)}, got '{part}'"
+        ) from None
+
+
+def config_to_jsonable(value: Any) -> Any:
+    """Plain JSON types only: classes become their names, tuples become lists."""
+    if isinstance(value, Mapping):
+        return {str(k): config_to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [config_to_jsonable(v) for v in value]
+    if isinstance(value, type) or callable(value):
+        return getattr(value, "__name__", repr(value))
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def dump_config(cfg: Mapping, path: str | os.PathLike) -> None:
+    """Write the resolved config as JSON (atomically), loadable again by ``load_config``."""
+    from detbox.utils.io import atomic_write_text
+
+    data = {k: v for k, v in config_to_jsonable(cfg).items() if k != "_filename"}
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")

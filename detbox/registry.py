@@ -1,0 +1,125 @@
+"""String registries that turn ``dict(type=..., **kwargs)`` configs into objects.
+
+A config names a component by its registered name (a string, so YAML and JSON work) or by the
+class itself (in Python configs, so the name greps). ``build`` checks every key against the
+constructor's signature, so a typo is an error that names the key, the component and the closest
+valid key instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from detbox.errors import ConfigError
+
+__all__ = ["Registry", "MODELS", "TASK_UTILS", "DATASETS", "TRANSFORMS", "closest_match"]
+
+
+def closest_match(name: str, candidates: list[str] | tuple[str, ...]) -> str | None:
+    """The candidate most similar to ``name``, or None when nothing is close."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    match = closest_match(name, candidates)
+    return f" Did you mean '{match}'?" if match else ""
+
+
+class Registry:
+    """Maps names to classes (or factory functions) of one kind of component."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., Any]] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {sorted(self._entries)})"
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def register(self, obj: Callable[..., Any] | None = None, *, name: str | None = None):
+        """Register a class or function; usable as ``@REG.register`` or ``@REG.register(name=..)``."""
+
+        def add(target: Callable[..., Any]) -> Callable[..., Any]:
+            key = name or target.__name__
+            if key in self._entries and self._entries[key] is not target:
+                raise KeyError(f"{self.kind} registry already has an entry named '{key}'")
+            self._entries[key] = target
+            return target
+
+        return add(obj) if obj is not None else add
+
+    def get(self, name: str) -> Callable[..., Any]:
+        if name not in self._entries:
+            raise ConfigError(
+                f"unknown {self.kind} type '{name}'.{_did_you_mean(name, self.names)} "
+                f"Registered: {', '.join(self.names)}"
+            )
+        return self._entries[name]
+
+    def build(self, cfg: Mapping[str, Any] | Any, **defaults: Any) -> Any:
+        """Build ``cfg``; an already-built object (not a mapping) is returned unchanged.
+
+        ``defaults`` fill keys the config does not set (e.g. ``num_classes`` from the dataset).
+        """
+        if not isinstance(cfg, Mapping):
+            return cfg
+        if "type" not in cfg:
+            raise ConfigError(
+                f"a {self.kind} config needs a 'type' key naming one of: {', '.join(self.names)}; "
+                f"got keys {sorted(cfg)}"
+            )
+        kwargs = {k: v for k, v in cfg.items() if k != "type"}
+        for key, value in defaults.items():
+            kwargs.setdefault(key, value)
+        target = cfg["type"]
+        factory = self.get(target) if isinstance(target, str) else target
+        check_kwargs(factory, kwargs, where=f"{self.kind} '{_name_of(factory)}'")
+        return factory(**kwargs)
+
+
+def _name_of(factory: Callable[..., Any]) -> str:
+    return getattr(factory, "__name__", repr(factory))
+
+
+def check_kwargs(factory: Callable[..., Any], kwargs: Mapping[str, Any], where: str) -> None:
+    """Raise ConfigError for keys ``factory`` does not accept or required keys that are missing."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    params = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [
+        n for n, p in params.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    for key in kwargs:
+        if key not in accepted:
+            raise ConfigError(
+                f"{where} got an unknown key '{key}'.{_did_you_mean(key, accepted)} "
+                f"Valid keys: {', '.join(accepted)}"
+            )
+    missing = [
+        n for n, p in params.items()
+        if p.default is inspect.Parameter.empty and n not in kwargs
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    if missing:
+        raise ConfigError(f"{where} is missing required key(s): {', '.join(missing)}")
+
+
+MODELS = Registry("model")
+TASK_UTILS = Registry("task util")
+DATASETS = Registry("dataset")
+TRANSFORMS = Registry("transform")

@@ -1,0 +1,3 @@
+from detbox.structures.instances import DetSample, ImageBatch, Instances
+
+__all__ = ["DetSample", "ImageBatch", "Instances"]
