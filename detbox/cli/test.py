@@ -1,0 +1,66 @@
+"""``detbox test CONFIG CHECKPOINT``: evaluate a trained detector on the test split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from detbox.cli.common import add_config_arguments, load_config_with_options
+from detbox.errors import ConfigError
+from detbox.utils.device import resolve_device
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("test", help="evaluate a checkpoint on the test split")
+    add_config_arguments(parser)
+    parser.add_argument("checkpoint", help="checkpoint file (.pth)")
+    parser.add_argument(
+        "--eval", nargs="+", default=None, choices=["bbox", "segm", "proposal"],
+        help="metrics to compute (default: the config's evaluation.metric)",
+    )
+    parser.add_argument("--out", help="write COCO-format results (a JSON list) to this file")
+    parser.add_argument(
+        "--format-only", action="store_true",
+        help="only write --out, without evaluating (for splits without annotations)",
+    )
+    parser.add_argument("--json-out", help="write the metrics as JSON to this file")
+    parser.add_argument("--work-dir", help="unused by test; accepted for symmetry with train")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from detbox.apis.inference import load_detector
+    from detbox.apis.testing import build_evaluator, run_inference
+    from detbox.data import build_dataloader
+    from detbox.evaluation import instances_to_coco_results, write_results
+    from detbox.utils.io import atomic_write_text
+
+    if args.format_only and not args.out:
+        raise ConfigError("--format-only needs --out FILE to write the results to")
+    cfg = load_config_with_options(args)
+    device = resolve_device(args.device or cfg.get("device"))
+    section = cfg.get("test_dataloader") or cfg.get("val_dataloader")
+    if not section:
+        raise ConfigError(f"{args.config}: no test_dataloader (or val_dataloader) to test on")
+    loader = build_dataloader(section, seed=int(cfg.get("seed", 0)), training=False)
+    model = load_detector(cfg, args.checkpoint, device, dataset=loader.dataset)
+    run_ = run_inference(model, loader, device, progress=True)
+    print(f"inference: {len(run_.samples)} images, "
+          f"{run_.seconds_per_image * 1000:.1f} ms per image (model time on {device})")
+    if args.out:
+        cat_ids = model.dataset_meta["cat_ids"]
+        results = [r for s, p in zip(run_.samples, run_.predictions)
+                   for r in instances_to_coco_results(s.image_id, p, cat_ids)]
+        write_results(args.out, results)
+        print(f"wrote {len(results)} results to {args.out}")
+    if args.format_only:
+        return 0
+    metrics = args.eval or (cfg.get("evaluation") or {}).get("metric", ["bbox"])
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    evaluator = build_evaluator(loader.dataset, metrics)
+    evaluator.process(run_.samples, run_.predictions)
+    results = evaluator.evaluate()
+    if args.json_out:
+        atomic_write_text(Path(args.json_out), json.dumps(results, indent=2, default=float) + "\n")
+    return 0

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from detbox.config import ConfigDict, apply_options, dump_config, load_config, parse_options
+from detbox.errors import ConfigError
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_python_yaml_and_json_configs_agree(tmp_path):
+    py = write(tmp_path / "a.py", "model = dict(type='M', depth=18)\nseed = 3\n_helper = 1\n")
+    yml = write(tmp_path / "a.yaml", "model:\n  type: M\n  depth: 18\nseed: 3\n")
+    js = write(tmp_path / "a.json", json.dumps({"model": {"type": "M", "depth": 18}, "seed": 3}))
+    loaded = [load_config(p) for p in (py, yml, js)]
+    for cfg in loaded:
+        assert cfg.model.depth == 18 and cfg.seed == 3
+        assert "_helper" not in cfg
+
+
+def test_base_merges_one_level_and_delete_replaces(tmp_path):
+    write(tmp_path / "base.py", "model = dict(type='M', depth=50, neck=dict(type='FPN', c=256))\n"
+                                "seed = 1\n")
+    child = write(tmp_path / "child.py", "_base_ = 'base.py'\n"
+                                         "model = dict(depth=18, neck=dict(_delete_=True, type='X'))\n")
+    cfg = load_config(child)
+    assert cfg.model.type == "M" and cfg.model.depth == 18
+    assert dict(cfg.model.neck) == {"type": "X"}
+    assert cfg.seed == 1
+
+
+def test_base_of_base_is_refused(tmp_path):
+    write(tmp_path / "root.py", "seed = 1\n")
+    write(tmp_path / "base.py", "_base_ = 'root.py'\n")
+    child = write(tmp_path / "child.py", "_base_ = 'base.py'\n")
+    with pytest.raises(ConfigError, match="one level"):
+        load_config(child)
+
+
+def test_top_level_typo_is_an_error_with_suggestion(tmp_path):
+    cfg = write(tmp_path / "c.py", "optimzer = dict(type='SGD', lr=0.1)\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert "'optimzer'" in str(err.value) and "'optimizer'" in str(err.value)
+    assert str(cfg) in str(err.value)
+
+
+def test_cfg_options_are_typed_and_reach_nested_keys(tmp_path):
+    cfg = load_config(write(tmp_path / "c.py",
+                            "model = dict(type='M', heads=[dict(n=1), dict(n=2)])\n"
+                            "optimizer = dict(type='SGD', lr=0.1)\n"))
+    options = parse_options(["optimizer.lr=0.02", "model.heads.1.n=5", "model.name=abc",
+                             "model.flags=[1, 2]", "model.on=true", "model.off=None"])
+    apply_options(cfg, options)
+    assert cfg.optimizer.lr == 0.02 and cfg.model.heads[1].n == 5
+    assert cfg.model.name == "abc" and cfg.model.flags == [1, 2]
+    assert cfg.model.on is True and cfg.model.off is None
+
+
+def test_cfg_options_typo_in_path(tmp_path):
+    cfg = load_config(write(tmp_path / "c.py", "optimizer = dict(type='SGD', lr=0.1)\n"))
+    with pytest.raises(ConfigError, match="Did you mean 'optimizer'"):
+        apply_options(cfg, parse_options(["optimiser.lr=1"]))
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_options(["optimizer.lr"])
+
+
+def test_dump_round_trips_through_json(tmp_path):
+    cfg = ConfigDict(model=dict(type="M", sizes=(1, 2)), seed=0)
+    dump_config(cfg, tmp_path / "out.json")
+    again = load_config(tmp_path / "out.json")
+    assert again.model.sizes == [1, 2] and again.seed == 0
+
+
+def test_attribute_error_suggests(tmp_path):
+    cfg = ConfigDict(model=dict(depth=1))
+    with pytest.raises(AttributeError, match="Did you mean 'depth'"):
+        cfg.model.dept
