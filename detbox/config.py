@@ -189,8 +189,13 @@ def check_top_level_keys(cfg: Mapping, source: str) -> None:
         )
 
 
-def parse_value(text: str) -> Any:
-    """Parse a ``--cfg-options`` value: a Python literal, true/false/null, or else a string."""
+def parse_value(text: str, context: Mapping[str, Any] | None = None) -> Any:
+    """Parse a ``--cfg-options`` value: a Python literal, true/false/null, or else a string.
+
+    A value that looks like an expression (``dict(type='X', pipeline=test_pipeline)``) is
+    evaluated with ``dict``/``list``/``tuple`` and the config's own top-level keys in scope, so
+    a whole component can be swapped from the command line.
+    """
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -199,17 +204,24 @@ def parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        return text
+        pass
+    if context is not None and any(c in text for c in "([{"):
+        scope = {"dict": dict, "list": list, "tuple": tuple, **copy.deepcopy(dict(context))}
+        try:
+            return eval(text, {"__builtins__": {}}, scope)  # noqa: S307 - the user's own CLI text
+        except Exception as exc:
+            raise ConfigError(f"--cfg-options: cannot evaluate '{text}': {exc}") from exc
+    return text
 
 
-def parse_options(options: Iterable[str]) -> dict[str, Any]:
-    """Turn ``["a.b=1", "c=[1,2]"]`` into ``{"a.b": 1, "c": [1, 2]}``."""
+def parse_options(options: Iterable[str], context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=[1,2]"]`` into ``{"a.b": 1, "c": [1, 2]}`` (see ``parse_value``)."""
     parsed = {}
     for option in options:
         if "=" not in option:
             raise ConfigError(f"--cfg-options expects KEY=VALUE, got '{option}'")
         key, value = option.split("=", 1)
-        parsed[key.strip()] = parse_value(value)
+        parsed[key.strip()] = parse_value(value, context)
     return parsed
 
 

@@ -79,3 +79,16 @@ def test_attribute_error_suggests(tmp_path):
     cfg = ConfigDict(model=dict(depth=1))
     with pytest.raises(AttributeError, match="Did you mean 'depth'"):
         cfg.model.dept
+
+
+def test_cfg_options_can_swap_a_component_using_config_variables(tmp_path):
+    cfg = load_config(write(tmp_path / "c.py",
+                            "train_pipeline = [dict(type='LoadImage')]\n"
+                            "train_dataloader = dict(dataset=dict(type='Synthetic', split='train'))\n"))
+    value = "dict(type='CocoDataset', ann_file='a.json', pipeline=train_pipeline)"
+    apply_options(cfg, parse_options([f"train_dataloader.dataset={value}"], context=cfg))
+    assert cfg.train_dataloader.dataset.type == "CocoDataset"
+    assert "split" not in cfg.train_dataloader.dataset
+    assert cfg.train_dataloader.dataset.pipeline == [{"type": "LoadImage"}]
+    with pytest.raises(ConfigError, match="cannot evaluate"):
+        parse_options(["x=dict(pipeline=unknown_name)"], context=cfg)

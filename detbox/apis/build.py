@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+import detbox.models  # noqa: F401  (registers every model component)
 from detbox.errors import ConfigError
 from detbox.registry import MODELS, check_kwargs
 
@@ -78,8 +79,6 @@ def fill_num_classes(cfg: MutableMapping, class_names: list[str], source: str) -
 
 def build_detector(model_cfg: Mapping, class_names: list[str], cat_ids: list[int]) -> nn.Module:
     """Build the detector and attach the dataset's label map as ``model.dataset_meta``."""
-    import detbox.models  # noqa: F401  (registers every model component)
-
     model = MODELS.build(model_cfg)
     model.dataset_meta = {"class_names": list(class_names), "cat_ids": list(cat_ids)}
     return model

@@ -22,7 +22,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_config_with_options(args: argparse.Namespace) -> ConfigDict:
     cfg = load_config(args.config)
-    return apply_options(cfg, parse_options(args.cfg_options))
+    return apply_options(cfg, parse_options(args.cfg_options, context=cfg))
 
 
 def default_work_dir(config_path: str) -> Path:

@@ -1,0 +1,61 @@
+"""``detbox eval``: score a COCO results file against COCO ground truth with pycocotools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from detbox.evaluation.coco_eval import check_gt_supports, evaluate_coco, load_coco_gt
+from detbox.evaluation.report import format_report
+from detbox.evaluation.results import check_results, load_results
+from detbox.utils.io import atomic_write_text
+
+_PROPOSAL_NUMS = (100, 300, 1000)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` parser."""
+    parser = subparsers.add_parser(
+        "eval",
+        help="score a COCO results file against COCO ground truth",
+        description=(
+            "Score a COCO results file (a JSON list of {image_id, category_id, bbox, score"
+            "[, segmentation]}) against a COCO ground-truth file with pycocotools, over every "
+            "ground-truth image. Prints pycocotools' 12-line summary and a per-class AP table."
+        ),
+    )
+    parser.add_argument("gt", metavar="GT.json", help="COCO ground-truth annotation file")
+    parser.add_argument("results", metavar="RESULTS.json", help="COCO results file")
+    parser.add_argument(
+        "--iou-type", dest="iou_types", action="append", choices=("bbox", "segm", "proposal"),
+        help="what to score (repeat for several; default bbox): boxes, masks, or class-agnostic "
+        f"box recall at {'/'.join(map(str, _PROPOSAL_NUMS))} results per image",
+    )
+    parser.add_argument(
+        "--json-out", metavar="FILE",
+        help='also write {"<iou_type>": {"stats": [12 numbers], "per_class": {...}}} to FILE',
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the reports and optionally write them as JSON."""
+    iou_types = list(dict.fromkeys(args.iou_types or ["bbox"]))
+    gt_name = f"'{args.gt}'"
+    coco_gt = load_coco_gt(args.gt)
+    results = load_results(args.results)
+    for iou_type in iou_types:
+        check_gt_supports(coco_gt, iou_type, gt_name=f"ground-truth file {gt_name}")
+        check_results(
+            results, coco_gt, iou_type, source=f"results file '{args.results}'", gt_name=gt_name
+        )
+    reports = {}
+    for iou_type in iou_types:
+        max_dets = _PROPOSAL_NUMS if iou_type == "proposal" else (1, 10, 100)
+        result = evaluate_coco(coco_gt, results, iou_type, max_dets=max_dets)
+        print(format_report(result), end="\n\n")
+        reports[iou_type] = result.to_dict()
+    if args.json_out:
+        atomic_write_text(args.json_out, json.dumps(reports, indent=2) + "\n")
+        print(f"metrics written to {args.json_out}")
+    return 0

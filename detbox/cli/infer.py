@@ -1,0 +1,106 @@
+"""``detbox infer CONFIG CHECKPOINT INPUT``: detect objects in an image or a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from detbox.cli.common import add_config_arguments, load_config_with_options
+from detbox.errors import DetboxError
+from detbox.structures import Instances
+from detbox.utils.device import resolve_device
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("infer", help="detect objects in images")
+    add_config_arguments(parser)
+    parser.add_argument("checkpoint", help="checkpoint file (.pth)")
+    parser.add_argument("input", help="an image file or a folder of images")
+    parser.add_argument("--out", help="write predictions as JSON to this file")
+    parser.add_argument("--score-thr", type=float, default=0.3,
+                        help="drop detections scoring below this (default: 0.3)")
+    parser.add_argument("--vis-dir", help="save images with the detections drawn here")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.set_defaults(func=run)
+
+
+def list_images(source: str | Path) -> list[Path]:
+    """The image itself, or the images in a folder (sorted, recursively)."""
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if source.is_dir():
+        images = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DetboxError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        return images
+    raise DetboxError(f"{source}: no such image file or folder")
+
+
+def prediction_record(instances: Instances, height: int, width: int,
+                      class_names: list[str], cat_ids: list[int]) -> dict[str, Any]:
+    """One image's entry of ``preds.json``."""
+    from detbox.evaluation import masks_to_rles
+
+    rles = masks_to_rles(instances.masks) if instances.masks is not None else None
+    predictions = []
+    for i in range(len(instances)):
+        x1, y1, x2, y2 = (float(v) for v in instances.boxes[i])
+        label = int(instances.labels[i])
+        entry: dict[str, Any] = {
+            "bbox": {"x_min": x1, "y_min": y1, "width": x2 - x1, "height": y2 - y1},
+            "class": {"label": label, "category_id": cat_ids[label], "name": class_names[label]},
+            "score": float(instances.scores[i]),
+        }
+        if rles is not None:
+            entry["mask"] = rles[i]
+        if instances.mask_iou is not None:
+            entry["iou_score"] = float(instances.mask_iou[i])
+        predictions.append(entry)
+    return {"height": height, "width": width, "predictions": predictions}
+
+
+def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None,
+                 batch_size: int = 4) -> dict[str, Any]:
+    """Predict every image and return the ``preds.json`` mapping (path -> record)."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    from detbox.apis.inference import inference_detector
+    from detbox.visualization import save_visualization
+
+    names, cat_ids = model.dataset_meta["class_names"], model.dataset_meta["cat_ids"]
+    records: dict[str, Any] = {}
+    for start in tqdm(range(0, len(paths), batch_size), desc="infer", unit="batch"):
+        chunk = paths[start:start + batch_size]
+        for path, instances in zip(chunk, inference_detector(model, chunk, batch_size)):
+            instances = instances[instances.scores >= score_thr]
+            with Image.open(path) as image:
+                width, height = image.size
+                if vis_dir:
+                    save_visualization(image, instances, names,
+                                       Path(vis_dir) / f"{path.stem}.png", score_thr)
+            records[str(path)] = prediction_record(instances, height, width, names, cat_ids)
+    return records
+
+
+def run(args: argparse.Namespace) -> int:
+    from detbox.apis.inference import load_detector
+    from detbox.utils.io import atomic_write_text
+
+    cfg = load_config_with_options(args)
+    paths = list_images(args.input)
+    model = load_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")))
+    records = infer_images(model, paths, args.score_thr, args.vis_dir, args.batch_size)
+    count = sum(len(r["predictions"]) for r in records.values())
+    print(f"{count} detections (score >= {args.score_thr}) in {len(records)} images")
+    if args.out:
+        atomic_write_text(args.out, json.dumps(records, indent=1) + "\n")
+        print(f"predictions written to {args.out}")
+    if args.vis_dir:
+        print(f"pictures written to {args.vis_dir}")
+    return 0

@@ -1,0 +1,48 @@
+"""Data transforms, registered in ``TRANSFORMS`` and chained by ``Compose``.
+
+Each transform is a small class whose ``__call__(results: dict) -> dict`` reads and updates
+these keys (images are (3, H, W) tensors, boxes are xyxy pixels of the current image):
+
+- from the dataset: ``img_path``, ``image_id``, ``file_name``, ``height``/``width`` (the size
+  the annotation file states), ``ann_file`` and ``ann`` (the image's annotation record)
+- ``img``: uint8 after ``LoadImage``, float32 (0-255 values) after ``Resize``, normalized
+  after ``Normalize``
+- ``ori_shape``, ``img_shape`` (H, W); ``scale_factor`` (sx, sy); ``flip``; ``pad_shape``
+- ``gt_boxes`` (N, 4) float32, ``gt_labels`` (N,) int64, ``gt_masks`` (N, H, W) uint8,
+  ``ignored_boxes`` (M, 4) float32
+
+Randomness comes from Python's ``random`` module, which the data loader seeds per worker.
+"""
+
+from detbox.data.transforms.compose import Compose
+from detbox.data.transforms.formatting import IMAGENET_MEAN, IMAGENET_STD, Normalize, PackDetInputs
+from detbox.data.transforms.geometric import (
+    Pad,
+    RandomFlip,
+    Resize,
+    drop_degenerate_boxes,
+    resized_size,
+)
+from detbox.data.transforms.loading import (
+    LoadAnnotations,
+    LoadImage,
+    decode_rles,
+    segmentation_to_rle,
+)
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Compose",
+    "LoadAnnotations",
+    "LoadImage",
+    "Normalize",
+    "PackDetInputs",
+    "Pad",
+    "RandomFlip",
+    "Resize",
+    "decode_rles",
+    "drop_degenerate_boxes",
+    "resized_size",
+    "segmentation_to_rle",
+]

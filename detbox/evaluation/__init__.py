@@ -1,0 +1,37 @@
+"""COCO evaluation (pycocotools underneath), results files and readable reports."""
+
+from detbox.evaluation.coco_eval import (
+    ClassAP,
+    CocoEvalResult,
+    check_gt_supports,
+    evaluate_coco,
+    load_coco_gt,
+)
+from detbox.evaluation.coco_metric import CocoMetric
+from detbox.evaluation.report import format_class_table, format_report, format_summary
+from detbox.evaluation.results import (
+    ResultsError,
+    check_results,
+    instances_to_coco_results,
+    load_results,
+    masks_to_rles,
+    write_results,
+)
+
+__all__ = [
+    "ClassAP",
+    "CocoEvalResult",
+    "CocoMetric",
+    "ResultsError",
+    "check_gt_supports",
+    "check_results",
+    "evaluate_coco",
+    "format_class_table",
+    "format_report",
+    "format_summary",
+    "instances_to_coco_results",
+    "load_coco_gt",
+    "load_results",
+    "masks_to_rles",
+    "write_results",
+]
