@@ -1,0 +1,189 @@
+"""ResNet backbone on torchvision's block definitions.
+
+We reuse ``torchvision.models.resnet`` (built with ``weights=None`` and our norm layer) rather than
+re-implementing the blocks, so torchvision's ImageNet state dicts load key for key. What this
+module adds is what detection needs around it: multi-scale outputs, frozen early stages, and BN
+layers that stay in eval mode while the rest trains.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import resnet as tv_resnet
+
+from detbox.errors import CheckpointError, ConfigError
+from detbox.models.layers.norm import BATCH_NORMS, norm_factory
+from detbox.registry import MODELS
+
+__all__ = ["ResNet", "make_resnet_stage", "read_torchvision_state_dict"]
+
+_BUILDERS = {
+    18: tv_resnet.resnet18,
+    34: tv_resnet.resnet34,
+    50: tv_resnet.resnet50,
+    101: tv_resnet.resnet101,
+    152: tv_resnet.resnet152,
+}
+_STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
+_STAGE_STRIDES = (4, 8, 16, 32)
+_STEM_NAMES = ("conv1", "bn1", "relu", "maxpool")
+
+
+def _torchvision_resnet(depth: int, norm: str, zero_init_residual: bool) -> tv_resnet.ResNet:
+    if depth not in _BUILDERS:
+        raise ConfigError(f"ResNet depth must be one of {sorted(_BUILDERS)}, got {depth}")
+    return _BUILDERS[depth](
+        weights=None, norm_layer=norm_factory(norm), zero_init_residual=zero_init_residual
+    )
+
+
+def make_resnet_stage(*, depth: int = 50, stage: int = 3, norm: str = "FrozenBN") -> nn.Sequential:
+    """A fresh copy of one residual stage, e.g. res5 as the box head of a C4 detector.
+
+    Args:
+        depth: ResNet depth (18, 34, 50, 101, 152).
+        stage: stage index 0..3 (C2..C5); its input has the channels of stage ``stage - 1``.
+        norm: normalization layer name (see ``detbox.models.layers.NORM_CHOICES``).
+
+    Returns:
+        The torchvision ``layer{stage+1}`` module; its ImageNet weights are the
+        ``layer{stage+1}.*`` keys of ``read_torchvision_state_dict(...)``.
+    """
+    if stage not in range(4):
+        raise ConfigError(f"ResNet stage must be in 0..3, got {stage}")
+    return getattr(_torchvision_resnet(depth, norm, False), _STAGE_NAMES[stage])
+
+
+def read_torchvision_state_dict(checkpoint: str | os.PathLike | Mapping) -> dict[str, Tensor]:
+    """Read a torchvision-format ImageNet ResNet state dict (keys ``conv1.weight``, ``layer1..``).
+
+    Accepts a path or an already-loaded mapping, optionally wrapped in ``{'state_dict': ...}`` or
+    ``{'model': ...}`` and with ``module.`` prefixes (as saved from DataParallel).
+    """
+    if not isinstance(checkpoint, Mapping):
+        if not os.path.isfile(checkpoint):
+            raise CheckpointError(f"ResNet checkpoint not found: {checkpoint}")
+        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    for wrapper in ("state_dict", "model"):
+        if wrapper in checkpoint and isinstance(checkpoint[wrapper], Mapping):
+            checkpoint = checkpoint[wrapper]
+    return {k.removeprefix("module."): v for k, v in checkpoint.items()}
+
+
+@MODELS.register
+class ResNet(nn.Module):
+    """ResNet returning the feature maps of selected stages.
+
+    Args:
+        depth: 18, 34 (basic blocks) or 50, 101, 152 (bottlenecks).
+        out_indices: stages to return, 0..3 for C2..C5 (strides 4, 8, 16, 32).
+        num_stages: stages to build (3 drops res5, for C4 detectors whose box head holds it).
+        frozen_stages: -1 trains everything; 0 freezes the stem; k freezes the stem and stages
+            1..k. Frozen parts get ``requires_grad=False`` and stay in eval mode.
+        norm: ``'FrozenBN'`` (default: small detection batches make BN statistics noisy),
+            ``'BN'``, ``'SyncBN'`` or ``'GN'``.
+        norm_eval: keep BN/SyncBN layers in eval mode (fixed statistics) while training.
+        zero_init_residual: zero the last norm of each block so blocks start as identities.
+    """
+
+    def __init__(
+        self,
+        *,
+        depth: int = 50,
+        out_indices: Sequence[int] = (1, 2, 3),
+        num_stages: int = 4,
+        frozen_stages: int = 1,
+        norm: str = "FrozenBN",
+        norm_eval: bool = True,
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_stages not in (1, 2, 3, 4):
+            raise ConfigError(f"ResNet num_stages must be in 1..4, got {num_stages}")
+        if not out_indices or any(i not in range(num_stages) for i in out_indices):
+            raise ConfigError(
+                f"ResNet out_indices must be stage indices in 0..{num_stages - 1}, "
+                f"got {tuple(out_indices)}"
+            )
+        if not -1 <= frozen_stages <= num_stages:
+            raise ConfigError(f"ResNet frozen_stages must be in -1..{num_stages}, got {frozen_stages}")
+        net = _torchvision_resnet(depth, norm, zero_init_residual)
+        for name in _STEM_NAMES + _STAGE_NAMES[:num_stages]:
+            self.add_module(name, getattr(net, name))
+        self.depth = depth
+        self.num_stages = num_stages
+        self.out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        expansion = 4 if depth >= 50 else 1
+        self.out_channels: list[int] = [64 * 2**i * expansion for i in self.out_indices]
+        self.out_strides: list[int] = [_STAGE_STRIDES[i] for i in self.out_indices]
+        self._freeze()
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        stem = [self.conv1, self.bn1]
+        return stem + [getattr(self, _STAGE_NAMES[i]) for i in range(self.frozen_stages)]
+
+    def _freeze(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> ResNet:
+        """Switch modes, keeping frozen stages and (with ``norm_eval``) BN layers in eval."""
+        super().train(mode)
+        if mode:
+            for module in self._frozen_modules():
+                module.eval()
+            if self.norm_eval:
+                for module in self.modules():
+                    if isinstance(module, BATCH_NORMS):
+                        module.eval()
+        return self
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """Map (B, 3, H, W) images to one (B, C_i, H/s_i, W/s_i) map per ``out_indices`` entry."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
+        outs = []
+        for index in range(self.num_stages):
+            x = getattr(self, _STAGE_NAMES[index])(x)
+            if index in self.out_indices:
+                outs.append(x)
+        return outs
+
+    def load_torchvision_weights(self, checkpoint: str | os.PathLike | Mapping) -> None:
+        """Load a torchvision-format ImageNet ResNet state dict (path or mapping).
+
+        The classifier (``fc.*``) and stages this backbone does not build are skipped; running
+        statistics are skipped when the norm layer has none (GN). Anything else that does not
+        fit raises CheckpointError naming the keys.
+        """
+        source = read_torchvision_state_dict(checkpoint)
+        own = self.state_dict()
+        missing = sorted(k for k in own if k not in source and not k.endswith("num_batches_tracked"))
+        if missing:
+            raise CheckpointError(
+                f"ResNet-{self.depth} checkpoint lacks {len(missing)} key(s), e.g. {missing[:3]}"
+            )
+        skipped = ("fc.", *(f"{n}." for n in _STAGE_NAMES[self.num_stages:]))
+        stats = ("running_mean", "running_var", "num_batches_tracked")
+        unexpected = sorted(
+            k for k in source
+            if k not in own and not k.startswith(skipped) and not k.endswith(stats)
+        )
+        if unexpected:
+            raise CheckpointError(
+                f"ResNet-{self.depth} checkpoint has {len(unexpected)} unexpected key(s), "
+                f"e.g. {unexpected[:3]}; is it a torchvision ResNet of this depth?"
+            )
+        try:
+            self.load_state_dict({k: v for k, v in source.items() if k in own}, strict=False)
+        except RuntimeError as exc:
+            raise CheckpointError(f"ResNet-{self.depth} checkpoint does not fit: {exc}") from exc

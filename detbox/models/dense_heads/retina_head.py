@@ -1,0 +1,251 @@
+"""RetinaNet head (Lin et al., 2017): per-anchor class scores and box deltas on every level."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import batched_nms
+
+from detbox.models.layers.norm import build_norm
+from detbox.models.task_modules.assigners import IGNORED
+from detbox.registry import MODELS, TASK_UTILS
+from detbox.structures import DetSample, Instances
+
+__all__ = ["RetinaHead"]
+
+# The paper's settings, read-only so that no caller can change another's defaults.
+DEFAULT_ANCHOR_GENERATOR = MappingProxyType({
+    "type": "AnchorGenerator", "strides": (8, 16, 32, 64, 128), "ratios": (0.5, 1.0, 2.0),
+    "octave_base_scale": 4, "scales_per_octave": 3,
+})
+DEFAULT_ASSIGNER = MappingProxyType({
+    "type": "MaxIoUAssigner", "pos_iou_thr": 0.5, "neg_iou_thr": 0.4, "min_pos_iou": 0.0,
+    "allow_low_quality_matches": True,
+})
+DEFAULT_BOX_CODER = MappingProxyType({"type": "DeltaXYWHBoxCoder"})
+DEFAULT_LOSS_CLS = MappingProxyType(
+    {"type": "FocalLoss", "alpha": 0.25, "gamma": 2.0, "loss_weight": 1.0}
+)
+DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss", "loss_weight": 1.0})
+
+
+def _tower(in_channels: int, feat_channels: int, num_convs: int, norm: str | None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(num_convs):
+        conv = nn.Conv2d(
+            in_channels if i == 0 else feat_channels, feat_channels, 3, padding=1,
+            bias=norm is None,
+        )
+        layers.append(conv)
+        if norm is not None:
+            layers.append(build_norm(norm, feat_channels))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def _flatten_level(x: Tensor, width: int) -> Tensor:
+    """(B, A * width, H, W) -> (B, H * W * A, width), rows in the anchors' location-major order."""
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, width)
+
+
+@MODELS.register
+class RetinaHead(nn.Module):
+    """Two conv towers shared over levels: one classifies anchors, one regresses their boxes.
+
+    Args:
+        num_classes: foreground classes C (no background output: one sigmoid per class).
+        in_channels: channels of every input level (the FPN's ``out_channels``).
+        feat_channels: channels inside the towers.
+        stacked_convs: 3x3 convs per tower.
+        norm: ``None`` or e.g. ``'GN'`` after each tower conv.
+        prior_prob: initial foreground probability, so early training is not swamped by the
+            loss of ~100k easy negatives.
+        anchor_generator, assigner, box_coder: ``TASK_UTILS`` configs (or built objects);
+            the defaults (``DEFAULT_*`` above) are the paper's.
+        loss_cls, loss_bbox: ``MODELS`` loss configs (or built objects).
+        reg_decoded_bbox: regress decoded boxes instead of deltas (for IoU-type box losses).
+        score_thr: drop (anchor, class) scores at or below this before ``nms_pre``.
+        nms_pre: candidates kept per level by score before NMS (``-1``: all).
+        nms_iou_thr: class-wise NMS IoU threshold.
+        max_per_img: detections kept per image after NMS.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_channels: int,
+        feat_channels: int = 256,
+        stacked_convs: int = 4,
+        norm: str | None = None,
+        prior_prob: float = 0.01,
+        anchor_generator: Mapping[str, Any] | Any = DEFAULT_ANCHOR_GENERATOR,
+        assigner: Mapping[str, Any] | Any = DEFAULT_ASSIGNER,
+        box_coder: Mapping[str, Any] | Any = DEFAULT_BOX_CODER,
+        loss_cls: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_CLS,
+        loss_bbox: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_BBOX,
+        reg_decoded_bbox: bool = False,
+        score_thr: float = 0.05,
+        nms_pre: int = 1000,
+        nms_iou_thr: float = 0.5,
+        max_per_img: int = 100,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.anchor_generator = TASK_UTILS.build(anchor_generator)
+        self.assigner = TASK_UTILS.build(assigner)
+        self.box_coder = TASK_UTILS.build(box_coder)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_bbox = MODELS.build(loss_bbox)
+        self.reg_decoded_bbox = reg_decoded_bbox
+        self.score_thr = score_thr
+        self.nms_pre = nms_pre
+        self.nms_iou_thr = nms_iou_thr
+        self.max_per_img = max_per_img
+        num_anchors = self.anchor_generator.num_anchors
+        self.cls_convs = _tower(in_channels, feat_channels, stacked_convs, norm)
+        self.reg_convs = _tower(in_channels, feat_channels, stacked_convs, norm)
+        tower_out = feat_channels if stacked_convs > 0 else in_channels
+        self.cls_logits = nn.Conv2d(tower_out, num_anchors * num_classes, 3, padding=1)
+        self.box_deltas = nn.Conv2d(tower_out, num_anchors * 4, 3, padding=1)
+        self._init_weights(prior_prob)
+
+    def _init_weights(self, prior_prob: float) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, std=0.01)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        nn.init.constant_(self.cls_logits.bias, -math.log((1 - prior_prob) / prior_prob))
+
+    def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Raw outputs per level.
+
+        Args:
+            feats: one (B, in_channels, H_l, W_l) map per anchor level.
+
+        Returns:
+            ``cls_logits``: per level (B, A * C, H_l, W_l), channel ``a * C + c``;
+            ``box_deltas``: per level (B, A * 4, H_l, W_l), channel ``a * 4 + k``.
+        """
+        cls_logits = [self.cls_logits(self.cls_convs(x)) for x in feats]
+        box_deltas = [self.box_deltas(self.reg_convs(x)) for x in feats]
+        return cls_logits, box_deltas
+
+    def anchors(self, cls_logits: Sequence[Tensor]) -> list[Tensor]:
+        """Per-level (H_l * W_l * A, 4) anchors for outputs of these spatial sizes."""
+        sizes = [x.shape[-2:] for x in cls_logits]
+        return self.anchor_generator.grid_anchors(sizes, device=cls_logits[0].device)
+
+    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
+        """Training losses ``{'loss_cls', 'loss_bbox'}`` for a batch (see ``loss_by_outputs``)."""
+        cls_logits, box_deltas = self(feats)
+        return self.loss_by_outputs(cls_logits, box_deltas, samples)
+
+    def loss_by_outputs(
+        self,
+        cls_logits: Sequence[Tensor],
+        box_deltas: Sequence[Tensor],
+        samples: Sequence[DetSample],
+    ) -> dict[str, Tensor]:
+        """Focal loss over all non-ignored anchors and box loss over positives.
+
+        Both are summed over the batch and divided by the batch's number of positive anchors
+        (at least 1). An image without GT contributes only negatives; with no positives in the
+        batch ``loss_bbox`` is an exact zero that still belongs to the graph.
+        """
+        anchors = torch.cat(self.anchors(cls_logits))
+        logits = torch.cat([_flatten_level(x, self.num_classes) for x in cls_logits], dim=1)
+        deltas = torch.cat([_flatten_level(x, 4) for x in box_deltas], dim=1)
+        labels, valid, pos_gt_boxes = [], [], []
+        for sample in samples:
+            image_labels, image_valid, image_pos_gt = self._targets(anchors, sample)
+            labels.append(image_labels)
+            valid.append(image_valid)
+            pos_gt_boxes.append(image_pos_gt)
+        labels = torch.stack(labels)  # (B, N)
+        valid = torch.stack(valid)
+        positive = (labels >= 0) & (labels < self.num_classes)
+        avg_factor = positive.sum().clamp(min=1).float()
+        loss_cls = self.loss_cls(logits[valid], labels[valid], avg_factor=avg_factor)
+        pos_anchors = anchors.expand(len(samples), -1, -1)[positive]
+        pos_deltas = deltas[positive].float()  # decode in float32 also under autocast
+        pos_gt = torch.cat(pos_gt_boxes)
+        if self.reg_decoded_bbox:
+            pred, target = self.box_coder.decode(pos_anchors, pos_deltas), pos_gt
+        else:
+            pred, target = pos_deltas, self.box_coder.encode(pos_anchors, pos_gt)
+        loss_bbox = self.loss_bbox(pred, target, avg_factor=avg_factor)
+        return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
+
+    def _targets(self, anchors: Tensor, sample: DetSample) -> tuple[Tensor, Tensor, Tensor]:
+        """One image's (N,) labels (C = background), (N,) not-ignored mask, (P, 4) positive GT."""
+        gt = sample.gt if sample.gt is not None else Instances.empty()
+        gt_boxes = gt.boxes.to(device=anchors.device, dtype=anchors.dtype)
+        gt_labels = gt.labels.to(anchors.device)
+        result = self.assigner.assign(anchors, gt_boxes, sample.ignored_boxes)
+        matched = result.matched_gt
+        positive = matched >= 0
+        labels = torch.full_like(matched, self.num_classes)
+        labels[positive] = gt_labels[matched[positive]]
+        return labels, matched != IGNORED, gt_boxes[matched[positive]]
+
+    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
+        """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
+        cls_logits, box_deltas = self(feats)
+        return self.predict_by_outputs(cls_logits, box_deltas, samples)
+
+    def predict_by_outputs(
+        self,
+        cls_logits: Sequence[Tensor],
+        box_deltas: Sequence[Tensor],
+        samples: Sequence[DetSample],
+    ) -> list[Instances]:
+        """Per level: threshold, keep the top ``nms_pre`` (anchor, class) scores, decode, clip;
+        then class-wise NMS over all levels and keep ``max_per_img``.
+
+        Returns:
+            One Instances per image with ``boxes`` (K, 4) in ``img_shape`` pixels, ``labels``
+            (K,) and ``scores`` (K,), sorted by score.
+        """
+        anchors = self.anchors(cls_logits)
+        results = []
+        for i, sample in enumerate(samples):
+            boxes, scores, labels = [], [], []
+            for level_anchors, logits, deltas in zip(anchors, cls_logits, box_deltas):
+                level = self._select_level(
+                    level_anchors,
+                    logits[i].permute(1, 2, 0).reshape(-1, self.num_classes),
+                    deltas[i].permute(1, 2, 0).reshape(-1, 4),
+                    sample.img_shape,
+                )
+                boxes.append(level[0])
+                scores.append(level[1])
+                labels.append(level[2])
+            boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
+            keep = batched_nms(boxes, scores, labels, self.nms_iou_thr)[: self.max_per_img]
+            results.append(Instances(boxes=boxes[keep], labels=labels[keep], scores=scores[keep]))
+        return results
+
+    def _select_level(
+        self, anchors: Tensor, logits: Tensor, deltas: Tensor, img_shape: Sequence[int]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One level's candidates: (K, 4) clipped boxes, (K,) scores, (K,) labels."""
+        scores = torch.sigmoid(logits.float()).flatten()
+        keep = scores > self.score_thr
+        scores = scores[keep]
+        flat_idxs = torch.where(keep)[0]
+        if self.nms_pre > 0:
+            scores, order = scores.topk(min(self.nms_pre, scores.numel()))
+            flat_idxs = flat_idxs[order]
+        anchor_idxs = torch.div(flat_idxs, self.num_classes, rounding_mode="floor")
+        labels = flat_idxs % self.num_classes
+        boxes = self.box_coder.decode(
+            anchors[anchor_idxs], deltas[anchor_idxs].float(), max_shape=img_shape
+        )
+        return boxes, scores, labels

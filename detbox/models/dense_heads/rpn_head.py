@@ -1,0 +1,244 @@
+"""Region Proposal Network head (Ren et al., 2015): class-agnostic objectness and box deltas."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import batched_nms, remove_small_boxes
+
+from detbox.registry import MODELS, TASK_UTILS, check_kwargs
+from detbox.structures import DetSample, Instances
+
+__all__ = ["ProposalSettings", "RPNHead"]
+
+DEFAULT_ANCHOR_GENERATOR = MappingProxyType({
+    "type": "AnchorGenerator", "strides": (4, 8, 16, 32, 64), "ratios": (0.5, 1.0, 2.0),
+    "scales": (8,),
+})
+DEFAULT_ASSIGNER = MappingProxyType({
+    "type": "MaxIoUAssigner", "pos_iou_thr": 0.7, "neg_iou_thr": 0.3, "min_pos_iou": 0.3,
+    "allow_low_quality_matches": True, "ignore_iof_thr": -1.0,
+})
+DEFAULT_SAMPLER = MappingProxyType({
+    "type": "RandomSampler", "num": 256, "pos_fraction": 0.5, "add_gt_as_proposals": False,
+})
+DEFAULT_BOX_CODER = MappingProxyType({"type": "DeltaXYWHBoxCoder"})
+DEFAULT_LOSS_CLS = MappingProxyType({"type": "CrossEntropyLoss", "use_sigmoid": True})
+DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss"})
+
+
+@dataclass(frozen=True)
+class ProposalSettings:
+    """How raw RPN outputs become proposals (one set for training, one for testing).
+
+    Attributes:
+        nms_pre: highest-scoring anchors kept per level before NMS.
+        max_per_img: proposals kept per image after NMS.
+        nms_iou_thr: NMS IoU threshold, applied within each level.
+        min_box_size: proposals narrower or shorter than this (pixels) are dropped.
+        score_thr: proposals need an objectness probability at least this high.
+    """
+
+    nms_pre: int = 1000
+    max_per_img: int = 1000
+    nms_iou_thr: float = 0.7
+    min_box_size: float = 0.0
+    score_thr: float = 0.0
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | ProposalSettings, name: str) -> ProposalSettings:
+        if isinstance(cfg, ProposalSettings):
+            return cfg
+        check_kwargs(cls, cfg, where=f"RPNHead {name}")
+        return cls(**cfg)
+
+
+@MODELS.register
+class RPNHead(nn.Module):
+    """A shared 3x3 conv, then per anchor one objectness logit and four deltas.
+
+    Training samples ``sampler.num`` anchors per image (half positive at most) among those the
+    assigner labels, with IoU >= 0.7 positive and < 0.3 negative, and each GT's best anchor(s)
+    positive. Proposals are the top ``nms_pre`` anchors per level, decoded, clipped, NMS-ed per
+    level, then the best ``max_per_img`` overall.
+
+    Args:
+        in_channels: channels of every input level.
+        feat_channels: channels of the shared conv(s).
+        num_convs: shared 3x3 convs (each followed by ReLU).
+        anchor_generator, assigner, sampler, box_coder: ``TASK_UTILS`` configs; the defaults
+            are the paper's.
+        loss_cls: ``MODELS`` config of the objectness loss (sigmoid cross-entropy).
+        loss_bbox: ``MODELS`` config of the box loss.
+        train_proposals: ``ProposalSettings`` keys used by :meth:`loss_and_predict`.
+        test_proposals: ``ProposalSettings`` keys used by :meth:`predict`.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 256,
+        feat_channels: int = 256,
+        num_convs: int = 1,
+        anchor_generator: Mapping[str, Any] | Any = DEFAULT_ANCHOR_GENERATOR,
+        assigner: Mapping[str, Any] | Any = DEFAULT_ASSIGNER,
+        sampler: Mapping[str, Any] | Any = DEFAULT_SAMPLER,
+        box_coder: Mapping[str, Any] | Any = DEFAULT_BOX_CODER,
+        loss_cls: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_CLS,
+        loss_bbox: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_BBOX,
+        train_proposals: Mapping[str, Any] | ProposalSettings = MappingProxyType(
+            {"nms_pre": 2000, "max_per_img": 1000}),
+        test_proposals: Mapping[str, Any] | ProposalSettings = MappingProxyType(
+            {"nms_pre": 1000, "max_per_img": 1000}),
+    ) -> None:
+        super().__init__()
+        self.anchor_generator = TASK_UTILS.build(anchor_generator)
+        self.assigner = TASK_UTILS.build(assigner)
+        self.sampler = TASK_UTILS.build(sampler)
+        self.box_coder = TASK_UTILS.build(box_coder)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_bbox = MODELS.build(loss_bbox)
+        self.train_proposals = ProposalSettings.from_config(train_proposals, "train_proposals")
+        self.test_proposals = ProposalSettings.from_config(test_proposals, "test_proposals")
+        num_anchors = self.anchor_generator.num_anchors
+        convs: list[nn.Module] = []
+        for i in range(num_convs):
+            convs += [nn.Conv2d(in_channels if i == 0 else feat_channels, feat_channels, 3,
+                                padding=1), nn.ReLU(inplace=True)]
+        self.convs = nn.Sequential(*convs)
+        out = feat_channels if num_convs else in_channels
+        self.cls_logits = nn.Conv2d(out, num_anchors, 1)
+        self.box_deltas = nn.Conv2d(out, num_anchors * 4, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Raw outputs per level.
+
+        Args:
+            feats: one (B, in_channels, H_l, W_l) map per anchor level.
+
+        Returns:
+            ``cls_logits`` per level (B, A, H_l, W_l) and ``box_deltas`` per level
+            (B, A * 4, H_l, W_l), channel ``a * 4 + k``.
+        """
+        cls_logits, box_deltas = [], []
+        for x in feats:
+            x = self.convs(x)
+            cls_logits.append(self.cls_logits(x))
+            box_deltas.append(self.box_deltas(x))
+        return cls_logits, box_deltas
+
+    def anchors(self, cls_logits: Sequence[Tensor]) -> list[Tensor]:
+        """Per-level (H_l * W_l * A, 4) anchors, location-major."""
+        sizes = [x.shape[-2:] for x in cls_logits]
+        return self.anchor_generator.grid_anchors(sizes, device=cls_logits[0].device)
+
+    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
+        """``{'loss_rpn_cls', 'loss_rpn_bbox'}`` for a batch with GT in image coordinates."""
+        cls_logits, box_deltas = self(feats)
+        return self.loss_by_outputs(cls_logits, box_deltas, samples)
+
+    def loss_and_predict(
+        self, feats: Sequence[Tensor], samples: Sequence[DetSample]
+    ) -> tuple[dict[str, Tensor], list[Instances]]:
+        """Losses and (detached) training proposals from one forward pass."""
+        cls_logits, box_deltas = self(feats)
+        losses = self.loss_by_outputs(cls_logits, box_deltas, samples)
+        proposals = self.predict_by_outputs(cls_logits, box_deltas, samples, self.train_proposals)
+        return losses, proposals
+
+    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
+        """Test-time proposals per image (``test_proposals`` settings), ``img_shape`` coords."""
+        cls_logits, box_deltas = self(feats)
+        return self.predict_by_outputs(cls_logits, box_deltas, samples, self.test_proposals)
+
+    def loss_by_outputs(
+        self, cls_logits: Sequence[Tensor], box_deltas: Sequence[Tensor],
+        samples: Sequence[DetSample],
+    ) -> dict[str, Tensor]:
+        """Sigmoid cross-entropy on sampled anchors, box loss on sampled positives.
+
+        Both losses are divided by the number of sampled anchors in the batch.
+        """
+        anchors = torch.cat(self.anchors(cls_logits))
+        logits = torch.cat([x.permute(0, 2, 3, 1).reshape(x.shape[0], -1) for x in cls_logits], 1)
+        deltas = torch.cat(
+            [x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, 4) for x in box_deltas], 1)
+        sel_logits, sel_labels, pos_deltas, pos_targets = [], [], [], []
+        for i, sample in enumerate(samples):
+            gt_boxes = _gt_boxes(sample, anchors)
+            assign = self.assigner.assign(anchors, gt_boxes, sample.ignored_boxes)
+            pos_inds, neg_inds = self.sampler.sample(assign)
+            inds = torch.cat([pos_inds, neg_inds])
+            sel_logits.append(logits[i, inds])
+            sel_labels.append((torch.arange(inds.numel(), device=inds.device) < pos_inds.numel())
+                              .to(logits.dtype))
+            pos_deltas.append(deltas[i, pos_inds])
+            pos_targets.append(self.box_coder.encode(
+                anchors[pos_inds], gt_boxes[assign.matched_gt[pos_inds]]))
+        sel_logits, sel_labels = torch.cat(sel_logits), torch.cat(sel_labels)
+        num_sampled = max(int(sel_labels.numel()), 1)
+        loss_cls = self.loss_cls(sel_logits, sel_labels, avg_factor=num_sampled)
+        pos_deltas, pos_targets = torch.cat(pos_deltas), torch.cat(pos_targets)
+        if pos_deltas.shape[0] == 0:
+            loss_bbox = deltas.sum() * 0.0
+        else:
+            loss_bbox = self.loss_bbox(pos_deltas, pos_targets, avg_factor=num_sampled)
+        return {"loss_rpn_cls": loss_cls, "loss_rpn_bbox": loss_bbox}
+
+    @torch.no_grad()
+    def predict_by_outputs(
+        self, cls_logits: Sequence[Tensor], box_deltas: Sequence[Tensor],
+        samples: Sequence[DetSample], settings: ProposalSettings | None = None,
+    ) -> list[Instances]:
+        """Proposals per image: ``boxes`` (K, 4) in ``img_shape`` pixels, ``scores`` (K,)
+        objectness probabilities, ``labels`` (K,) zeros; sorted by score."""
+        settings = settings or self.test_proposals
+        anchors = self.anchors(cls_logits)
+        return [
+            self._image_proposals(
+                anchors,
+                [x[i].permute(1, 2, 0).reshape(-1) for x in cls_logits],
+                [x[i].permute(1, 2, 0).reshape(-1, 4) for x in box_deltas],
+                sample.img_shape, settings,
+            )
+            for i, sample in enumerate(samples)
+        ]
+
+    def _image_proposals(
+        self, anchors: Sequence[Tensor], logits: Sequence[Tensor], deltas: Sequence[Tensor],
+        img_shape: Sequence[int], settings: ProposalSettings,
+    ) -> Instances:
+        boxes, scores, levels = [], [], []
+        for level, (level_anchors, level_logits, level_deltas) in enumerate(
+                zip(anchors, logits, deltas)):
+            level_logits = level_logits.float()
+            if 0 < settings.nms_pre < level_logits.numel():
+                level_logits, top = level_logits.topk(settings.nms_pre)
+                level_anchors, level_deltas = level_anchors[top], level_deltas[top]
+            boxes.append(self.box_coder.decode(level_anchors, level_deltas.float(),
+                                               max_shape=img_shape))
+            scores.append(torch.sigmoid(level_logits))
+            levels.append(torch.full_like(level_logits, level, dtype=torch.int64))
+        boxes, scores, levels = torch.cat(boxes), torch.cat(scores), torch.cat(levels)
+        keep = remove_small_boxes(boxes, settings.min_box_size)
+        keep = keep[scores[keep] >= settings.score_thr]
+        boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
+        keep = batched_nms(boxes, scores, levels, settings.nms_iou_thr)[: settings.max_per_img]
+        return Instances(boxes=boxes[keep], labels=torch.zeros_like(levels[keep]),
+                         scores=scores[keep])
+
+
+def _gt_boxes(sample: DetSample, anchors: Tensor) -> Tensor:
+    if sample.gt is None:
+        return anchors.new_zeros((0, 4))
+    return sample.gt.boxes.to(device=anchors.device, dtype=anchors.dtype)
+

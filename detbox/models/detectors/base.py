@@ -1,0 +1,123 @@
+"""What every detector shares: backbone + neck, and mapping results back to the original image."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from torch import Tensor, nn
+from torchvision.ops import clip_boxes_to_image
+
+from detbox.errors import ConfigError
+from detbox.registry import MODELS
+from detbox.structures import DetSample, ImageBatch, Instances
+
+__all__ = ["BaseDetector", "rescale_to_original", "unflip_boxes"]
+
+_INIT_KEYS = ("backbone_checkpoint",)
+
+
+def unflip_boxes(boxes: Tensor, img_shape: Sequence[int], flip: str | None) -> Tensor:
+    """Undo a flip of (N, 4) xyxy boxes inside an image of ``img_shape = (h, w)``.
+
+    ``flip`` is ``None``, ``'horizontal'``, ``'vertical'`` or ``'diagonal'`` (both); a flip is its
+    own inverse, so this also applies one.
+    """
+    if flip is None:
+        return boxes
+    if flip not in ("horizontal", "vertical", "diagonal"):
+        raise ValueError(f"unknown flip direction '{flip}'")
+    height, width = img_shape
+    boxes = boxes.clone()
+    if flip in ("horizontal", "diagonal"):
+        boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
+    if flip in ("vertical", "diagonal"):
+        boxes[:, [1, 3]] = height - boxes[:, [3, 1]]
+    return boxes
+
+
+def rescale_to_original(instances: Instances, sample: DetSample) -> Instances:
+    """Map boxes from the transformed image (``img_shape``) back to ``ori_shape``.
+
+    The data pipeline resizes first and flips the resized image, so the flip is undone in
+    ``img_shape`` coordinates before dividing by ``scale_factor = (sx, sy)``; the result is
+    clipped to ``ori_shape``. Fields other than ``boxes`` (masks included) are left untouched.
+    """
+    boxes = unflip_boxes(instances.boxes, sample.img_shape, sample.flip)
+    sx, sy = sample.scale_factor
+    boxes = boxes / boxes.new_tensor([sx, sy, sx, sy])
+    boxes = clip_boxes_to_image(boxes, (int(sample.ori_shape[0]), int(sample.ori_shape[1])))
+    return replace(instances, boxes=boxes)
+
+
+class BaseDetector(nn.Module):
+    """Backbone, optional neck, and the shared last step of ``predict``.
+
+    Subclasses add their heads and implement ``loss``, ``predict`` and ``forward`` (the contract
+    in docs/architecture.md).
+
+    Args:
+        backbone: ``MODELS`` config (or module) of the backbone.
+        neck: ``MODELS`` config (or module) of the neck, or None to use backbone maps directly.
+        init_cfg: optional ``dict(backbone_checkpoint=PATH)``: a torchvision-format ImageNet
+            state dict loaded into the backbone after construction.
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: Mapping[str, Any] | nn.Module,
+        neck: Mapping[str, Any] | nn.Module | None = None,
+        init_cfg: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck) if neck is not None else None
+        self._apply_init_cfg(init_cfg or {})
+
+    def _apply_init_cfg(self, init_cfg: Mapping[str, Any]) -> None:
+        for key in init_cfg:
+            if key not in _INIT_KEYS:
+                raise ConfigError(
+                    f"{type(self).__name__} init_cfg got an unknown key '{key}'; "
+                    f"valid keys: {', '.join(_INIT_KEYS)}"
+                )
+        checkpoint = init_cfg.get("backbone_checkpoint")
+        if checkpoint is not None:
+            if not hasattr(self.backbone, "load_torchvision_weights"):
+                raise ConfigError(
+                    f"init_cfg.backbone_checkpoint: {type(self.backbone).__name__} cannot load "
+                    "torchvision weights"
+                )
+            self.backbone.load_torchvision_weights(checkpoint)
+
+    def extract_feat(self, images: Tensor) -> list[Tensor]:
+        """(B, 3, H, W) normalized images -> multi-scale maps, finest first."""
+        feats = self.backbone(images)
+        return list(self.neck(feats)) if self.neck is not None else list(feats)
+
+    def loss(self, batch: ImageBatch) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def predict(self, batch: ImageBatch) -> list[Instances]:
+        raise NotImplementedError
+
+    def forward(self, images: Tensor) -> Any:
+        raise NotImplementedError
+
+    def postprocess(self, results: Sequence[Instances], samples: Sequence[DetSample]) -> list[Instances]:
+        """Head results in ``img_shape`` coordinates -> final results in original coordinates."""
+        return [
+            self.postprocess_masks(rescale_to_original(result, sample), sample)
+            for result, sample in zip(results, samples)
+        ]
+
+    def postprocess_masks(self, instances: Instances, sample: DetSample) -> Instances:
+        """Hook for detectors with masks: paste ``instances.masks`` at ``sample.ori_shape``.
+
+        Called with boxes already in original coordinates; masks are as the mask head left them,
+        in the transformed image's orientation (undo ``sample.flip`` on them too). Box-only
+        detectors return ``instances`` unchanged.
+        """
+        return instances

@@ -1,0 +1,11 @@
+"""Small building blocks shared by backbones, necks and heads."""
+
+from detbox.models.layers.norm import (
+    BATCH_NORMS,
+    NORM_CHOICES,
+    FrozenBatchNorm2d,
+    build_norm,
+    norm_factory,
+)
+
+__all__ = ["BATCH_NORMS", "NORM_CHOICES", "FrozenBatchNorm2d", "build_norm", "norm_factory"]

@@ -1,0 +1,106 @@
+"""Box regression losses: on deltas (L1, smooth L1) or on decoded boxes (GIoU)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import generalized_box_iou_loss
+
+from detbox.models.losses.utils import check_reduction, reduce_loss
+from detbox.registry import MODELS
+
+__all__ = ["GIoULoss", "L1Loss", "SmoothL1Loss"]
+
+
+class _RegressionLoss(nn.Module):
+    """Shared constructor and reduction; subclasses define the element-wise loss."""
+
+    def __init__(self, *, loss_weight: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+        self.reduction = check_reduction(reduction)
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+    ) -> Tensor:
+        """Loss between (N, 4) predictions and (N, 4) targets.
+
+        Args:
+            pred: (N, 4) predicted deltas (or boxes, for GIoU).
+            target: (N, 4) targets of the same kind.
+            weight: optional (N,) or (N, 4) weights.
+            avg_factor: divisor of the summed loss for ``reduction='mean'``, typically the number
+                of positive boxes (not times 4).
+        """
+        loss = self.elementwise(pred.float(), target.float())
+        return self.loss_weight * reduce_loss(loss, weight, self.reduction, avg_factor)
+
+
+@MODELS.register
+class L1Loss(_RegressionLoss):
+    """``|pred - target|`` per coordinate (RetinaNet's regression loss in recent codebases)."""
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        return (pred - target).abs()
+
+
+@MODELS.register
+class SmoothL1Loss(_RegressionLoss):
+    """Huber-like loss, quadratic below ``beta`` and linear above.
+
+    Args:
+        beta: the switch point: 1/9 in the original RetinaNet and RPN, 1.0 in Fast R-CNN;
+            0 makes it L1.
+        loss_weight: scale of the reduced loss.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+    """
+
+    def __init__(
+        self, *, beta: float = 1.0, loss_weight: float = 1.0, reduction: str = "mean"
+    ) -> None:
+        super().__init__(loss_weight=loss_weight, reduction=reduction)
+        self.beta = beta
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        return F.smooth_l1_loss(pred, target, beta=self.beta, reduction="none")
+
+
+@MODELS.register
+class GIoULoss(_RegressionLoss):
+    """``1 - GIoU`` between predicted and target xyxy boxes (Rezatofighi et al., 2019).
+
+    Scale-invariant, so heads using it decode their deltas first (``reg_decoded_bbox=True``).
+    The element-wise loss is per box, (N,); a (N, 4) weight is averaged over coordinates.
+
+    Args:
+        eps: guards the divisions for degenerate boxes.
+        loss_weight: scale of the reduced loss.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+    """
+
+    def __init__(
+        self, *, eps: float = 1e-7, loss_weight: float = 1.0, reduction: str = "mean"
+    ) -> None:
+        super().__init__(loss_weight=loss_weight, reduction=reduction)
+        self.eps = eps
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        return generalized_box_iou_loss(pred, target, reduction="none", eps=self.eps)
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+    ) -> Tensor:
+        if weight is not None and weight.dim() > 1:
+            weight = weight.mean(dim=-1)
+        return super().forward(pred, target, weight, avg_factor)

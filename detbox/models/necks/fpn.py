@@ -1,0 +1,105 @@
+"""Feature Pyramid Network (Lin et al., 2017) with the RetinaNet / Faster R-CNN extra levels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from detbox.errors import ConfigError
+from detbox.models.layers.norm import build_norm
+from detbox.registry import MODELS
+
+__all__ = ["FPN"]
+
+_EXTRA_CHOICES = ("input", "output", None)
+
+
+def _conv(in_ch: int, out_ch: int, kernel: int, stride: int, norm: str | None) -> nn.Module:
+    conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=norm is None)
+    nn.init.kaiming_uniform_(conv.weight, a=1)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return nn.Sequential(conv, build_norm(norm, out_ch)) if norm else conv
+
+
+@MODELS.register
+class FPN(nn.Module):
+    """Top-down pathway with lateral connections, plus extra coarser levels.
+
+    Args:
+        in_channels: channels of each input map, finest first (e.g. C3, C4, C5).
+        out_channels: channels of every output level.
+        num_outs: output levels; ``num_outs - len(in_channels)`` extra levels are added on top.
+        extra_convs: how extra levels are made. ``'input'``: stride-2 3x3 convs starting from the
+            coarsest *input* (C5), as in the RetinaNet paper; ``'output'``: the same starting from
+            the coarsest *output* (P5), as torchvision's RetinaNet; ``None``: stride-2 max-pooling
+            of the previous level (the FPN paper's P6 for Faster R-CNN).
+        relu_before_extra: apply ReLU before every extra conv after the first (P7 = conv(relu(P6))).
+        norm: optional normalization after each conv (e.g. ``'GN'``); convs then have no bias.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: Sequence[int],
+        out_channels: int = 256,
+        num_outs: int = 5,
+        extra_convs: str | None = "input",
+        relu_before_extra: bool = True,
+        norm: str | None = None,
+    ) -> None:
+        super().__init__()
+        if extra_convs not in _EXTRA_CHOICES:
+            raise ConfigError(f"FPN extra_convs must be one of {_EXTRA_CHOICES}, got {extra_convs!r}")
+        if num_outs < len(in_channels):
+            raise ConfigError(
+                f"FPN num_outs={num_outs} is smaller than the {len(in_channels)} input levels"
+            )
+        self.in_channels = list(in_channels)
+        self.out_channels = out_channels
+        self.num_outs = num_outs
+        self.extra_convs = extra_convs
+        self.relu_before_extra = relu_before_extra
+        self.lateral_convs = nn.ModuleList(_conv(c, out_channels, 1, 1, norm) for c in in_channels)
+        self.output_convs = nn.ModuleList(
+            _conv(out_channels, out_channels, 3, 1, norm) for _ in in_channels
+        )
+        num_extra = num_outs - len(in_channels)
+        self.extra_level_convs = nn.ModuleList()
+        if extra_convs is not None:
+            first_in = in_channels[-1] if extra_convs == "input" else out_channels
+            for i in range(num_extra):
+                in_ch = first_in if i == 0 else out_channels
+                self.extra_level_convs.append(_conv(in_ch, out_channels, 3, 2, norm))
+
+    def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
+        """Map input maps (finest first) to ``num_outs`` maps of ``out_channels`` channels.
+
+        Args:
+            feats: ``len(in_channels)`` tensors (B, C_i, H_i, W_i), each level about half the size
+                of the previous one (odd sizes are fine: upsampling targets the exact size).
+
+        Returns:
+            ``num_outs`` tensors (B, out_channels, H, W), finest first.
+        """
+        if len(feats) != len(self.in_channels):
+            raise ValueError(f"FPN expects {len(self.in_channels)} input maps, got {len(feats)}")
+        laterals = [conv(x) for conv, x in zip(self.lateral_convs, feats)]
+        for i in range(len(laterals) - 1, 0, -1):
+            upsampled = F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:], mode="nearest")
+            laterals[i - 1] = laterals[i - 1] + upsampled
+        outs = [conv(x) for conv, x in zip(self.output_convs, laterals)]
+        num_extra = self.num_outs - len(outs)
+        if self.extra_convs is None:
+            for _ in range(num_extra):
+                outs.append(F.max_pool2d(outs[-1], kernel_size=1, stride=2))
+            return outs
+        x = feats[-1] if self.extra_convs == "input" else outs[-1]
+        for i, conv in enumerate(self.extra_level_convs):
+            if i > 0 and self.relu_before_extra:
+                x = F.relu(x)
+            x = conv(x)
+            outs.append(x)
+        return outs

@@ -1,0 +1,25 @@
+"""Second-stage heads: pool features for proposals, then classify, refine and segment them."""
+
+from detbox.models.roi_heads.bbox_head import ConvFCBBoxHead
+from detbox.models.roi_heads.mask_head import FCNMaskHead, crop_mask_targets
+from detbox.models.roi_heads.mask_iou_head import MaskIoUHead, mask_iou_targets
+from detbox.models.roi_heads.res5_roi_head import Res5RoIHead
+from detbox.models.roi_heads.roi_extractor import (
+    MultiLevelRoIExtractor,
+    boxes_to_rois,
+    map_rois_to_levels,
+)
+from detbox.models.roi_heads.standard_roi_head import StandardRoIHead
+
+__all__ = [
+    "ConvFCBBoxHead",
+    "FCNMaskHead",
+    "MaskIoUHead",
+    "MultiLevelRoIExtractor",
+    "Res5RoIHead",
+    "StandardRoIHead",
+    "boxes_to_rois",
+    "crop_mask_targets",
+    "map_rois_to_levels",
+    "mask_iou_targets",
+]

@@ -1,0 +1,250 @@
+"""The second-stage box head: classify each RoI and refine its box."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import batched_nms, remove_small_boxes
+
+from detbox.models.layers.norm import build_norm
+from detbox.registry import MODELS, TASK_UTILS
+from detbox.structures import Instances
+
+if TYPE_CHECKING:
+    from detbox.models.roi_heads.targets import SamplingResult
+
+__all__ = ["ConvFCBBoxHead"]
+
+# Fast R-CNN's regression targets are small; the stds scale them to about unit variance.
+DEFAULT_BOX_CODER = MappingProxyType({
+    "type": "DeltaXYWHBoxCoder", "target_means": (0.0, 0.0, 0.0, 0.0),
+    "target_stds": (0.1, 0.1, 0.2, 0.2),
+})
+DEFAULT_LOSS_CLS = MappingProxyType({"type": "CrossEntropyLoss"})
+DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss"})
+
+
+def _conv_block(in_ch: int, out_ch: int, norm: str | None) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=norm is None)]
+    if norm:
+        layers.append(build_norm(norm, out_ch))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+@MODELS.register
+@MODELS.register(name="Shared2FCBBoxHead")
+class ConvFCBBoxHead(nn.Module):
+    """Optional shared convs and FCs, then a softmax classifier and a box regressor.
+
+    With the defaults this is Faster R-CNN's FPN head (two shared 1024-d FCs, "2fc"). The C4 head
+    uses ``with_avg_pool=True, num_fcs=0`` on top of res5; ``num_convs=4, num_fcs=1,
+    norm='GN'`` gives the "4conv1fc" GN head.
+
+    The classifier has ``num_classes + 1`` outputs with background at index ``num_classes``; the
+    regressor predicts ``4 * num_classes`` deltas (one box per class) or 4 when class-agnostic.
+
+    Args:
+        num_classes: foreground classes C.
+        in_channels: channels of the pooled RoI features.
+        roi_size: side of the pooled RoI features.
+        num_convs: shared 3x3 convs before the FCs.
+        conv_channels: channels of those convs.
+        num_fcs: shared fully connected layers.
+        fc_channels: width of those layers.
+        norm: normalization after each shared conv (``'BN'``, ``'GN'``, ...), or None.
+        with_avg_pool: global-average-pool the RoI features first (C4 head).
+        class_agnostic: one box per RoI instead of one per class.
+        box_coder: ``TASK_UTILS`` config of the delta coder.
+        reg_decoded_bbox: compute ``loss_bbox`` on decoded boxes (for IoU-style losses).
+        loss_cls: ``MODELS`` config of the classification loss (softmax cross-entropy).
+        loss_bbox: ``MODELS`` config of the regression loss.
+        score_thr: detections need a class score above this.
+        nms_iou_thr: per-class NMS IoU threshold.
+        max_per_img: detections kept per image after NMS.
+        min_box_size: detections narrower or shorter than this (pixels) are dropped.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_channels: int = 256,
+        roi_size: int = 7,
+        num_convs: int = 0,
+        conv_channels: int = 256,
+        num_fcs: int = 2,
+        fc_channels: int = 1024,
+        norm: str | None = None,
+        with_avg_pool: bool = False,
+        class_agnostic: bool = False,
+        box_coder: Mapping[str, Any] | Any = DEFAULT_BOX_CODER,
+        reg_decoded_bbox: bool = False,
+        loss_cls: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_CLS,
+        loss_bbox: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_BBOX,
+        score_thr: float = 0.05,
+        nms_iou_thr: float = 0.5,
+        max_per_img: int = 100,
+        min_box_size: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.class_agnostic = class_agnostic
+        self.reg_decoded_bbox = reg_decoded_bbox
+        self.score_thr = score_thr
+        self.nms_iou_thr = nms_iou_thr
+        self.max_per_img = max_per_img
+        self.min_box_size = min_box_size
+        self.box_coder = TASK_UTILS.build(box_coder)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_bbox = MODELS.build(loss_bbox)
+
+        self.convs = nn.Sequential(*[
+            _conv_block(in_channels if i == 0 else conv_channels, conv_channels, norm)
+            for i in range(num_convs)
+        ])
+        channels = conv_channels if num_convs else in_channels
+        self.avg_pool = nn.AdaptiveAvgPool2d(1) if with_avg_pool else None
+        flat = channels if with_avg_pool else channels * roi_size * roi_size
+        fcs: list[nn.Module] = []
+        for i in range(num_fcs):
+            fcs += [nn.Linear(flat if i == 0 else fc_channels, fc_channels), nn.ReLU(inplace=True)]
+        self.fcs = nn.Sequential(*fcs)
+        out = fc_channels if num_fcs else flat
+        self.fc_cls = nn.Linear(out, num_classes + 1)
+        self.fc_reg = nn.Linear(out, 4 if class_agnostic else 4 * num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.fcs.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.fc_cls.weight, std=0.01)
+        nn.init.normal_(self.fc_reg.weight, std=0.001)
+        nn.init.zeros_(self.fc_cls.bias)
+        nn.init.zeros_(self.fc_reg.bias)
+
+    def forward(self, roi_feats: Tensor) -> tuple[Tensor, Tensor]:
+        """Score and regress RoIs.
+
+        Args:
+            roi_feats: (R, C_in, roi_size, roi_size) pooled features.
+
+        Returns:
+            ``cls_score`` (R, num_classes + 1) logits and ``bbox_pred`` (R, 4 * num_classes) or
+            (R, 4) deltas.
+        """
+        x = self.convs(roi_feats)
+        x = self.avg_pool(x) if self.avg_pool is not None else x
+        x = self.fcs(x.flatten(1))
+        return self.fc_cls(x), self.fc_reg(x)
+
+    def get_targets(
+        self, sampling_results: Sequence[SamplingResult], gts: Sequence[Instances]
+    ) -> tuple[Tensor, Tensor]:
+        """Class and box targets of the sampled RoIs, positives first within each image.
+
+        Returns:
+            ``labels`` (R,) int64 with ``num_classes`` for background, and ``box_targets``
+            (R, 4): encoded deltas (decoded GT boxes with ``reg_decoded_bbox``); rows of
+            negatives are zero.
+        """
+        labels, targets = [], []
+        for res, gt in zip(sampling_results, gts):
+            lab = res.boxes.new_full((res.num_pos + res.num_neg,), self.num_classes,
+                                     dtype=torch.int64)
+            tgt = res.boxes.new_zeros((res.num_pos + res.num_neg, 4))
+            if res.num_pos:
+                lab[:res.num_pos] = gt.labels[res.pos_gt_inds]
+                pos_gt = gt.boxes[res.pos_gt_inds].to(tgt.dtype)
+                tgt[:res.num_pos] = (pos_gt if self.reg_decoded_bbox
+                                     else self.box_coder.encode(res.pos_boxes, pos_gt))
+            labels.append(lab)
+            targets.append(tgt)
+        return torch.cat(labels), torch.cat(targets)
+
+    def loss(
+        self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, labels: Tensor,
+        box_targets: Tensor,
+    ) -> dict[str, Tensor]:
+        """``loss_cls`` over all sampled RoIs and ``loss_bbox`` over the positives.
+
+        Both are averaged over the number of sampled RoIs R, as in Fast R-CNN.
+
+        Args:
+            cls_score: (R, num_classes + 1) logits.
+            bbox_pred: (R, 4 * num_classes) or (R, 4) deltas.
+            rois: (R, 5) the sampled RoIs ``(image_index, x1, y1, x2, y2)``.
+            labels: (R,) int64 targets from :meth:`get_targets`.
+            box_targets: (R, 4) targets from :meth:`get_targets`.
+        """
+        num_rois = max(int(labels.numel()), 1)
+        loss_cls = self.loss_cls(cls_score, labels, avg_factor=num_rois)
+        pos = torch.nonzero(labels < self.num_classes).flatten()
+        pred = self._select_class(bbox_pred[pos], labels[pos])
+        target = box_targets[pos]
+        if self.reg_decoded_bbox:
+            pred = self.box_coder.decode(rois[pos, 1:], pred)
+        if pos.numel() == 0:
+            loss_bbox = bbox_pred.sum() * 0.0
+        else:
+            loss_bbox = self.loss_bbox(pred, target, avg_factor=num_rois)
+        return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
+
+    def _select_class(self, bbox_pred: Tensor, labels: Tensor) -> Tensor:
+        """(R, 4C) or (R, 4) deltas -> (R, 4) deltas of each RoI's class."""
+        if self.class_agnostic:
+            return bbox_pred
+        per_class = bbox_pred.reshape(bbox_pred.shape[0], self.num_classes, 4)
+        return per_class[torch.arange(per_class.shape[0], device=labels.device), labels]
+
+    def decode_boxes(
+        self, rois: Tensor, bbox_pred: Tensor, img_shape: Sequence[int] | None = None
+    ) -> Tensor:
+        """Refined boxes of every class: (R, 5) RoIs, deltas -> (R, num_classes, 4) xyxy."""
+        if self.class_agnostic:
+            bbox_pred = bbox_pred.repeat(1, self.num_classes)
+        boxes = self.box_coder.decode(rois[:, 1:], bbox_pred, max_shape=img_shape)
+        return boxes.reshape(rois.shape[0], self.num_classes, 4)
+
+    def predict(
+        self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor,
+        img_shapes: Sequence[Sequence[int]],
+    ) -> list[Instances]:
+        """Detections per image: decode, threshold, per-class NMS, keep the best.
+
+        Args:
+            cls_score: (R, num_classes + 1) logits of all images' RoIs.
+            bbox_pred: (R, 4 * num_classes) or (R, 4) deltas.
+            rois: (R, 5) ``(image_index, x1, y1, x2, y2)`` in ``img_shape`` coordinates.
+            img_shapes: ``(h, w)`` of each image, to clip boxes to.
+
+        Returns:
+            One Instances per image with ``boxes`` (N, 4), ``labels`` (N,), ``scores`` (N,),
+            sorted by decreasing score, in ``img_shape`` coordinates.
+        """
+        scores = F.softmax(cls_score.float(), dim=-1)[:, :self.num_classes]
+        results = []
+        for i, shape in enumerate(img_shapes):
+            inds = torch.nonzero(rois[:, 0] == i).flatten()
+            boxes = self.decode_boxes(rois[inds], bbox_pred[inds].float(), shape)
+            results.append(self._postprocess(boxes, scores[inds]))
+        return results
+
+    def _postprocess(self, boxes: Tensor, scores: Tensor) -> Instances:
+        """(R, C, 4) boxes, (R, C) scores -> thresholded, NMS-ed Instances (RoI-major order)."""
+        labels = torch.arange(self.num_classes, device=scores.device).expand_as(scores)
+        boxes, scores, labels = boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1)
+        keep = torch.nonzero(scores > self.score_thr).flatten()
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        if self.min_box_size > 0:
+            keep = remove_small_boxes(boxes, self.min_box_size)
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        keep = batched_nms(boxes, scores, labels, self.nms_iou_thr)[: self.max_per_img]
+        return Instances(boxes=boxes[keep], labels=labels[keep], scores=scores[keep])
