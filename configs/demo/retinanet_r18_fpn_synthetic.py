@@ -52,7 +52,6 @@ val_dataloader = dict(
     dataset=dict(type="SyntheticShapesDataset", split="val", num_images=200, image_size=128,
                  pipeline=test_pipeline, test_mode=True),
 )
-test_dataloader = val_dataloader
 evaluation = dict(metric=["bbox"])
 
 optimizer = dict(type="AdamW", lr=0.002, weight_decay=0.05)

@@ -1,5 +1,6 @@
 """Small building blocks shared by backbones, necks and heads."""
 
+from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import (
     BATCH_NORMS,
     NORM_CHOICES,
@@ -8,4 +9,6 @@ from detbox.models.layers.norm import (
     norm_factory,
 )
 
-__all__ = ["BATCH_NORMS", "NORM_CHOICES", "FrozenBatchNorm2d", "build_norm", "norm_factory"]
+__all__ = [
+    "BATCH_NORMS", "NORM_CHOICES", "FrozenBatchNorm2d", "NonLocal2d", "build_norm", "norm_factory",
+]

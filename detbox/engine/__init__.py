@@ -1,0 +1,34 @@
+"""Training engine: the trainer, checkpoints, optimizer and LR schedule, logging, seeding."""
+
+from detbox.engine.checkpoint import (
+    LoadReport,
+    extract_state_dict,
+    find_latest,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from detbox.engine.dist import get_rank, get_world_size, is_main_process
+from detbox.engine.lr_schedule import LRSchedule, build_lr_schedule
+from detbox.engine.optim import build_optimizer
+from detbox.engine.seed import get_rng_state, set_random_seed, set_rng_state
+from detbox.engine.trainer import Trainer
+
+__all__ = [
+    "LRSchedule",
+    "LoadReport",
+    "Trainer",
+    "build_lr_schedule",
+    "build_optimizer",
+    "extract_state_dict",
+    "find_latest",
+    "get_rank",
+    "get_rng_state",
+    "get_world_size",
+    "is_main_process",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+    "set_random_seed",
+    "set_rng_state",
+]

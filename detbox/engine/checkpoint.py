@@ -1,0 +1,299 @@
+"""Checkpoints: atomic writes, weights-only loading, rotation and partial weight loading.
+
+A checkpoint holds only tensors and plain Python values, so it always loads with
+``torch.load(..., weights_only=True)``: opening a downloaded file never runs its code. The
+config and other metadata travel as a JSON string under ``'meta'``.
+
+Layout of a training checkpoint::
+
+    {'state_dict': model weights, 'optimizer': ..., 'scheduler': ..., 'epoch': completed epochs,
+     'iteration': completed iterations, 'meta': JSON text, 'rng': [per-rank RNG states],
+     'detbox_version': str, 'torch_version': str}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import detbox
+from detbox.config import config_to_jsonable
+from detbox.engine.dist import unwrap_model
+from detbox.engine.seed import get_rng_state
+from detbox.errors import CheckpointError
+from detbox.utils.io import atomic_torch_save, atomic_write
+
+__all__ = [
+    "LATEST_NAME",
+    "LoadReport",
+    "checkpoint_name",
+    "extract_state_dict",
+    "find_latest",
+    "load_checkpoint",
+    "load_weights",
+    "remove_old_checkpoints",
+    "save_checkpoint",
+    "update_latest",
+]
+
+LATEST_NAME = "latest.pth"
+_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pth$")
+# Exact types: subclasses such as torch's TorchVersion (a str) are refused by weights_only.
+_PLAIN_TYPES = (str, int, float, bool, type(None), torch.Size, torch.dtype)
+
+
+def _check_loadable(obj: Any, where: str) -> None:
+    """Raise CheckpointError naming the first value weights-only loading would refuse."""
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if not isinstance(key, (str, int)):
+                raise CheckpointError(f"checkpoint key {key!r} under '{where}' is not a str or int")
+            _check_loadable(value, f"{where}.{key}")
+    elif isinstance(obj, (list, tuple)):
+        for index, value in enumerate(obj):
+            _check_loadable(value, f"{where}[{index}]")
+    elif not isinstance(obj, torch.Tensor) and type(obj) not in _PLAIN_TYPES:
+        raise CheckpointError(
+            f"checkpoint value at '{where}' is a {type(obj).__name__}, which "
+            "torch.load(weights_only=True) cannot read; store it in 'meta' (JSON) instead"
+        )
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    epoch: int = 0,
+    iteration: int = 0,
+    meta: Mapping[str, Any] | None = None,
+    rng_state: list[dict[str, Any]] | None = None,
+) -> Path:
+    """Write a checkpoint atomically: the previous file at ``path`` survives any failure.
+
+    Args:
+        path: destination, usually ``work_dir/epoch_N.pth``.
+        model: its ``state_dict`` is saved without DDP's ``module.`` prefix.
+        optimizer: saved when given.
+        scheduler: anything with ``state_dict()``; saved when given.
+        epoch: completed epochs.
+        iteration: completed iterations.
+        meta: JSON-able metadata (config, class names, label to category id map); it is
+            stored as JSON text, so dict keys come back as strings and tuples as lists.
+        rng_state: one :func:`~detbox.engine.seed.get_rng_state` per rank; defaults to this
+            process's state.
+
+    Returns:
+        The path written.
+    """
+    checkpoint = {
+        "state_dict": unwrap_model(model).state_dict(),
+        "epoch": int(epoch),
+        "iteration": int(iteration),
+        "meta": json.dumps(config_to_jsonable(dict(meta or {}))),
+        "rng": rng_state if rng_state is not None else [get_rng_state()],
+        "detbox_version": detbox.__version__,
+        "torch_version": str(torch.__version__),
+    }
+    if optimizer is not None:
+        checkpoint["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        checkpoint["scheduler"] = scheduler.state_dict()
+    _check_loadable(checkpoint, "checkpoint")
+    atomic_torch_save(checkpoint, path)
+    return Path(path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device | None = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; ``'meta'`` comes back decoded to a dict.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, not a torch file, or holds Python
+            objects that weights-only loading refuses.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files
+        reason = _reason(exc)
+        if "weights only" in str(exc).lower() or "weightsunpickler" in str(exc).lower():
+            raise CheckpointError(
+                f"{path} holds Python objects that safe loading refuses ({reason}). If you "
+                "trust its source, keep only its weights: torch.save(torch.load(path, "
+                "weights_only=False)['state_dict'], new_path)"
+            ) from exc
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it is truncated or not a PyTorch file ({reason})"
+        ) from exc
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    if isinstance(checkpoint.get("meta"), str):
+        try:
+            checkpoint["meta"] = json.loads(checkpoint["meta"])
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{path}: its 'meta' is not valid JSON ({exc})") from exc
+    return checkpoint
+
+
+def _reason(exc: Exception) -> str:
+    """The informative line of a torch.load error (its first lines are generic advice)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].split(". Please use")[0].strip()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The model weights of a detbox checkpoint, ``{'model': ...}`` or a bare state_dict.
+
+    A ``module.`` prefix left by saving a DDP-wrapped model elsewhere is removed.
+    """
+    for key in ("state_dict", "model"):
+        if isinstance(checkpoint.get(key), Mapping):
+            state = checkpoint[key]
+            break
+    else:
+        state = checkpoint
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(
+            "the checkpoint holds no model weights: expected a state_dict, or one under "
+            f"'state_dict' or 'model'; top-level keys: {sorted(map(str, checkpoint))[:10]}"
+        )
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def checkpoint_name(epoch: int) -> str:
+    return f"epoch_{epoch}.pth"
+
+
+def update_latest(work_dir: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Atomically point ``work_dir/latest.pth`` at ``target``.
+
+    ``latest.pth`` is a hard link to the target when the filesystem allows (no extra disk
+    space, and it stays valid after rotation deletes the target), else a copy. Either way it
+    is a complete checkpoint that ``torch.load`` reads directly.
+    """
+    latest = Path(work_dir) / LATEST_NAME
+    target = Path(target)
+    tmp = latest.with_name(f".{LATEST_NAME}.{os.getpid()}.link")
+    try:
+        if tmp.exists():
+            tmp.unlink()
+        os.link(target, tmp)
+        os.replace(tmp, latest)
+    except OSError:
+        if tmp.exists():
+            tmp.unlink()
+        with open(target, "rb") as source:
+            atomic_write(latest, lambda f: shutil.copyfileobj(source, f))
+    return latest
+
+
+def _epoch_files(work_dir: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in work_dir.glob("epoch_*.pth"):
+        match = _EPOCH_FILE.match(path.name)
+        if match and path.is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def remove_old_checkpoints(work_dir: str | os.PathLike, keep: int | None) -> list[Path]:
+    """Delete all but the ``keep`` highest-epoch ``epoch_N.pth`` files (None or <= 0 keeps all).
+
+    Returns:
+        The deleted paths.
+    """
+    if not keep or keep <= 0:
+        return []
+    files = _epoch_files(Path(work_dir))
+    removed = [path for _, path in files[:-keep]]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def find_latest(work_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint ``--resume auto`` continues from: ``latest.pth``, else the highest
+    ``epoch_N.pth``, else None."""
+    work_dir = Path(work_dir)
+    latest = work_dir / LATEST_NAME
+    if latest.is_file():
+        return latest
+    files = _epoch_files(work_dir) if work_dir.is_dir() else []
+    return files[-1][1] if files else None
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did, key by key.
+
+    Attributes:
+        loaded: keys copied into the model.
+        mismatched: ``(key, checkpoint shape, model shape)`` of keys skipped for their shape.
+        missing: ``(key, model shape)`` of model keys the checkpoint lacks.
+        unexpected: ``(key, checkpoint shape)`` of checkpoint keys the model lacks.
+    """
+
+    loaded: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    missing: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    unexpected: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.mismatched) + len(self.missing) + len(self.unexpected)
+
+    def __str__(self) -> str:
+        lines = [f"loaded {len(self.loaded)} tensors, skipped {self.skipped}"]
+        lines += [
+            f"  shape mismatch (kept the model's initialisation): {key}: checkpoint "
+            f"{tuple(ckpt)} vs model {tuple(ours)}"
+            for key, ckpt, ours in self.mismatched
+        ]
+        lines += [f"  missing in checkpoint: {key}: model {tuple(s)}" for key, s in self.missing]
+        lines += [
+            f"  not in model (ignored): {key}: checkpoint {tuple(s)}" for key, s in self.unexpected
+        ]
+        return "\n".join(lines)
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> LoadReport:
+    """Copy every checkpoint tensor whose key and shape match the model; report the rest.
+
+    This is ``--load-from``: fine-tuning with another number of classes keeps the freshly
+    initialised heads whose shapes differ and loads everything else.
+    """
+    target = unwrap_model(model)
+    own = target.state_dict()
+    report = LoadReport()
+    accepted = {}
+    for key, value in state_dict.items():
+        if key not in own:
+            report.unexpected.append((key, tuple(value.shape)))
+        elif tuple(value.shape) != tuple(own[key].shape):
+            report.mismatched.append((key, tuple(value.shape), tuple(own[key].shape)))
+        else:
+            accepted[key] = value
+            report.loaded.append(key)
+    report.missing = [(k, tuple(v.shape)) for k, v in own.items() if k not in state_dict]
+    target.load_state_dict(accepted, strict=False)
+    return report

@@ -1,0 +1,273 @@
+"""Training logs: a human-readable text file, a JSON-lines file and the console.
+
+Each run writes ``work_dir/<timestamp>.log`` (what a person reads) and
+``work_dir/<timestamp>.log.jsonl`` (what scripts and plots read: one record per logged training
+step and one per evaluation). Messages from any ``detbox.*`` logger reach the same file, so data
+or model warnings raised during training end up next to the losses. Only rank 0 writes; other
+ranks stay silent apart from warnings.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+import detbox
+from detbox.engine.dist import is_main_process
+
+__all__ = [
+    "TrainLogger",
+    "WindowMeter",
+    "describe_environment",
+    "format_eta",
+    "format_train_line",
+    "plain_metric",
+]
+
+_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Keys written first, in this order; the remaining keys follow as they come.
+_LEADING_KEYS = ("mode", "epoch", "iter", "step", "lr", "eta_seconds", "time", "data_time")
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Console output that does not tear an active progress bar apart."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 -- logging must never stop training
+            self.handleError(record)
+
+
+class WindowMeter:
+    """Averages of scalar values over the iterations since the last log line."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def update(self, values: Mapping[str, float]) -> None:
+        for key, value in values.items():
+            self._sums[key] = self._sums.get(key, 0.0) + float(value)
+        self._count += 1
+
+    def average(self) -> dict[str, float]:
+        return {k: v / max(self._count, 1) for k, v in self._sums.items()}
+
+    def reset(self) -> None:
+        self._sums.clear()
+        self._count = 0
+
+
+def plain_metric(value: Any) -> Any:
+    """A one-element tensor or numpy number as a Python float; anything else unchanged."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    if isinstance(value, (np.ndarray, np.generic)) and value.size == 1:
+        return float(value)
+    return value
+
+
+def _finite_or_null(value: Any) -> Any:
+    """NaN and inf as null, so every line is strict JSON (``jq`` and browsers reject NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
+def _to_json(value: Any) -> Any:
+    """JSON stand-ins for tensors and numpy values inside metrics."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def format_eta(seconds: float) -> str:
+    """``0:12:03`` style; ``-`` before the speed is known."""
+    if not math.isfinite(seconds):
+        return "-"
+    return str(datetime.timedelta(seconds=round(seconds)))
+
+
+def _format_value(value: float) -> str:
+    return f"{value:.4f}" if math.isfinite(value) else str(value)
+
+
+def format_train_line(record: Mapping[str, Any], max_epochs: int, iters_per_epoch: int) -> str:
+    """``epoch [1/12] iter [50/500] lr 1.0e-02 eta 0:12:03 time 0.41 data 0.01 loss 1.2345 ...``"""
+    parts = [
+        f"epoch [{record['epoch']}/{max_epochs}]",
+        f"iter [{record['iter']}/{iters_per_epoch}]",
+        f"lr {record['lr']:.1e}",
+        f"eta {format_eta(record.get('eta_seconds', math.nan))}",
+        f"time {record['time']:.2f}",
+        f"data {record['data_time']:.2f}",
+    ]
+    for key, value in record.items():
+        if key in _LEADING_KEYS:
+            continue
+        if key == "memory_mb":
+            parts.append(f"memory {int(value)}")
+        elif isinstance(value, (int, float)):
+            parts.append(f"{key} {_format_value(float(value))}")
+    return " ".join(parts)
+
+
+def describe_environment(
+    model: nn.Module, device: torch.device, seed: int, deterministic: bool
+) -> list[str]:
+    """The lines that open every log: seed, device, library versions, parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    try:
+        import torchvision
+
+        vision = f", torchvision {torchvision.__version__}"
+    except ImportError:
+        vision = ""
+    cuda = (f", CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}"
+            if torch.cuda.is_available() else "")
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"{torch.get_num_threads()} threads")
+    return [
+        f"seed {seed} (deterministic: {deterministic})",
+        f"device {device} ({where})",
+        (f"detbox {detbox.__version__}, Python {platform.python_version()}, torch "
+         f"{torch.__version__}{vision}{cuda}, numpy {np.__version__}"),
+        f"model {type(model).__name__}: {total:,} parameters ({trainable:,} trainable)",
+    ]
+
+
+class TrainLogger:
+    """Writes the text log, the JSON-lines log and the console output of one run.
+
+    One run logs at a time in a process: opening a logger closes one left open.
+
+    Args:
+        work_dir: where the two log files go.
+        enabled: write files and info messages (rank 0); other ranks pass False.
+        progress_bar: show a tqdm bar per epoch; None shows it when stderr is a terminal.
+        timestamp: the files' base name; defaults to the current local time.
+    """
+
+    # The logger open in this process: the ``detbox`` logger's handlers belong to one run.
+    _active: TrainLogger | None = None
+
+    def __init__(
+        self,
+        work_dir: str | os.PathLike,
+        *,
+        enabled: bool | None = None,
+        progress_bar: bool | None = None,
+        timestamp: str | None = None,
+    ) -> None:
+        if TrainLogger._active is not None:  # a run that ended without close()
+            TrainLogger._active.close()
+        TrainLogger._active = self
+        self.enabled = is_main_process() if enabled is None else enabled
+        self.show_progress = (sys.stderr.isatty() if progress_bar is None else progress_bar)
+        self.show_progress = self.show_progress and self.enabled
+        self.logger = logging.getLogger("detbox")
+        self._handlers: list[logging.Handler] = []
+        self._jsonl = None
+        self.text_path: Path | None = None
+        self.jsonl_path: Path | None = None
+        if self.enabled:
+            self._open_files(Path(work_dir), timestamp or time.strftime("%Y%m%d_%H%M%S"))
+        self._saved_level = self.logger.level
+        self._saved_propagate = self.logger.propagate
+        self.logger.setLevel(logging.INFO if self.enabled else logging.WARNING)
+        self.logger.propagate = False
+
+    def _open_files(self, work_dir: Path, timestamp: str) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        name, suffix = timestamp, 1
+        while (work_dir / f"{name}.log").exists():  # two runs started within one second
+            name, suffix = f"{timestamp}_{suffix}", suffix + 1
+        self.text_path = work_dir / f"{name}.log"
+        self.jsonl_path = work_dir / f"{name}.log.jsonl"
+        formatter = logging.Formatter(_FORMAT, _DATE_FORMAT)
+        file_handler = logging.FileHandler(self.text_path, encoding="utf-8")
+        console = _TqdmHandler(sys.stdout)
+        for handler in (file_handler, console):
+            handler.setFormatter(formatter)
+            self.logger.addHandler(handler)
+            self._handlers.append(handler)
+        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def info(self, message: str) -> None:
+        self.logger.info(message)
+
+    def warning(self, message: str) -> None:
+        self.logger.warning(message)
+
+    def error(self, message: str) -> None:
+        self.logger.error(message)
+
+    def _write_record(self, record: Mapping[str, Any]) -> None:
+        if self._jsonl is None:
+            return
+        self._jsonl.write(json.dumps(_finite_or_null(record), default=_to_json) + "\n")
+        self._jsonl.flush()
+
+    def log_train(self, record: Mapping[str, Any], max_epochs: int, iters_per_epoch: int) -> None:
+        """One training step: a JSON record (``mode='train'``) and a text line."""
+        if not self.enabled:
+            return
+        ordered: dict[str, Any] = {"mode": "train"}
+        ordered.update({key: record[key] for key in _LEADING_KEYS if key in record})
+        ordered.update({k: v for k, v in record.items() if k not in ordered})
+        self._write_record(ordered)
+        self.info(format_train_line(ordered, max_epochs, iters_per_epoch))
+
+    def log_val(self, epoch: int, metrics: Mapping[str, Any]) -> None:
+        """One evaluation: a JSON record (``mode='val'``) with every metric, and a text line
+        with the scalar ones (per-class tables and lists stay in the JSON)."""
+        if not self.enabled:
+            return
+        self._write_record({"mode": "val", "epoch": epoch, **metrics})
+        shown = " ".join(
+            f"{k} {_format_value(float(v))}" for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
+        self.info(f"val epoch [{epoch}] {shown}")
+
+    def progress(self, total: int, description: str) -> tqdm | None:
+        """A progress bar for ``total`` iterations, or None when bars are off."""
+        if not self.show_progress:
+            return None
+        return tqdm(total=total, desc=description, dynamic_ncols=True, leave=False, file=sys.stderr)
+
+    def close(self) -> None:
+        """Close the files and give the ``detbox`` logger back its previous settings."""
+        if TrainLogger._active is not self:
+            return
+        TrainLogger._active = None
+        for handler in self._handlers:
+            self.logger.removeHandler(handler)
+            handler.close()
+        self._handlers.clear()
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+        self.logger.setLevel(self._saved_level)
+        self.logger.propagate = self._saved_propagate

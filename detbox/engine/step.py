@@ -1,0 +1,169 @@
+"""Pieces of one training step: the loss call, summing loss terms, the non-finite guard.
+
+Kept apart from the trainer's loop so each piece is small and testable on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from detbox.engine.dist import get_world_size, unwrap_model
+from detbox.errors import ConfigError, TrainingError
+from detbox.registry import closest_match
+from detbox.structures import ImageBatch
+
+__all__ = [
+    "LossForward",
+    "check_grad_clip",
+    "check_weights_finite",
+    "non_finite_message",
+    "parse_losses",
+    "wrap_for_training",
+]
+
+
+class LossForward(nn.Module):
+    """Makes ``forward(batch)`` return ``detector.loss(batch)``.
+
+    ``DistributedDataParallel`` synchronises gradients only for work done inside ``forward``,
+    while detectors train through ``loss()``; this wrapper routes one into the other.
+    """
+
+    is_model_wrapper = True
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, batch: ImageBatch) -> dict[str, Any]:
+        return self.module.loss(batch)
+
+
+def wrap_for_training(
+    model: nn.Module, device: torch.device, find_unused_parameters: bool = False
+) -> nn.Module:
+    """``LossForward(model)``, inside ``DistributedDataParallel`` when several ranks train."""
+    wrapper = LossForward(model)
+    if get_world_size() == 1:
+        return wrapper
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(
+        wrapper, device_ids=device_ids, find_unused_parameters=find_unused_parameters
+    )
+
+
+def _as_scalar(value: Any, key: str, device: torch.device) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.float().mean() if value.numel() != 1 else value.float().reshape(())
+    if isinstance(value, Sequence) and value and all(isinstance(v, Tensor) for v in value):
+        return sum(v.float().mean() for v in value)
+    if isinstance(value, (int, float)):
+        return torch.tensor(float(value), device=device)
+    raise TrainingError(
+        f"model.loss() returned {type(value).__name__} for '{key}'; expected a tensor, a list "
+        "of tensors or a number"
+    )
+
+
+def parse_losses(
+    losses: Mapping[str, Any], device: torch.device
+) -> tuple[Tensor, list[str], Tensor]:
+    """Sum the ``loss*`` terms and collect every value for logging.
+
+    Args:
+        losses: ``model.loss(batch)``; keys starting with ``loss`` are optimised, the others are
+            metrics that are only logged. A tensor with several elements counts as its mean; a
+            list of tensors as the sum of their means.
+        device: where python-number metrics are placed.
+
+    Returns:
+        ``(total, names, values)``: the scalar to backpropagate, then ``['loss', *keys]`` and a
+        detached 1-D tensor of the matching values (one device-to-host copy logs them all).
+
+    Raises:
+        TrainingError: no ``loss*`` key, or a value of an unsupported type.
+    """
+    scalars = {key: _as_scalar(value, key, device) for key, value in losses.items()}
+    terms = [value for key, value in scalars.items() if key.startswith("loss")]
+    if not terms:
+        raise TrainingError(
+            f"model.loss() returned no key starting with 'loss' (got {sorted(losses)}); "
+            "nothing to optimise"
+        )
+    total = sum(terms[1:], terms[0])
+    names = ["loss", *scalars]
+    values = torch.stack([total.detach(), *(v.detach() for v in scalars.values())])
+    return total, names, values
+
+
+def non_finite_message(
+    *,
+    what: str,
+    names: list[str],
+    values: list[float],
+    batch: ImageBatch,
+    iteration: int,
+    epoch: int,
+    max_epochs: int,
+    index: int,
+    iters_per_epoch: int,
+    checkpoint: str | None,
+) -> str:
+    """The one-paragraph explanation raised when a loss or gradient goes NaN/inf.
+
+    Args:
+        what: ``'loss'``, ``'loss on another rank'`` or ``'gradient norm'``.
+        names: value names, e.g. ``['loss', 'loss_cls', 'loss_bbox']``.
+        values: their values (a non-finite one among them).
+        batch: the batch that produced them, for its image file names.
+        iteration: 1-based global iteration.
+        epoch: 1-based epoch.
+        max_epochs: length of training.
+        index: 1-based iteration within the epoch.
+        iters_per_epoch: iterations per epoch.
+        checkpoint: the newest checkpoint on disk, if any.
+    """
+    terms = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, values) if n.startswith("loss"))
+    extra = [f"{n}={v:.4g}" for n, v in zip(names, values) if not n.startswith("loss")]
+    files = ", ".join(sample.file_name for sample in batch.samples) or "(no samples)"
+    kept = f"the last checkpoint ({checkpoint})" if checkpoint else "no checkpoint was written"
+    return (
+        f"non-finite {what} at iteration {iteration} (epoch {epoch}/{max_epochs}, "
+        f"iter {index}/{iters_per_epoch}): {terms}{'; ' + ', '.join(extra) if extra else ''}; "
+        f"images: {files}. Training stopped before the optimizer step, so this batch changed "
+        f"no weight and {kept} is intact. Try a lower lr, a longer warmup or grad_clip, and "
+        "check these images' annotations (empty or degenerate boxes)."
+    )
+
+
+def check_grad_clip(grad_clip: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """Validate ``dict(max_norm=..., norm_type=2.0)``; None disables clipping."""
+    if grad_clip is None:
+        return None
+    accepted = ["max_norm", "norm_type"]
+    for key in grad_clip:
+        if key not in accepted:
+            match = closest_match(key, accepted)
+            hint = f" Did you mean '{match}'?" if match else ""
+            raise ConfigError(f"grad_clip got an unknown key '{key}'.{hint} Valid keys: max_norm, "
+                              "norm_type")
+    if "max_norm" not in grad_clip:
+        raise ConfigError("grad_clip needs 'max_norm' (e.g. dict(max_norm=35, norm_type=2))")
+    return {
+        "max_norm": float(grad_clip["max_norm"]),
+        "norm_type": float(grad_clip.get("norm_type", 2.0)),
+    }
+
+
+def check_weights_finite(model: nn.Module, epoch: int, last_checkpoint: Any) -> None:
+    """Refuse to checkpoint NaN/inf weights (e.g. from a finite loss with an inf gradient)."""
+    for name, param in unwrap_model(model).named_parameters():
+        if not torch.isfinite(param).all():
+            raise TrainingError(
+                f"parameter '{name}' holds NaN/inf after epoch {epoch}; the checkpoint was not "
+                f"written, so the last one ({last_checkpoint}) stays intact"
+            )
