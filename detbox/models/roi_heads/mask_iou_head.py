@@ -32,9 +32,10 @@ def mask_area_inside_boxes(gt_masks: Tensor, boxes: Tensor, gt_inds: Tensor) -> 
     if boxes.shape[0] == 0:
         return boxes.new_zeros((0,))
     used, local = torch.unique(gt_inds, return_inverse=True)
-    masks = gt_masks[used].to(device=boxes.device, dtype=torch.float64)
+    masks = gt_masks[used].to(device=boxes.device, dtype=torch.int32)
     height, width = masks.shape[-2:]
-    table = F.pad(masks.cumsum(1).cumsum(2), (1, 0, 1, 0))  # (G', H + 1, W + 1)
+    table = masks.cumsum(1, dtype=torch.int32).cumsum(2, dtype=torch.int32)
+    table = F.pad(table, (1, 0, 1, 0))  # (G', H + 1, W + 1)
     x1 = boxes[:, 0].round().clamp(0, width).long()
     y1 = boxes[:, 1].round().clamp(0, height).long()
     x2 = boxes[:, 2].round().clamp(0, width).long()
@@ -42,7 +43,7 @@ def mask_area_inside_boxes(gt_masks: Tensor, boxes: Tensor, gt_inds: Tensor) -> 
     inside = (table[local, y2, x2] - table[local, y1, x2] - table[local, y2, x1]
               + table[local, y1, x1])
     total = table[local, -1, -1]
-    return torch.where(total > 0, inside / total.clamp(min=1), torch.zeros_like(total)).float()
+    return inside.float() / total.clamp(min=1).float()
 
 
 def mask_iou_targets(mask_probs: Tensor, mask_targets: Tensor, area_ratios: Tensor,
