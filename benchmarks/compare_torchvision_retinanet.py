@@ -154,7 +154,8 @@ def main() -> None:
         "detbox": {"bbox_mAP": detbox_metrics["bbox_mAP"],
                    "bbox_mAP_50": detbox_metrics["bbox_mAP_50"],
                    "train_seconds": round(detbox_seconds, 1)},
-        "torchvision": {"bbox_mAP": tv_metrics["bbox_mAP"], "bbox_mAP_50": tv_metrics["bbox_mAP_50"],
+        "torchvision": {"bbox_mAP": tv_metrics["bbox_mAP"],
+                        "bbox_mAP_50": tv_metrics["bbox_mAP_50"],
                         "train_seconds": round(tv_seconds, 1), "fpn_width": width,
                         "head_convs": convs},
     }

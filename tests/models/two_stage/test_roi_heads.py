@@ -204,3 +204,32 @@ def test_roi_head_predict_attaches_masks_and_mask_iou():
         assert (len(det) > 0) == expect_any
         assert det.masks.shape == (len(det), 28, 28)
         assert det.mask_iou.shape == (len(det),)
+
+
+def test_class_agnostic_and_decoded_box_regression():
+    torch.manual_seed(0)
+    head = ConvFCBBoxHead(
+        num_classes=3,
+        in_channels=4,
+        roi_size=7,
+        fc_channels=8,
+        class_agnostic=True,
+        reg_decoded_bbox=True,
+        loss_bbox={"type": "GIoULoss"},
+    )
+    cls_score, bbox_pred = head(torch.randn(2, 4, 7, 7))
+    assert bbox_pred.shape == (2, 4)
+    res = SamplingResult(
+        boxes=torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]]),
+        pos_inds=torch.tensor([0]),
+        neg_inds=torch.tensor([1]),
+        pos_gt_inds=torch.tensor([0]),
+    )
+    gt = Instances(boxes=torch.tensor([[1.0, 0, 11, 10]]), labels=torch.tensor([2]))
+    labels, targets = head.get_targets([res], [gt])
+    assert torch.equal(targets[0], gt.boxes[0])  # decoded targets are the GT boxes
+    rois = boxes_to_rois([res.sampled_boxes])
+    losses = head.loss(cls_score, bbox_pred, rois, labels, targets)
+    assert losses["loss_bbox"] > 0
+    boxes = head.decode_boxes(rois, bbox_pred, (64, 64))
+    assert boxes.shape == (2, 3, 4) and torch.equal(boxes[:, 0], boxes[:, 2])
