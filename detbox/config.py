@@ -214,7 +214,9 @@ def parse_value(text: str, context: Mapping[str, Any] | None = None) -> Any:
     return text
 
 
-def parse_options(options: Iterable[str], context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def parse_options(
+    options: Iterable[str], context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Turn ``["a.b=1", "c=[1,2]"]`` into ``{"a.b": 1, "c": [1, 2]}`` (see ``parse_value``)."""
     parsed = {}
     for option in options:

@@ -47,7 +47,7 @@ class Registry:
         return sorted(self._entries)
 
     def register(self, obj: Callable[..., Any] | None = None, *, name: str | None = None):
-        """Register a class or function; usable as ``@REG.register`` or ``@REG.register(name=..)``."""
+        """Register a class or function: ``@REG.register`` or ``@REG.register(name=...)``."""
 
         def add(target: Callable[..., Any]) -> Callable[..., Any]:
             key = name or target.__name__

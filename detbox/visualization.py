@@ -48,7 +48,8 @@ def draw_instances(
         text = name if score is None else f"{name} {score:.2f}"
         left, top, right, bottom = draw.textbbox((box[0], box[1]), text, font=font)
         top_y = max(0, box[1] - (bottom - top) - 2)
-        draw.rectangle((box[0], top_y, box[0] + right - left + 4, top_y + bottom - top + 2), fill=color)
+        label_box = (box[0], top_y, box[0] + right - left + 4, top_y + bottom - top + 2)
+        draw.rectangle(label_box, fill=color)
         draw.text((box[0] + 2, top_y), text, fill=(0, 0, 0), font=font)
     return canvas
 

@@ -24,8 +24,9 @@ def test_python_yaml_and_json_configs_agree(tmp_path):
 def test_base_merges_one_level_and_delete_replaces(tmp_path):
     write(tmp_path / "base.py", "model = dict(type='M', depth=50, neck=dict(type='FPN', c=256))\n"
                                 "seed = 1\n")
-    child = write(tmp_path / "child.py", "_base_ = 'base.py'\n"
-                                         "model = dict(depth=18, neck=dict(_delete_=True, type='X'))\n")
+    child = write(tmp_path / "child.py",
+                  "_base_ = 'base.py'\n"
+                  "model = dict(depth=18, neck=dict(_delete_=True, type='X'))\n")
     cfg = load_config(child)
     assert cfg.model.type == "M" and cfg.model.depth == 18
     assert dict(cfg.model.neck) == {"type": "X"}
@@ -78,13 +79,13 @@ def test_dump_round_trips_through_json(tmp_path):
 def test_attribute_error_suggests(tmp_path):
     cfg = ConfigDict(model=dict(depth=1))
     with pytest.raises(AttributeError, match="Did you mean 'depth'"):
-        cfg.model.dept
+        _ = cfg.model.dept
 
 
 def test_cfg_options_can_swap_a_component_using_config_variables(tmp_path):
-    cfg = load_config(write(tmp_path / "c.py",
-                            "train_pipeline = [dict(type='LoadImage')]\n"
-                            "train_dataloader = dict(dataset=dict(type='Synthetic', split='train'))\n"))
+    text = ("train_pipeline = [dict(type='LoadImage')]\n"
+            "train_dataloader = dict(dataset=dict(type='Synthetic', split='train'))\n")
+    cfg = load_config(write(tmp_path / "c.py", text))
     value = "dict(type='CocoDataset', ann_file='a.json', pipeline=train_pipeline)"
     apply_options(cfg, parse_options([f"train_dataloader.dataset={value}"], context=cfg))
     assert cfg.train_dataloader.dataset.type == "CocoDataset"

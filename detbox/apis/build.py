@@ -92,7 +92,8 @@ def check_section(section: Mapping | None, defaults: Mapping[str, Any], name: st
         return None
 
     accept.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
+        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+         for k, v in defaults.items()]
     )
     check_kwargs(accept, section, where=f"config section '{name}'")
     return {**defaults, **section}

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_detector(cfg, out / "latest.pth", device)
     val_set = build_dataset(cfg.val_dataloader.dataset)
-    paths = [Path(val_set.get_record(i)["img_path"]) for i in range(min(args.num_vis, len(val_set)))]
+    count = min(args.num_vis, len(val_set))
+    paths = [Path(val_set.get_record(i)["img_path"]) for i in range(count)]
     vis_dir = out / "vis"
     records = infer_images(model, paths, score_thr=0.3, vis_dir=str(vis_dir))
     atomic_write_text(out / "preds.json", json.dumps(records, indent=1) + "\n")

@@ -12,7 +12,9 @@ from detbox.utils.device import resolve_device
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a detector from a config")
     add_config_arguments(parser)
-    parser.add_argument("--work-dir", help="where logs and checkpoints go (default: work_dirs/<config>)")
+    parser.add_argument(
+        "--work-dir", help="where logs and checkpoints go (default: work_dirs/<config>)"
+    )
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--resume",
@@ -28,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start from these weights only (fine-tuning); heads whose shapes differ are "
         "re-initialised and listed",
     )
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: config's, else 0)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: the config's, else 0)"
+    )
     parser.add_argument(
         "--deterministic", action="store_true", help="use deterministic algorithms (slower)"
     )

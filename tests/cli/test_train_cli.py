@@ -79,7 +79,9 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     command = [sys.executable, "-m", "detbox.cli.main", "train", DEMO, "--work-dir", str(killed),
                "--cfg-options", *options]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     while not (killed / "epoch_1.pth").exists() and process.poll() is None:
         assert time.monotonic() < deadline, "training never wrote its first checkpoint"

@@ -3,8 +3,6 @@
 import json
 from pathlib import Path
 
-import pytest
-
 from detbox.cli.main import main
 from tests.conftest import REPO_ROOT
 
