@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from detbox.errors import CheckpointError, ConfigError
+from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import BATCH_NORMS, norm_factory
 from detbox.registry import MODELS
 
@@ -88,6 +89,10 @@ class ResNet(nn.Module):
             ``'BN'``, ``'SyncBN'`` or ``'GN'``.
         norm_eval: keep BN/SyncBN layers in eval mode (fixed statistics) while training.
         zero_init_residual: zero the last norm of each block so blocks start as identities.
+        non_local_stages: stage indices (0..3) that get a NonLocal2d block after every other
+            residual block, as the non-local paper does for res4 (``(2,)``).
+        non_local: keyword arguments of those NonLocal2d blocks (e.g. ``dict(reduction=2)``).
+            They live outside the torchvision stages, so ImageNet weights still load key for key.
     """
 
     def __init__(
@@ -100,6 +105,8 @@ class ResNet(nn.Module):
         norm: str = "FrozenBN",
         norm_eval: bool = True,
         zero_init_residual: bool = False,
+        non_local_stages: Sequence[int] = (),
+        non_local: Mapping | None = None,
     ) -> None:
         super().__init__()
         if num_stages not in (1, 2, 3, 4):
@@ -110,7 +117,9 @@ class ResNet(nn.Module):
                 f"got {tuple(out_indices)}"
             )
         if not -1 <= frozen_stages <= num_stages:
-            raise ConfigError(f"ResNet frozen_stages must be in -1..{num_stages}, got {frozen_stages}")
+            raise ConfigError(
+                f"ResNet frozen_stages must be in -1..{num_stages}, got {frozen_stages}"
+            )
         net = _torchvision_resnet(depth, norm, zero_init_residual)
         for name in _STEM_NAMES + _STAGE_NAMES[:num_stages]:
             self.add_module(name, getattr(net, name))
@@ -122,13 +131,43 @@ class ResNet(nn.Module):
         expansion = 4 if depth >= 50 else 1
         self.out_channels: list[int] = [64 * 2**i * expansion for i in self.out_indices]
         self.out_strides: list[int] = [_STAGE_STRIDES[i] for i in self.out_indices]
+        self.non_local = self._build_non_local(non_local_stages, dict(non_local or {}), expansion)
         self._freeze()
+
+    def _build_non_local(
+        self, stages: Sequence[int], options: dict, expansion: int
+    ) -> nn.ModuleDict:
+        """NonLocal2d blocks keyed ``'<stage>_<block>'``, after blocks 1, 3, 5, ... of a stage."""
+        if any(i not in range(self.num_stages) for i in stages):
+            raise ConfigError(
+                f"ResNet non_local_stages must be in 0..{self.num_stages - 1}, got {tuple(stages)}"
+            )
+        blocks = nn.ModuleDict()
+        for stage in stages:
+            channels = 64 * 2**stage * expansion
+            for index in range(1, len(getattr(self, _STAGE_NAMES[stage])), 2):
+                blocks[f"{stage}_{index}"] = NonLocal2d(in_channels=channels, **options)
+        return blocks
+
+    def _run_stage(self, stage: int, x: Tensor) -> Tensor:
+        if not self.non_local:
+            return getattr(self, _STAGE_NAMES[stage])(x)
+        for index, block in enumerate(getattr(self, _STAGE_NAMES[stage])):
+            x = block(x)
+            key = f"{stage}_{index}"
+            if key in self.non_local:
+                x = self.non_local[key](x)
+        return x
 
     def _frozen_modules(self) -> list[nn.Module]:
         if self.frozen_stages < 0:
             return []
         stem = [self.conv1, self.bn1]
-        return stem + [getattr(self, _STAGE_NAMES[i]) for i in range(self.frozen_stages)]
+        stages = [getattr(self, _STAGE_NAMES[i]) for i in range(self.frozen_stages)]
+        non_local = [
+            m for k, m in self.non_local.items() if int(k.split("_")[0]) < self.frozen_stages
+        ]
+        return stem + stages + non_local
 
     def _freeze(self) -> None:
         for module in self._frozen_modules():
@@ -153,7 +192,7 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
         outs = []
         for index in range(self.num_stages):
-            x = getattr(self, _STAGE_NAMES[index])(x)
+            x = self._run_stage(index, x)
             if index in self.out_indices:
                 outs.append(x)
         return outs
@@ -166,8 +205,10 @@ class ResNet(nn.Module):
         fit raises CheckpointError naming the keys.
         """
         source = read_torchvision_state_dict(checkpoint)
-        own = self.state_dict()
-        missing = sorted(k for k in own if k not in source and not k.endswith("num_batches_tracked"))
+        own = {k: v for k, v in self.state_dict().items() if not k.startswith("non_local.")}
+        missing = sorted(
+            k for k in own if k not in source and not k.endswith("num_batches_tracked")
+        )
         if missing:
             raise CheckpointError(
                 f"ResNet-{self.depth} checkpoint lacks {len(missing)} key(s), e.g. {missing[:3]}"
