@@ -190,9 +190,16 @@ def evaluate_coco(
 
 
 def _copy_for_loading(results: list[dict[str, Any]], coco_type: str) -> list[dict[str, Any]]:
-    # loadRes writes area/id/iscrowd into each dict: give it copies.
+    """Copies for loadRes (which writes area/id/iscrowd into each dict).
+
+    Segm copies drop ``bbox`` (areas then come from the masks) and rank by ``mask_score`` where
+    a result has one (Mask Scoring R-CNN: classification score x predicted mask IoU).
+    """
     if coco_type == "segm":
-        return [{k: v for k, v in r.items() if k != "bbox"} for r in results]
+        copies = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
+        for copy_ in copies:
+            copy_["score"] = copy_.get("mask_score", copy_["score"])
+        return copies
     return [dict(r) for r in results]
 
 

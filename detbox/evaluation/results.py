@@ -74,7 +74,9 @@ def instances_to_coco_results(
     Args:
         image_id: the COCO image id.
         instances: detections in original image coordinates: ``boxes`` (N, 4) xyxy, ``labels``
-            (N,) contiguous, ``scores`` (N,), optional ``masks`` (N, H, W) binary.
+            (N,) contiguous, ``scores`` (N,), optional ``masks`` (N, H, W) binary and
+            ``mask_iou`` (N,); with both, results get ``mask_score = score * mask_iou``,
+            which segm evaluation ranks by.
         cat_ids: ``cat_ids[label]`` is the category id a label stands for.
         with_masks: add ``segmentation`` when ``instances.masks`` is set; turn off to skip the
             RLE encoding when only boxes are evaluated.
@@ -98,6 +100,10 @@ def instances_to_coco_results(
     if with_masks and instances.masks is not None:
         for result, rle in zip(results, masks_to_rles(instances.masks), strict=True):
             result["segmentation"] = rle
+        if instances.mask_iou is not None:
+            mask_scores = (instances.scores * instances.mask_iou).detach().float().cpu().tolist()
+            for result, mask_score in zip(results, mask_scores, strict=True):
+                result["mask_score"] = mask_score
     return results
 
 

@@ -161,3 +161,36 @@ def test_load_results_missing_or_not_json(tmp_path):
     path.write_text("[{]")
     with pytest.raises(ResultsError, match="is not valid JSON"):
         load_results(path)
+
+
+def test_mask_scoring_detections_rank_masks_by_score_times_iou():
+    import numpy as np
+    from pycocotools.coco import COCO
+
+    from detbox.evaluation import evaluate_coco
+
+    masks = torch.zeros((2, 20, 20), dtype=torch.bool)
+    masks[0, 2:10, 2:10] = True  # matches the GT mask exactly
+    masks[1, 2:10, 2:9] = True  # a worse mask with a higher box score
+    instances = Instances(boxes=torch.tensor([[2.0, 2, 10, 10], [2.0, 2, 9, 10]]),
+                          labels=torch.tensor([0, 0]), scores=torch.tensor([0.5, 0.9]),
+                          masks=masks, mask_iou=torch.tensor([1.0, 0.2]))
+    results = instances_to_coco_results(1, instances, [1])
+    assert [r["mask_score"] for r in results] == pytest.approx([0.5, 0.18])
+
+    import pycocotools.mask as mask_util
+    gt_mask = np.zeros((20, 20), dtype=np.uint8, order="F")
+    gt_mask[2:10, 2:10] = 1
+    rle = mask_util.encode(gt_mask)
+    rle["counts"] = rle["counts"].decode()
+    coco = COCO()
+    coco.dataset = {"images": [{"id": 1, "width": 20, "height": 20}],
+                    "categories": [{"id": 1, "name": "x"}],
+                    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                                     "bbox": [2, 2, 8, 8], "area": 64, "segmentation": rle}]}
+    coco.createIndex()
+    ranked_by_mask_score = evaluate_coco(coco, results, "segm").stats[1]
+    plain = [{k: v for k, v in r.items() if k != "mask_score"} for r in results]
+    ranked_by_box_score = evaluate_coco(coco, plain, "segm").stats[1]
+    assert ranked_by_mask_score == pytest.approx(1.0)
+    assert ranked_by_box_score < 1.0
