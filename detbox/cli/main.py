@@ -9,7 +9,7 @@ import sys
 from detbox.errors import DetboxError
 
 # Each module exposes ``register(subparsers)``, which adds its parser with ``func=run``.
-SUBCOMMANDS = ("train", "test", "infer", "eval", "demo")
+SUBCOMMANDS = ("train", "test", "infer", "eval", "demo", "convert_weights")
 
 
 def build_parser() -> argparse.ArgumentParser:
