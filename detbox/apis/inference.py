@@ -17,7 +17,10 @@ from detbox.errors import CheckpointError, ConfigError
 from detbox.structures import Instances
 from detbox.utils.device import resolve_device
 
-__all__ = ["init_detector", "inference_detector", "load_detector", "ImageInput"]
+__all__ = [
+    "ImageInput", "inference_detector", "init_detector", "load_detector", "prepare_batch",
+    "show_result",
+]
 
 ImageInput = str | os.PathLike | np.ndarray
 
@@ -108,6 +111,19 @@ def _load(image: ImageInput, index: int) -> dict[str, Any]:
     return LoadImage()({"img_path": path, "file_name": Path(path).name, "image_id": index})
 
 
+def prepare_batch(cfg: ConfigDict, images: Sequence[ImageInput], first_index: int = 0):
+    """Load ``images`` (paths or RGB arrays) and run the config's test pipeline on them.
+
+    Returns:
+        An ``ImageBatch`` on the CPU, as the model's ``predict`` takes it; image ids count from
+        ``first_index``.
+    """
+    from detbox.data.collate import collate
+
+    pipeline = _test_pipeline(cfg)
+    return collate([pipeline(_load(img, first_index + i)) for i, img in enumerate(images)])
+
+
 @torch.no_grad()
 def inference_detector(
     model: nn.Module, images: ImageInput | Sequence[ImageInput], batch_size: int = 4
@@ -117,16 +133,48 @@ def inference_detector(
     Returns ``Instances`` in original image coordinates (a list for a list input), with
     ``labels`` indexing ``model.dataset_meta['class_names']``.
     """
-    from detbox.data.collate import collate
-
     single = not isinstance(images, (list, tuple))
     items = [images] if single else list(images)
-    pipeline = _test_pipeline(model.cfg)
     device = next(model.parameters()).device
     model.eval()
     outputs: list[Instances] = []
     for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        batch = collate([pipeline(_load(img, start + i)) for i, img in enumerate(chunk)])
+        batch = prepare_batch(model.cfg, items[start:start + batch_size], start)
         outputs.extend(p.to("cpu") for p in model.predict(batch.to(device)))
     return outputs[0] if single else outputs
+
+
+def show_result(
+    img: ImageInput,
+    result: Instances,
+    class_names: Sequence[str] | None = None,
+    model: nn.Module | None = None,
+    score_thr: float = 0.3,
+    out_file: str | os.PathLike | None = None,
+):
+    """Draw ``result`` (boxes, names, scores, masks) on ``img`` and return the PIL image.
+
+    Args:
+        img: the image the result belongs to: a path or an (H, W, 3) uint8 RGB array.
+        result: ``Instances`` in that image's coordinates (``inference_detector``'s output).
+        class_names: names indexed by label; taken from ``model.dataset_meta`` when None.
+        model: the detector, only to look up its class names.
+        score_thr: detections scoring below this are not drawn.
+        out_file: also save the picture here (format from the extension).
+    """
+    from PIL import Image
+
+    from detbox.visualization import draw_instances
+
+    if class_names is None:
+        meta = getattr(model, "dataset_meta", None) or {}
+        class_names = meta.get("class_names") or []
+    if isinstance(img, np.ndarray):
+        picture = draw_instances(img, result, class_names, score_thr)
+    else:
+        with Image.open(img) as image:
+            picture = draw_instances(image, result, class_names, score_thr)
+    if out_file is not None:
+        Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+        picture.save(out_file)
+    return picture

@@ -1,8 +1,10 @@
-"""``detbox infer CONFIG CHECKPOINT INPUT``: detect objects in an image or a folder of images."""
+"""``detbox infer CONFIG CHECKPOINT INPUT``: detect objects in an image, a folder or glob of
+images, or a video file."""
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("infer", help="detect objects in images")
     add_config_arguments(parser)
     parser.add_argument("checkpoint", help="checkpoint file (.pth)")
-    parser.add_argument("input", help="an image file or a folder of images")
+    parser.add_argument("input", help="an image, a folder of images, a quoted glob "
+                        "('photos/**/*.jpg') or a video file (.mp4, .avi, .mov, ...)")
     parser.add_argument("--out", help="write predictions as JSON to this file")
+    parser.add_argument("--format", choices=["detbox", "coco"], default="detbox",
+                        help="--out layout: detbox (per image/frame records, default) or coco "
+                             "(a COCO results list; image_id is the position in the input)")
     parser.add_argument("--score-thr", type=float, default=0.3,
                         help="drop detections scoring below this (default: 0.3)")
-    parser.add_argument("--vis-dir", help="save images with the detections drawn here")
+    parser.add_argument("--vis-dir", help="save images (or, for a video, <name>.mp4) with the "
+                        "detections drawn here")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.set_defaults(func=run)
 
@@ -39,6 +46,35 @@ def list_images(source: str | Path) -> list[Path]:
             raise DetboxError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         return images
     raise DetboxError(f"{source}: no such image file or folder")
+
+
+def list_inputs(source: str | Path) -> list[Path]:
+    """Like :func:`list_images`, and a glob pattern (``**`` recurses) selects images too."""
+    text = str(source)
+    if not Path(text).exists() and any(c in text for c in "*?["):
+        images = sorted(Path(p) for p in glob.glob(text, recursive=True)
+                        if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DetboxError(f"{text}: the pattern matches no images ({', '.join(IMAGE_SUFFIXES)})")
+        return images
+    return list_images(source)
+
+
+def to_coco_results(records: dict[str, Any]) -> list[dict[str, Any]]:
+    """``preds.json`` records as a COCO results list; ``image_id`` is the record's position and
+    ``file_name`` the image (or ``video#frame``) it came from."""
+    results = []
+    for image_id, (name, record) in enumerate(records.items()):
+        for pred in record["predictions"]:
+            box = pred["bbox"]
+            entry = {"image_id": image_id, "file_name": name,
+                     "category_id": pred["class"]["category_id"],
+                     "bbox": [box["x_min"], box["y_min"], box["width"], box["height"]],
+                     "score": pred["score"]}
+            if "mask" in pred:
+                entry["segmentation"] = pred["mask"]
+            results.append(entry)
+    return results
 
 
 def prediction_record(instances: Instances, height: int, width: int,
@@ -92,14 +128,24 @@ def run(args: argparse.Namespace) -> int:
     from detbox.apis.inference import load_detector
     from detbox.utils.io import atomic_write_text
 
+    from detbox.tools.video import VIDEO_SUFFIXES, infer_video
+
     cfg = load_config_with_options(args)
-    paths = list_images(args.input)
+    source = Path(args.input)
+    is_video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
+    paths = [] if is_video else list_inputs(args.input)
     model = load_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")))
-    records = infer_images(model, paths, args.score_thr, args.vis_dir, args.batch_size)
+    if is_video:
+        out_video = Path(args.vis_dir) / f"{source.stem}.mp4" if args.vis_dir else None
+        records = infer_video(model, source, args.score_thr, out_video, args.batch_size)
+    else:
+        records = infer_images(model, paths, args.score_thr, args.vis_dir, args.batch_size)
     count = sum(len(r["predictions"]) for r in records.values())
-    print(f"{count} detections (score >= {args.score_thr}) in {len(records)} images")
+    unit = "frames" if is_video else "images"
+    print(f"{count} detections (score >= {args.score_thr}) in {len(records)} {unit}")
     if args.out:
-        atomic_write_text(args.out, json.dumps(records, indent=1) + "\n")
+        output = to_coco_results(records) if args.format == "coco" else records
+        atomic_write_text(args.out, json.dumps(output, indent=1) + "\n")
         print(f"predictions written to {args.out}")
     if args.vis_dir:
         print(f"pictures written to {args.vis_dir}")

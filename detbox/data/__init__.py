@@ -8,6 +8,8 @@ from detbox.data import transforms
 from detbox.data.build import DetDataLoader, build_dataloader, build_dataset, seed_worker
 from detbox.data.coco import CocoDataset, default_pipeline
 from detbox.data.collate import collate
+from detbox.data.custom import CustomDataset
+from detbox.data.dataset_wrappers import ConcatDataset, RepeatDataset
 from detbox.data.samplers import GroupedBatchSampler, InferenceSampler, aspect_ratio_groups
 from detbox.data.synthetic import (
     CATEGORIES,
@@ -15,14 +17,19 @@ from detbox.data.synthetic import (
     generate_synthetic_coco,
     synthetic_cache_dir,
 )
+from detbox.data.voc import VOCDataset
 
 __all__ = [
     "CATEGORIES",
     "CocoDataset",
+    "ConcatDataset",
+    "CustomDataset",
     "DetDataLoader",
     "GroupedBatchSampler",
     "InferenceSampler",
+    "RepeatDataset",
     "SyntheticShapesDataset",
+    "VOCDataset",
     "aspect_ratio_groups",
     "build_dataloader",
     "build_dataset",

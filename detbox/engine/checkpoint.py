@@ -119,6 +119,9 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; ``'meta'`` comes back decoded to a dict.
 
+    A ``.safetensors`` file (``detbox publish --safetensors``) loads as ``{'state_dict',
+    'meta', ...}`` as well, so it works wherever a checkpoint does.
+
     Raises:
         CheckpointError: the file is missing, truncated, not a torch file, or holds Python
             objects that weights-only loading refuses.
@@ -126,6 +129,8 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path, map_location)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files
@@ -147,6 +152,29 @@ def load_checkpoint(
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"{path}: its 'meta' is not valid JSON ({exc})") from exc
     return checkpoint
+
+
+def _load_safetensors(path: Path, map_location: str | torch.device | None) -> dict[str, Any]:
+    """A published ``.safetensors`` file as ``{'state_dict', 'meta', ...}``; detbox's JSON meta
+    travels in the header metadata under ``'detbox_meta'``."""
+    try:
+        from safetensors import safe_open
+    except ImportError as exc:
+        raise CheckpointError(
+            f"{path} is a safetensors file; install safetensors (pip install 'detbox[tools]')"
+        ) from exc
+    device = str(map_location) if map_location is not None else "cpu"
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            metadata = dict(f.metadata() or {})
+            state = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f"cannot read safetensors file {path} ({_reason(exc)})") from exc
+    try:
+        meta = json.loads(metadata.pop("detbox_meta", "{}"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: its 'detbox_meta' is not valid JSON ({exc})") from exc
+    return {"state_dict": state, "meta": meta, **metadata}
 
 
 def _reason(exc: Exception) -> str:

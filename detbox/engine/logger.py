@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 import detbox
 from detbox.engine.dist import is_main_process
+from detbox.engine.tensorboard import TensorBoardWriter
 
 __all__ = [
     "TrainLogger",
@@ -55,23 +56,27 @@ class _TqdmHandler(logging.StreamHandler):
 
 
 class WindowMeter:
-    """Averages of scalar values over the iterations since the last log line."""
+    """Averages of scalar values over the iterations since the last log line.
+
+    Each key is averaged over the updates that carried it, so a value measured only on some
+    iterations (the gradient norm, once per accumulated step) is not diluted.
+    """
 
     def __init__(self) -> None:
         self._sums: dict[str, float] = {}
-        self._count = 0
+        self._counts: dict[str, int] = {}
 
     def update(self, values: Mapping[str, float]) -> None:
         for key, value in values.items():
             self._sums[key] = self._sums.get(key, 0.0) + float(value)
-        self._count += 1
+            self._counts[key] = self._counts.get(key, 0) + 1
 
     def average(self) -> dict[str, float]:
-        return {k: v / max(self._count, 1) for k, v in self._sums.items()}
+        return {k: v / self._counts[k] for k, v in self._sums.items()}
 
     def reset(self) -> None:
         self._sums.clear()
-        self._count = 0
+        self._counts.clear()
 
 
 def plain_metric(value: Any) -> Any:
@@ -167,6 +172,7 @@ class TrainLogger:
         enabled: write files and info messages (rank 0); other ranks pass False.
         progress_bar: show a tqdm bar per epoch; None shows it when stderr is a terminal.
         timestamp: the files' base name; defaults to the current local time.
+        tensorboard: also write TensorBoard events to ``work_dir/tensorboard/<timestamp>``.
     """
 
     # The logger open in this process: the ``detbox`` logger's handlers belong to one run.
@@ -179,6 +185,7 @@ class TrainLogger:
         enabled: bool | None = None,
         progress_bar: bool | None = None,
         timestamp: str | None = None,
+        tensorboard: bool = False,
     ) -> None:
         if TrainLogger._active is not None:  # a run that ended without close()
             TrainLogger._active.close()
@@ -191,8 +198,12 @@ class TrainLogger:
         self._jsonl = None
         self.text_path: Path | None = None
         self.jsonl_path: Path | None = None
+        self.tensorboard: TensorBoardWriter | None = None
         if self.enabled:
             self._open_files(Path(work_dir), timestamp or time.strftime("%Y%m%d_%H%M%S"))
+            if tensorboard:
+                self.tensorboard = TensorBoardWriter(Path(work_dir) / "tensorboard" /
+                                                     self.text_path.stem)
         self._saved_level = self.logger.level
         self._saved_propagate = self.logger.propagate
         self.logger.setLevel(logging.INFO if self.enabled else logging.WARNING)
@@ -238,18 +249,29 @@ class TrainLogger:
         ordered.update({k: v for k, v in record.items() if k not in ordered})
         self._write_record(ordered)
         self.info(format_train_line(ordered, max_epochs, iters_per_epoch))
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalars("train", ordered, int(ordered.get("step", 0)))
 
-    def log_val(self, epoch: int, metrics: Mapping[str, Any]) -> None:
+    def log_val(self, epoch: int, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """One evaluation: a JSON record (``mode='val'``) with every metric, and a text line
-        with the scalar ones (per-class tables and lists stay in the JSON)."""
+        with the scalar ones (per-class tables and lists stay in the JSON). TensorBoard
+        plots the scalars at ``step`` (the global iteration; default ``epoch``)."""
         if not self.enabled:
             return
         self._write_record({"mode": "val", "epoch": epoch, **metrics})
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalars("val", metrics, epoch if step is None else step)
+            self.tensorboard.flush()
         shown = " ".join(
             f"{k} {_format_value(float(v))}" for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         )
         self.info(f"val epoch [{epoch}] {shown}")
+
+    def log_images(self, images: list[tuple[str, Any]], step: int) -> None:
+        """Pictures of predictions (``(name, (H, W, 3) uint8)``) for TensorBoard, if on."""
+        if self.enabled and self.tensorboard is not None and images:
+            self.tensorboard.add_images("val_images", images, step)
 
     def progress(self, total: int, description: str) -> tqdm | None:
         """A progress bar for ``total`` iterations, or None when bars are off."""
@@ -269,5 +291,8 @@ class TrainLogger:
         if self._jsonl is not None:
             self._jsonl.close()
             self._jsonl = None
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
         self.logger.setLevel(self._saved_level)
         self.logger.propagate = self._saved_propagate

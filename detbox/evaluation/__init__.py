@@ -17,12 +17,14 @@ from detbox.evaluation.results import (
     masks_to_rles,
     write_results,
 )
+from detbox.evaluation.voc_metric import VOCMetric
 
 __all__ = [
     "ClassAP",
     "CocoEvalResult",
     "CocoMetric",
     "ResultsError",
+    "VOCMetric",
     "check_gt_supports",
     "check_results",
     "evaluate_coco",

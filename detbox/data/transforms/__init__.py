@@ -15,12 +15,17 @@ Randomness comes from Python's ``random`` module, which the data loader seeds pe
 """
 
 from detbox.data.transforms.compose import Compose
+from detbox.data.transforms.crop import MinIoURandomCrop, RandomCrop, crop_results
+from detbox.data.transforms.expand import Expand
 from detbox.data.transforms.formatting import IMAGENET_MEAN, IMAGENET_STD, Normalize, PackDetInputs
 from detbox.data.transforms.geometric import (
     Pad,
     RandomFlip,
+    RandomResize,
     Resize,
+    compose_flips,
     drop_degenerate_boxes,
+    flip_boxes,
     resized_size,
 )
 from detbox.data.transforms.loading import (
@@ -29,20 +34,32 @@ from detbox.data.transforms.loading import (
     decode_rles,
     segmentation_to_rle,
 )
+from detbox.data.transforms.photometric import PhotoMetricDistortion
+from detbox.data.transforms.rotate import RandomRotate90, rotate_boxes_90
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Compose",
+    "Expand",
     "LoadAnnotations",
     "LoadImage",
+    "MinIoURandomCrop",
     "Normalize",
     "PackDetInputs",
     "Pad",
+    "PhotoMetricDistortion",
+    "RandomCrop",
     "RandomFlip",
+    "RandomResize",
+    "RandomRotate90",
     "Resize",
+    "compose_flips",
+    "crop_results",
     "decode_rles",
     "drop_degenerate_boxes",
+    "flip_boxes",
     "resized_size",
+    "rotate_boxes_90",
     "segmentation_to_rle",
 ]

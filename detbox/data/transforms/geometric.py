@@ -14,7 +14,16 @@ from torch import Tensor
 from detbox.errors import ConfigError
 from detbox.registry import TRANSFORMS
 
-__all__ = ["Pad", "RandomFlip", "Resize", "drop_degenerate_boxes", "resized_size"]
+__all__ = [
+    "Pad",
+    "RandomFlip",
+    "RandomResize",
+    "Resize",
+    "compose_flips",
+    "drop_degenerate_boxes",
+    "flip_boxes",
+    "resized_size",
+]
 
 
 def resized_size(height: int, width: int, long_side: float, short_side: float) -> tuple[int, int]:
@@ -79,7 +88,9 @@ def _as_scales(scale: Any) -> list[tuple[float, float]]:
         isinstance(s, Sequence) and len(s) == 2 for s in scale
     ):
         return [(s[0], s[1]) for s in scale]
-    raise ConfigError(f"Resize scale must be a (long, short) pair or a list of pairs, got {scale!r}")
+    raise ConfigError(
+        f"Resize scale must be a (long, short) pair or a list of pairs, got {scale!r}"
+    )
 
 
 @TRANSFORMS.register
@@ -151,36 +162,117 @@ class Resize:
 
 
 @TRANSFORMS.register
+class RandomResize(Resize):
+    """Scale jitter: resize to ``ratio * scale`` with ``ratio`` drawn uniformly per image.
+
+    With ``ratio_range=(0.1, 2.0)`` and a following ``RandomCrop`` of the base size this is
+    large-scale jitter (LSJ); ``Resize(scale_range=...)`` is the milder short-side jitter.
+
+    Args:
+        scale: the base ``(long, short)`` bound (or exact ``(width, height)`` with
+            ``keep_ratio=False``).
+        ratio_range: ``(min, max)`` factor applied to both sides of ``scale``.
+        keep_ratio: as in ``Resize``.
+    """
+
+    def __init__(
+        self,
+        scale: Sequence[float] = (1333, 800),
+        ratio_range: Sequence[float] = (0.8, 1.25),
+        keep_ratio: bool = True,
+    ) -> None:
+        super().__init__(scale=scale, keep_ratio=keep_ratio)
+        if len(self.scales) != 1:
+            raise ConfigError(f"RandomResize takes one base scale pair, got {scale!r}")
+        if len(ratio_range) != 2 or not 0 < ratio_range[0] <= ratio_range[1]:
+            raise ConfigError("RandomResize ratio_range must be (min, max) with "
+                              f"0 < min <= max, got {ratio_range!r}")
+        self.ratio_range = (float(ratio_range[0]), float(ratio_range[1]))
+
+    def _target_size(self, height: int, width: int) -> tuple[int, int]:
+        ratio = random.uniform(*self.ratio_range)
+        first, second = (side * ratio for side in self.scales[0])
+        if not self.keep_ratio:  # (width, height)
+            return max(1, round(second)), max(1, round(first))
+        new_h, new_w = resized_size(height, width, first, second)
+        return max(1, new_h), max(1, new_w)
+
+    def __repr__(self) -> str:
+        return (f"RandomResize(scale={self.scales[0]}, ratio_range={self.ratio_range}, "
+                f"keep_ratio={self.keep_ratio})")
+
+
+_FLIP_AXES = {None: frozenset(), "horizontal": frozenset("x"), "vertical": frozenset("y"),
+              "diagonal": frozenset("xy")}
+_FLIP_NAMES = {axes: name for name, axes in _FLIP_AXES.items()}
+
+
+def compose_flips(first: str | None, second: str | None) -> str | None:
+    """The single flip equal to flipping by ``first`` and then by ``second``.
+
+    ``'horizontal'`` then ``'vertical'`` is ``'diagonal'``; any flip twice is no flip.
+    """
+    for flip in (first, second):
+        if flip not in _FLIP_AXES:
+            raise ValueError(f"unknown flip direction {flip!r}; use one of "
+                             "'horizontal', 'vertical', 'diagonal'")
+    return _FLIP_NAMES[_FLIP_AXES[first] ^ _FLIP_AXES[second]]
+
+
+def flip_boxes(boxes: Tensor, img_shape: Sequence[int], direction: str) -> Tensor:
+    """Flip (N, 4) xyxy boxes inside an image of ``img_shape = (h, w)``: ``x' = w - x``."""
+    height, width = img_shape
+    x1, y1, x2, y2 = boxes.unbind(dim=1)
+    if "x" in _FLIP_AXES[direction]:
+        x1, x2 = width - x2, width - x1
+    if "y" in _FLIP_AXES[direction]:
+        y1, y2 = height - y2, height - y1
+    return torch.stack([x1, y1, x2, y2], dim=1)
+
+
+@TRANSFORMS.register
 class RandomFlip:
-    """Flip horizontally with probability ``prob``; sets ``flip`` to ``'horizontal'``.
+    """Flip with probability ``prob``; ``flip`` records the total flip for ``predict`` to undo.
+
+    Args:
+        prob: chance to flip an image.
+        direction: ``'horizontal'``, ``'vertical'`` or ``'diagonal'`` (both axes), or a list of
+            them, one drawn uniformly per flipped image. Vertical flips suit aerial or
+            microscope images; street scenes want ``'horizontal'`` only.
 
     Flipping twice gives back the input exactly (boxes use ``x' = W - x``).
     """
 
-    def __init__(self, prob: float = 0.5) -> None:
+    def __init__(self, prob: float = 0.5, direction: str | Sequence[str] = "horizontal") -> None:
         if not 0.0 <= prob <= 1.0:
             raise ConfigError(f"RandomFlip prob must be in [0, 1], got {prob}")
+        directions = [direction] if isinstance(direction, str) else list(direction)
+        bad = [d for d in directions if d not in ("horizontal", "vertical", "diagonal")]
+        if bad or not directions:
+            raise ConfigError(f"RandomFlip direction must be 'horizontal', 'vertical' or "
+                              f"'diagonal' (or a list of them), got {direction!r}")
         self.prob = prob
+        self.directions = directions
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
         _check_not_padded(results, "RandomFlip")
         if self.prob <= 0 or random.random() >= self.prob:
             return results
-        width = results["img_shape"][1]
-        results["img"] = results["img"].flip(-1)
+        direction = self.directions[0] if len(self.directions) == 1 else random.choice(
+            self.directions)
+        dims = [d for axis, d in (("y", -2), ("x", -1)) if axis in _FLIP_AXES[direction]]
+        results["img"] = results["img"].flip(dims)
         for key in ("gt_boxes", "ignored_boxes"):
             if key in results:
-                boxes = results[key]
-                results[key] = torch.stack(
-                    [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1
-                )
+                results[key] = flip_boxes(results[key], results["img_shape"], direction)
         if "gt_masks" in results:
-            results["gt_masks"] = results["gt_masks"].flip(-1)
-        results["flip"] = None if results.get("flip") == "horizontal" else "horizontal"
+            results["gt_masks"] = results["gt_masks"].flip(dims)
+        results["flip"] = compose_flips(results.get("flip"), direction)
         return results
 
     def __repr__(self) -> str:
-        return f"RandomFlip(prob={self.prob})"
+        direction = self.directions[0] if len(self.directions) == 1 else self.directions
+        return f"RandomFlip(prob={self.prob}, direction={direction!r})"
 
 
 @TRANSFORMS.register

@@ -14,16 +14,25 @@ from detbox.data.transforms.geometric import drop_degenerate_boxes
 from detbox.errors import ConfigError, DatasetError
 from detbox.registry import TRANSFORMS
 
-__all__ = ["LoadAnnotations", "LoadImage", "decode_rles", "segmentation_to_rle"]
+__all__ = [
+    "LoadAnnotations",
+    "LoadImage",
+    "decode_rles",
+    "pil_to_rgb_array",
+    "segmentation_to_rle",
+]
 
 
 @TRANSFORMS.register
 class LoadImage:
     """Read ``results['img_path']`` with Pillow as an RGB ``uint8`` tensor.
 
-    The EXIF orientation is applied first, so a photo shows the way a viewer shows it. When the
-    record carries the size the annotation file expects (``height``/``width``), a different
-    decoded size is an error: the annotations would not line up with the pixels.
+    The EXIF orientation is applied first, so a photo shows the way a viewer shows it. Any
+    Pillow mode loads: greyscale and palette images become three equal channels, an alpha
+    channel is dropped, and 16-bit, 32-bit integer and float images are scaled to 0-255 (see
+    ``pil_to_rgb_array``). When the record carries the size the annotation file expects
+    (``height``/``width``), a different decoded size is an error: the annotations would not line
+    up with the pixels.
 
     Adds ``img`` (3, H, W) uint8, ``ori_shape`` and ``img_shape`` (H, W), ``scale_factor``
     ``(1.0, 1.0)`` and ``flip`` ``None``.
@@ -33,9 +42,7 @@ class LoadImage:
         path = results["img_path"]
         try:
             with Image.open(path) as pil:
-                pil = ImageOps.exif_transpose(pil)
-                pil = pil.convert("RGB")
-                array = np.asarray(pil, dtype=np.uint8).copy()
+                array = pil_to_rgb_array(ImageOps.exif_transpose(pil))
         except FileNotFoundError:
             raise DatasetError(
                 f"{path}: image file not found; check img_dir and the file_name in the "
@@ -59,6 +66,27 @@ class LoadImage:
         results["scale_factor"] = (1.0, 1.0)
         results["flip"] = None
         return results
+
+
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def pil_to_rgb_array(pil: Image.Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of a Pillow image of any mode.
+
+    Pillow's own ``convert('RGB')`` clips 16-bit values at 255, which turns most of a 16-bit
+    image white; here they are scaled instead: 16-bit by ``255 / 65535``, 32-bit integers as
+    16-bit when they exceed 255, floats from ``[0, 1]`` when their maximum is at most 1.
+    """
+    if pil.mode not in _HIGH_DEPTH_MODES:
+        return np.array(pil.convert("RGB"), dtype=np.uint8)
+    values = np.asarray(pil, dtype=np.float64)
+    if pil.mode.startswith("I;16") or (pil.mode == "I" and values.max(initial=0) > 255):
+        values = values * (255.0 / 65535.0)
+    elif pil.mode == "F" and values.max(initial=0) <= 1.0:
+        values = values * 255.0
+    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
 
 
 @TRANSFORMS.register
