@@ -1,4 +1,4 @@
-"""``detbox demo``: generate the synthetic data, train a small RetinaNet, evaluate, draw results."""
+"""``detbox demo``: generate the synthetic data, train a small detector, evaluate, draw results."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from detbox.config import apply_options, load_config, parse_options
 from detbox.errors import ConfigError
 from detbox.utils.device import resolve_device
 
-DEMO_CONFIG = "demo/retinanet_r18_fpn_synthetic.py"
+DEMO_CONFIGS = {
+    "retinanet": "demo/retinanet_r18_fpn_synthetic.py",
+    "mask_rcnn": "mask_rcnn/mask_rcnn_r18_fpn_synthetic.py",
+    "ms_rcnn": "ms_rcnn/ms_rcnn_r18_fpn_synthetic.py",
+}
 
 
 def config_dir() -> Path:
@@ -30,7 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="train and evaluate a small detector on built-in synthetic data"
     )
     parser.add_argument("--out", default="work_dirs/demo", help="output folder")
-    parser.add_argument("--config", default=None, help=f"config (default: configs/{DEMO_CONFIG})")
+    parser.add_argument(
+        "--model", choices=sorted(DEMO_CONFIGS), default="retinanet",
+        help="retinanet (boxes, a few minutes) or mask_rcnn / ms_rcnn (boxes and masks, longer)",
+    )
+    parser.add_argument("--config", default=None, help="a config instead of --model's")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--num-vis", type=int, default=8, help="val images to draw")
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from detbox.utils.io import atomic_write_text
 
     start = time.perf_counter()
-    cfg = load_config(args.config or config_dir() / DEMO_CONFIG)
+    cfg = load_config(args.config or config_dir() / DEMO_CONFIGS[args.model])
     apply_options(cfg, parse_options(args.cfg_options, context=cfg))
     out = Path(args.out)
     device = resolve_device(args.device)
@@ -65,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     minutes = (time.perf_counter() - start) / 60
     print(f"\ndetbox demo finished in {minutes:.1f} min")
     print(f"  synthetic data   {Path(val_set.ann_file).parent.parent}")
-    print(f"  bbox AP          {metrics.get('bbox_mAP', float('nan')):.3f} "
-          f"(AP50 {metrics.get('bbox_mAP_50', float('nan')):.3f}) on {len(val_set)} val images")
+    for kind in ("bbox", "segm"):
+        if f"{kind}_mAP" in metrics:
+            print(f"  {kind} AP          {metrics[f'{kind}_mAP']:.3f} "
+                  f"(AP50 {metrics[f'{kind}_mAP_50']:.3f}) on {len(val_set)} val images")
     print(f"  checkpoint       {out / 'latest.pth'}")
     print(f"  logs             {out}/*.log, {out}/*.log.jsonl")
     print(f"  metrics          {out / 'metrics.json'}")
