@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from detbox.structures import DetSample, ImageBatch, Instances
 
-__all__ = ["InferenceRun", "run_inference", "build_evaluator", "evaluate_detector"]
+__all__ = [
+    "InferenceRun", "MetricGroup", "VOC_METRICS", "build_evaluator", "evaluate_detector",
+    "gather_inference", "run_inference",
+]
 
 
 @dataclass
@@ -57,24 +60,115 @@ def run_inference(
     return run
 
 
-def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True):
-    """A COCO evaluator over ``dataset``'s own ground truth and label map."""
-    from detbox.evaluation import CocoMetric
+# Metric names that select Pascal VOC mAP at IoU 0.5, with the AP mode of each.
+VOC_METRICS = {"voc": "area", "mAP": "area", "voc07": "11points"}
 
-    return CocoMetric(
-        coco_gt=dataset.coco,
-        iou_types=tuple(metrics),
-        cat_ids=list(dataset.cat_ids),
-        class_names=list(dataset.class_names),
-        classwise=classwise,
-    )
+
+class MetricGroup:
+    """Several evaluators fed the same predictions; :meth:`evaluate` merges their metrics."""
+
+    def __init__(self, evaluators: list) -> None:
+        self.evaluators = list(evaluators)
+
+    def process(self, samples, predictions) -> None:
+        for evaluator in self.evaluators:
+            evaluator.process(samples, predictions)
+
+    def evaluate(self) -> dict:
+        metrics: dict = {}
+        for evaluator in self.evaluators:
+            metrics.update(evaluator.evaluate())
+        return metrics
+
+    def report(self) -> str:
+        return "\n\n".join(evaluator.report() for evaluator in self.evaluators)
+
+
+def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True):
+    """An evaluator over ``dataset``'s own ground truth and label map.
+
+    ``bbox``, ``segm`` and ``proposal`` are COCO metrics; ``voc`` (or ``mAP``) is Pascal VOC
+    mAP at IoU 0.5 with all-points AP, ``voc07`` the same with VOC2007's 11-point AP.
+    """
+    from detbox.errors import ConfigError
+    from detbox.evaluation import CocoMetric, VOCMetric
+
+    metrics = list(metrics)
+    voc_modes = {VOC_METRICS[m] for m in metrics if m in VOC_METRICS}
+    coco_types = [m for m in metrics if m not in VOC_METRICS]
+    if len(voc_modes) > 1:
+        raise ConfigError("choose one VOC metric: 'voc' (all-points AP) or 'voc07' (11 points)")
+    evaluators = []
+    if coco_types or not voc_modes:
+        evaluators.append(CocoMetric(
+            coco_gt=dataset.coco,
+            iou_types=tuple(coco_types),
+            cat_ids=list(dataset.cat_ids),
+            class_names=list(dataset.class_names),
+            classwise=classwise,
+        ))
+    if voc_modes:
+        evaluators.append(VOCMetric(
+            mode=voc_modes.pop(), coco_gt=dataset.coco, cat_ids=list(dataset.cat_ids),
+            class_names=list(dataset.class_names), classwise=classwise,
+        ))
+    return evaluators[0] if len(evaluators) == 1 else MetricGroup(evaluators)
+
+
+def _pack(prediction: Instances) -> tuple[Instances, list | None]:
+    """Masks as compressed RLEs for the trip between processes (they are most of the bytes)."""
+    from detbox.evaluation import masks_to_rles
+
+    if prediction.masks is None or prediction.masks.is_floating_point():
+        return prediction, None
+    return replace(prediction, masks=None), masks_to_rles(prediction.masks)
+
+
+def _unpack(prediction: Instances, rles: list | None, shape: tuple[int, int]) -> Instances:
+    if rles is None:
+        return prediction
+    import pycocotools.mask as mask_utils
+
+    masks = (torch.from_numpy(mask_utils.decode(rles)).permute(2, 0, 1).bool() if rles
+             else torch.zeros((0, *shape), dtype=torch.bool))
+    return replace(prediction, masks=masks)
+
+
+def gather_inference(run: InferenceRun) -> InferenceRun | None:
+    """Every rank's predictions, in rank order, on rank 0; None on the other ranks.
+
+    With :class:`~detbox.data.samplers.InferenceSampler` shards (contiguous, no padding) the
+    result holds each image exactly once, in dataset order. A single process gets ``run`` back.
+    """
+    from detbox.engine.dist import all_gather_object, get_rank, get_world_size
+
+    if get_world_size() == 1:
+        return run
+    packed = [_pack(p) for p in run.predictions]
+    shapes = [tuple(int(v) for v in s.ori_shape) for s in run.samples]
+    parts = all_gather_object((run.samples, packed, shapes, run.model_seconds))
+    if get_rank() != 0:
+        return None
+    merged = InferenceRun()
+    for samples, rank_packed, rank_shapes, seconds in parts:
+        merged.samples.extend(samples)
+        merged.predictions.extend(_unpack(p, rles, shape)
+                                  for (p, rles), shape in zip(rank_packed, rank_shapes))
+        merged.model_seconds += seconds
+    return merged
 
 
 def evaluate_detector(
     model: nn.Module, loader, device: torch.device, metrics: Iterable[str], classwise: bool = True
 ) -> Mapping[str, float]:
-    """Run inference over ``loader`` and return COCO metrics (``bbox_mAP``, ...)."""
-    run = run_inference(model, loader, device)
+    """Run inference over ``loader`` and return COCO metrics (``bbox_mAP``, ...).
+
+    Distributed, each rank predicts its shard of ``loader`` and rank 0 evaluates all of them;
+    the other ranks return ``{}``.
+    """
+    run = gather_inference(run_inference(model, loader, device))
+    if run is None:
+        return {}
     evaluator = build_evaluator(loader.dataset, metrics, classwise)
     evaluator.process(run.samples, run.predictions)
     return evaluator.evaluate()

@@ -9,7 +9,9 @@ import sys
 from detbox.errors import DetboxError
 
 # Each module exposes ``register(subparsers)``, which adds its parser with ``func=run``.
-SUBCOMMANDS = ("train", "test", "infer", "eval", "demo", "convert_weights")
+SUBCOMMANDS = ("train", "test", "infer", "eval", "demo", "convert_weights", "convert",
+               "analyze_logs", "flops", "publish", "export_onnx", "benchmark", "env",
+               "check_dataset", "browse_dataset")
 
 
 def build_parser() -> argparse.ArgumentParser:
