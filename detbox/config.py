@@ -58,6 +58,8 @@ TOP_LEVEL_KEYS = (
     "train_pipeline",
     "test_pipeline",
     "img_norm",
+    "amp", "auto_scale_lr", "sync_bn",
+    "tta",
 )
 
 

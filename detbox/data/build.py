@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from detbox.data.collate import collate
 from detbox.data.samplers import GroupedBatchSampler, InferenceSampler
+from detbox.data.skipping import SkippedImages, watch_skipped
 from detbox.errors import ConfigError, DatasetError
 from detbox.registry import DATASETS, check_kwargs
 
@@ -113,6 +114,9 @@ class DetDataLoader(DataLoader):
     with ``num_workers > 0``, its augmentations. With ``num_workers=0`` augmentations draw from
     the main process's ``random`` module, which the trainer seeds; persistent workers keep the
     seeds of the first pass.
+
+    A dataset with ``max_skipped_images > 0`` reports the images it skipped; the loader logs
+    each file once and raises DatasetError past the limit (``detbox.data.skipping``).
     """
 
     def __init__(self, *args: Any, seed: int = 0, rank: int = 0, **kwargs: Any) -> None:
@@ -120,6 +124,7 @@ class DetDataLoader(DataLoader):
         self.seed = seed
         self.rank = rank
         self.epoch = 0
+        self.skipped: SkippedImages | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass over the loader reproduce epoch ``epoch`` of the run."""
@@ -131,4 +136,10 @@ class DetDataLoader(DataLoader):
         epoch = getattr(self.batch_sampler, "epoch", self.epoch)
         state = np.random.SeedSequence([self.seed, self.rank, epoch]).generate_state(1, np.uint64)
         self.generator.manual_seed(int(state[0]) >> 1)
-        return super().__iter__()
+        limit = int(getattr(self.dataset, "max_skipped_images", 0) or 0)
+        if limit <= 0:
+            return super().__iter__()
+        if self.skipped is None:
+            source = str(getattr(self.dataset, "ann_file", type(self.dataset).__name__))
+            self.skipped = SkippedImages(limit, source)
+        return watch_skipped(super().__iter__(), self.skipped)

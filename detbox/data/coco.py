@@ -19,6 +19,7 @@ from detbox.data.coco_checks import (
     read_coco_json,
     select_categories,
 )
+from detbox.data.skipping import SkippedImages, load_skipping_unreadable
 from detbox.data.transforms import Compose
 from detbox.registry import DATASETS
 from detbox.structures import DetSample
@@ -57,6 +58,10 @@ class CocoDataset(Dataset):
             only, ignored with ``test_mode``.
         test_mode: inference/evaluation use: the file may lack ``annotations`` and no image is
             filtered.
+        max_skipped_images: training only (ignored with ``test_mode``, where every image must
+            be evaluated): an image that cannot be loaded is replaced by another with a warning
+            naming the file, up to this many distinct files; one more is an error. 0 fails at
+            the first one. See ``detbox.data.skipping``.
 
     ``dataset[i]`` is what the pipeline returns, normally ``(image (3, H, W) float32, DetSample)``
     with ``sample.gt`` in the transformed image's coordinates.
@@ -71,10 +76,13 @@ class CocoDataset(Dataset):
         class_names: Sequence[str] | None = None,
         filter_empty: bool = False,
         test_mode: bool = False,
+        max_skipped_images: int = 10,
     ) -> None:
         self.ann_file = str(ann_file)
         self.img_dir = str(img_dir)
         self.test_mode = test_mode
+        self.max_skipped_images = 0 if test_mode else max(0, int(max_skipped_images))
+        self._skipped = SkippedImages(self.max_skipped_images, self.ann_file)
         data = read_coco_json(self.ann_file)
         check_coco_dict(data, self.ann_file, test_mode)
         self.cat_ids, self.class_names = select_categories(
@@ -102,7 +110,12 @@ class CocoDataset(Dataset):
         return len(self.image_ids)
 
     def __getitem__(self, index: int) -> tuple[Tensor, DetSample]:
-        return self.pipeline(self.get_record(index))
+        if self.max_skipped_images == 0:
+            return self.pipeline(self.get_record(index))
+        return load_skipping_unreadable(
+            lambda i: self.pipeline(self.get_record(i)), index, len(self), self._skipped,
+            path_of=lambda i: self._img_path(self.image_ids[i]),
+        )
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.ann_file!r}, {len(self)} images, "
