@@ -71,14 +71,21 @@ def init_detector(
     checkpoint: str | os.PathLike,
     device: str | torch.device | None = None,
     cfg_options: Mapping[str, Any] | None = None,
+    tta: bool | None = None,
 ) -> nn.Module:
-    """Build a detector from a config file (or loaded config) and a checkpoint, ready to infer."""
+    """Build a detector from a config file (or loaded config) and a checkpoint, ready to infer.
+
+    ``tta``: True wraps it for test-time augmentation (``detbox.apis.tta``), False never does,
+    None does when the config has a ``tta`` section.
+    """
+    from detbox.apis.tta import maybe_wrap_for_tta
+
     cfg = config if isinstance(config, Mapping) else load_config(config)
     cfg = ConfigDict(cfg)
     if cfg_options:
         apply_options(cfg, cfg_options)
     device = device if isinstance(device, torch.device) else resolve_device(device)
-    return load_detector(cfg, checkpoint, device)
+    return maybe_wrap_for_tta(load_detector(cfg, checkpoint, device), cfg, tta)
 
 
 def _test_pipeline(cfg: ConfigDict):

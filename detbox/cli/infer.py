@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--vis-dir", help="save images (or, for a video, <name>.mp4) with the "
                         "detections drawn here")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: the config's tta section (multi-scale + "
+                             "flip, merged), or a flip at the test scale when it has none")
     parser.set_defaults(func=run)
 
 
@@ -55,7 +58,8 @@ def list_inputs(source: str | Path) -> list[Path]:
         images = sorted(Path(p) for p in glob.glob(text, recursive=True)
                         if Path(p).suffix.lower() in IMAGE_SUFFIXES)
         if not images:
-            raise DetboxError(f"{text}: the pattern matches no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise DetboxError(
+                f"{text}: the pattern matches no images ({', '.join(IMAGE_SUFFIXES)})")
         return images
     return list_images(source)
 
@@ -126,15 +130,16 @@ def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None
 
 def run(args: argparse.Namespace) -> int:
     from detbox.apis.inference import load_detector
-    from detbox.utils.io import atomic_write_text
-
+    from detbox.apis.tta import maybe_wrap_for_tta
     from detbox.tools.video import VIDEO_SUFFIXES, infer_video
+    from detbox.utils.io import atomic_write_text
 
     cfg = load_config_with_options(args)
     source = Path(args.input)
     is_video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
     paths = [] if is_video else list_inputs(args.input)
     model = load_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")))
+    model = maybe_wrap_for_tta(model, cfg, True if args.tta else None)
     if is_video:
         out_video = Path(args.vis_dir) / f"{source.stem}.mp4" if args.vis_dir else None
         records = infer_video(model, source, args.score_thr, out_video, args.batch_size)

@@ -1,0 +1,65 @@
+"""``detbox benchmark CONFIG [CHECKPOINT]``: inference speed and memory of a detector."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from detbox.cli.common import add_config_arguments, load_config_with_options
+from detbox.cli.flops import add_shape_argument, parse_shape
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "benchmark", help="images/s, latency percentiles, data vs model time, peak memory"
+    )
+    add_config_arguments(parser)
+    parser.add_argument("checkpoint", nargs="?", default=None,
+                        help="checkpoint to load (default: random weights)")
+    add_shape_argument(parser, (480, 640))
+    parser.add_argument("--images", default=None,
+                        help="an image, folder or glob to read instead of random --shape images")
+    parser.add_argument("--num-images", type=int, default=50, help="images to measure")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured batches first")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="classes of the random-weight model when the config leaves "
+                             "num_classes to the data (default: 80)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json-out", help="also write the numbers as JSON to this file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from detbox.cli.infer import list_inputs
+    from detbox.errors import ConfigError
+    from detbox.tools.benchmark import benchmark_detector, format_benchmark, synthetic_images
+    from detbox.tools.models import model_from_config
+    from detbox.utils.device import resolve_device
+    from detbox.utils.io import atomic_write_text
+
+    if args.num_images <= 0 or args.batch_size <= 0 or args.warmup < 0:
+        raise ConfigError("--num-images and --batch-size must be positive, --warmup >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config_with_options(args)
+    device = resolve_device(args.device or cfg.get("device"))
+    model = model_from_config(cfg, args.checkpoint, device, args.num_classes)
+    if args.images:
+        images = list_inputs(args.images)
+        source = f"{len(images)} images from {args.images}"
+    else:
+        shape = parse_shape(args.shape)
+        images = synthetic_images(min(args.num_images, 8), shape)
+        source = f"random {shape[0]}x{shape[1]} images"
+    print(f"benchmarking {type(model).__name__} on {source} "
+          f"({'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights'}, "
+          f"{torch.get_num_threads()} CPU threads)")
+    result = benchmark_detector(model, images, args.num_images, args.batch_size, args.warmup)
+    print(format_benchmark(result))
+    if args.json_out:
+        atomic_write_text(args.json_out, json.dumps(result.to_dict(), indent=1) + "\n")
+        print(f"numbers written to {args.json_out}")
+    return 0
