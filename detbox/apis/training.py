@@ -1,12 +1,19 @@
-"""Training from a config: builds data, model and evaluator, then hands them to the Trainer."""
+"""Training from a config: builds data, model and evaluator, then hands them to the Trainer.
+
+Under ``torch.distributed`` every process calls :func:`train_detector`; each builds its shard
+of the training and validation data (``batch_size`` is per process, as in MMDetection) and the
+Trainer keeps the model replicas in step. Only rank 0 writes the config dump, logs and
+checkpoints.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from detbox.apis.build import build_detector, check_section, fill_num_classes
@@ -18,10 +25,12 @@ __all__ = ["train_detector", "TRAIN_DEFAULTS"]
 
 logger = logging.getLogger(__name__)
 
-TRAIN_DEFAULTS = {"max_epochs": 12, "val_interval": 1, "grad_clip": None}
-CHECKPOINT_DEFAULTS = {"interval": 1, "max_keep": 3}
-LOG_DEFAULTS = {"interval": 50}
-EVAL_DEFAULTS = {"metric": ["bbox"], "classwise": True}
+TRAIN_DEFAULTS = {"max_epochs": 12, "val_interval": 1, "grad_clip": None, "accumulate_steps": 1,
+                  "patience": None}
+CHECKPOINT_DEFAULTS = {"interval": 1, "max_keep": 3, "save_best": None, "rule": None,
+                       "max_keep_best": 1}
+LOG_DEFAULTS = {"interval": 50, "tensorboard": False, "num_vis_images": 4, "vis_score_thr": 0.3}
+EVAL_DEFAULTS = {"metric": ["bbox"], "classwise": True, "val_loss": False}
 
 
 def _check_same_classes(train_set, val_set) -> None:
@@ -33,21 +42,99 @@ def _check_same_classes(train_set, val_set) -> None:
         )
 
 
-def _make_evaluate_fn(cfg: ConfigDict, train_set, device: torch.device, seed: int):
+def _make_evaluate_fn(cfg: ConfigDict, loader, device: torch.device):
+    """``evaluate(model)``: COCO metrics of this rank's shard gathered on rank 0, plus the
+    validation loss (``evaluation.val_loss=True``) averaged over every rank."""
+    from detbox.engine.amp import build_amp
+    from detbox.engine.val_loss import compute_val_loss
+
+    settings = check_section(cfg.get("evaluation"), EVAL_DEFAULTS, "evaluation")
+    metrics = settings["metric"]
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
+    if not metrics and not settings["val_loss"]:
+        raise ConfigError("evaluation has nothing to compute: set evaluation.metric (e.g. "
+                          "['bbox']) or evaluation.val_loss=True, or remove val_dataloader")
+    amp = build_amp(cfg.get("amp"), device)
+
+    def evaluate(model: torch.nn.Module) -> Mapping[str, Any]:
+        results: dict[str, Any] = {}
+        if metrics:
+            results.update(evaluate_detector(model, loader, device, metrics,
+                                             settings["classwise"]))
+        if settings["val_loss"]:
+            results.update(compute_val_loss(model, loader, device, amp.autocast()))
+        return results
+
+    return evaluate
+
+
+def _make_visualize_fn(dataset, device: torch.device, count: int, score_thr: float
+                       ) -> Callable[[torch.nn.Module], list[tuple[str, np.ndarray]]] | None:
+    """Pictures of the model's predictions on the first ``count`` validation images."""
+    if count <= 0 or not hasattr(dataset, "get_record"):
+        return None
+    indices = list(range(min(count, len(dataset))))
+
+    def visualize(model: torch.nn.Module) -> list[tuple[str, np.ndarray]]:
+        from PIL import Image
+
+        from detbox.data.collate import collate
+        from detbox.visualization import draw_instances
+
+        batch = collate([dataset[i] for i in indices]).to(device)
+        pictures = []
+        for index, sample, prediction in zip(indices, batch.samples, model.predict(batch)):
+            with Image.open(dataset.get_record(index)["img_path"]) as image:
+                drawn = draw_instances(image, prediction.to("cpu"), dataset.class_names,
+                                       score_thr)
+            pictures.append((f"{index}_{Path(sample.file_name).stem}", np.asarray(drawn)))
+        return pictures
+
+    return visualize
+
+
+def _validation(cfg: ConfigDict, train_set, device: torch.device, seed: int,
+                shard: Mapping[str, int]) -> tuple[Callable | None, Callable | None]:
+    """``(evaluate_fn, visualize_fn)`` over this rank's shard of the validation data."""
     from detbox.data import build_dataloader
 
     if not cfg.get("val_dataloader"):
-        return None
-    settings = check_section(cfg.get("evaluation"), EVAL_DEFAULTS, "evaluation")
-    loader = build_dataloader(cfg.val_dataloader, seed=seed, training=False)
-    _check_same_classes(train_set, loader.dataset)
-    metrics = settings["metric"]
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        return None, None
+    val_loader = build_dataloader(cfg.val_dataloader, seed=seed, training=False, **shard)
+    _check_same_classes(train_set, val_loader.dataset)
+    log_cfg = check_section(cfg.get("log"), LOG_DEFAULTS, "log")
+    visualize_fn = None
+    if log_cfg["tensorboard"]:
+        visualize_fn = _make_visualize_fn(val_loader.dataset, device,
+                                          int(log_cfg["num_vis_images"]),
+                                          float(log_cfg["vis_score_thr"]))
+    return _make_evaluate_fn(cfg, val_loader, device), visualize_fn
 
-    def evaluate(model: torch.nn.Module) -> Mapping[str, float]:
-        return evaluate_detector(model, loader, device, metrics, settings["classwise"])
 
-    return evaluate
+def _trainer_options(cfg: ConfigDict) -> dict[str, Any]:
+    """The Trainer keyword arguments that come straight from config sections."""
+    train_cfg = check_section(cfg.get("train_cfg"), TRAIN_DEFAULTS, "train_cfg")
+    ckpt_cfg = check_section(cfg.get("checkpoint"), CHECKPOINT_DEFAULTS, "checkpoint")
+    log_cfg = check_section(cfg.get("log"), LOG_DEFAULTS, "log")
+    return {
+        "optimizer_cfg": cfg.optimizer.to_dict(),
+        "lr_schedule_cfg": dict(cfg.get("lr_schedule") or {}),
+        "max_epochs": train_cfg["max_epochs"],
+        "val_interval": train_cfg["val_interval"],
+        "grad_clip": train_cfg["grad_clip"],
+        "accumulate_steps": train_cfg["accumulate_steps"],
+        "patience": train_cfg["patience"],
+        "checkpoint_interval": ckpt_cfg["interval"],
+        "max_keep_checkpoints": ckpt_cfg["max_keep"],
+        "save_best": ckpt_cfg["save_best"],
+        "best_rule": ckpt_cfg["rule"],
+        "max_keep_best": ckpt_cfg["max_keep_best"],
+        "log_interval": log_cfg["interval"],
+        "tensorboard": bool(log_cfg["tensorboard"]),
+        "amp": cfg.get("amp"),
+        "auto_scale_lr": cfg.get("auto_scale_lr"),
+        "sync_bn": bool(cfg.get("sync_bn", False)),
+    }
 
 
 def train_detector(
@@ -60,43 +147,44 @@ def train_detector(
     seed: int | None = None,
     deterministic: bool = False,
 ) -> dict[str, Any]:
-    """Train the detector that ``cfg`` describes and return the last evaluation's metrics."""
+    """Train the detector that ``cfg`` describes and return the last evaluation's metrics.
+
+    In a distributed run (the process group already initialised, see
+    :func:`detbox.engine.launcher.init_distributed`) ``device`` is this process's device and
+    the metrics are rank 0's.
+    """
     from detbox.data import build_dataloader
-    from detbox.engine import Trainer, set_random_seed
+    from detbox.engine import Trainer, get_rank, get_world_size, is_main_process, set_random_seed
 
     seed = int(cfg.get("seed", 0) if seed is None else seed)
     cfg["seed"] = seed
     set_random_seed(seed, deterministic=deterministic)
     work_dir = Path(work_dir)
-    train_loader = build_dataloader(cfg.train_dataloader, seed=seed, training=True)
+    shard = {"rank": get_rank(), "world_size": get_world_size()}
+    train_loader = build_dataloader(cfg.train_dataloader, seed=seed, training=True, **shard)
     train_set = train_loader.dataset
     fill_num_classes(cfg, list(train_set.class_names), source=str(train_set.ann_file))
-    train_cfg = check_section(cfg.get("train_cfg"), TRAIN_DEFAULTS, "train_cfg")
-    ckpt_cfg = check_section(cfg.get("checkpoint"), CHECKPOINT_DEFAULTS, "checkpoint")
-    log_cfg = check_section(cfg.get("log"), LOG_DEFAULTS, "log")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, work_dir / "config.json")
+    options = _trainer_options(cfg)
+    if is_main_process():
+        work_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, work_dir / "config.json")
 
+    evaluate_fn, visualize_fn = _validation(cfg, train_set, device, seed, shard)
     model = build_detector(cfg.model, train_set.class_names, train_set.cat_ids).to(device)
     trainer = Trainer(
         model=model,
         train_loader=train_loader,
-        optimizer_cfg=cfg.optimizer.to_dict(),
-        lr_schedule_cfg=dict(cfg.get("lr_schedule") or {}),
-        max_epochs=train_cfg["max_epochs"],
         work_dir=work_dir,
         device=device,
-        evaluate_fn=_make_evaluate_fn(cfg, train_set, device, seed),
-        val_interval=train_cfg["val_interval"],
-        checkpoint_interval=ckpt_cfg["interval"],
-        max_keep_checkpoints=ckpt_cfg["max_keep"],
-        log_interval=log_cfg["interval"],
-        grad_clip=train_cfg["grad_clip"],
+        evaluate_fn=evaluate_fn,
+        visualize_fn=visualize_fn,
         meta={
             "config": config_to_jsonable({k: v for k, v in cfg.items() if k != "_filename"}),
             **model.dataset_meta,
         },
         seed=seed,
+        deterministic=deterministic,
+        **options,
     )
     if resume:
         trainer.resume(resume)

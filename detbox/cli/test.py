@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from detbox.cli.common import add_config_arguments, load_config_with_options
+from detbox.cli.train import add_launcher_argument
 from detbox.errors import ConfigError
-from detbox.utils.device import resolve_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,27 +25,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="only write --out, without evaluating (for splits without annotations)",
     )
     parser.add_argument("--json-out", help="write the metrics as JSON to this file")
+    parser.add_argument("--plots", metavar="DIR",
+                        help="save per-class precision-recall curves and a confusion matrix "
+                             "(PNG) in this folder")
     parser.add_argument("--work-dir", help="unused by test; accepted for symmetry with train")
+    add_launcher_argument(parser)
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: the config's tta section (multi-scale + "
+                             "flip, merged), or a flip at the test scale when it has none")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from detbox.apis.inference import load_detector
-    from detbox.apis.testing import build_evaluator, run_inference
+    from detbox.apis.testing import build_evaluator, gather_inference, run_inference
+    from detbox.apis.tta import describe_tta, tta_settings, tta_test_section, wrap_for_tta
     from detbox.data import build_dataloader
+    from detbox.engine import get_rank, get_world_size, init_distributed
     from detbox.evaluation import instances_to_coco_results, write_results
     from detbox.utils.io import atomic_write_text
 
     if args.format_only and not args.out:
         raise ConfigError("--format-only needs --out FILE to write the results to")
     cfg = load_config_with_options(args)
-    device = resolve_device(args.device or cfg.get("device"))
+    # Distributed: each process predicts its shard, rank 0 gathers, writes and evaluates.
+    device = init_distributed(args.launcher, args.device or cfg.get("device"))
+    shard = {"rank": get_rank(), "world_size": get_world_size()}
     section = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if not section:
         raise ConfigError(f"{args.config}: no test_dataloader (or val_dataloader) to test on")
-    loader = build_dataloader(section, seed=int(cfg.get("seed", 0)), training=False)
+    tta = tta_settings(cfg, True if args.tta else None)
+    if tta:
+        section = tta_test_section(section, tta)
+    loader = build_dataloader(section, seed=int(cfg.get("seed", 0)), training=False, **shard)
     model = load_detector(cfg, args.checkpoint, device, dataset=loader.dataset)
-    run_ = run_inference(model, loader, device, progress=True)
+    if tta:
+        model = wrap_for_tta(model, tta)
+        print(f"test-time augmentation: {describe_tta(tta)}")
+    run_ = gather_inference(run_inference(model, loader, device, progress=shard["rank"] == 0))
+    if run_ is None:
+        return 0
     print(f"inference: {len(run_.samples)} images, "
           f"{run_.seconds_per_image * 1000:.1f} ms per image (model time on {device})")
     if args.out:
@@ -63,4 +82,9 @@ def run(args: argparse.Namespace) -> int:
     results = evaluator.evaluate()
     if args.json_out:
         atomic_write_text(Path(args.json_out), json.dumps(results, indent=2, default=float) + "\n")
+    if args.plots:
+        from detbox.tools.eval_plots import save_eval_plots
+
+        written = save_eval_plots(loader.dataset, run_.samples, run_.predictions, args.plots)
+        print(f"plots written: {', '.join(str(p) for p in written)}")
     return 0

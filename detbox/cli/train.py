@@ -1,20 +1,32 @@
-"""``detbox train CONFIG``: train a detector."""
+"""``detbox train CONFIG``: train a detector, on one device or one process per GPU."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
 from detbox.cli.common import add_config_arguments, default_work_dir, load_config_with_options
-from detbox.utils.device import resolve_device
+from detbox.config import ConfigDict
+from detbox.engine.launcher import LAUNCHERS
+from detbox.errors import ConfigError
+
+
+def add_launcher_argument(parser: argparse.ArgumentParser) -> None:
+    """``--launcher``, shared with ``detbox test``."""
+    parser.add_argument(
+        "--launcher", default="auto", choices=LAUNCHERS,
+        help="how the processes were started: torchrun (RANK/WORLD_SIZE/LOCAL_RANK set, see "
+        "tools/dist_train.sh), slurm (inside srun, see tools/slurm_train.sh), none (one "
+        "process), or auto (the default: whichever the environment shows)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a detector from a config")
     add_config_arguments(parser)
-    parser.add_argument(
-        "--work-dir", help="where logs and checkpoints go (default: work_dirs/<config>)"
-    )
+    parser.add_argument("--work-dir",
+                        help="where logs and checkpoints go (default: work_dirs/<config>)")
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--resume",
@@ -30,31 +42,63 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start from these weights only (fine-tuning); heads whose shapes differ are "
         "re-initialised and listed",
     )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="random seed (default: the config's, else 0)"
-    )
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (default: config's, else 0); rank r uses seed + r")
     parser.add_argument(
         "--deterministic", action="store_true", help="use deterministic algorithms (slower)"
     )
+    parser.add_argument(
+        "--amp", nargs="?", const="auto", choices=("auto", "fp16", "bf16"), default=None,
+        help="mixed precision (the config's amp section): fp16 with loss scaling (GPU), bf16, or "
+        "auto (the default when the flag is given alone: fp16 on a GPU, bf16 on a CPU)",
+    )
+    parser.add_argument(
+        "--auto-scale-lr", action="store_true",
+        help="scale the lr linearly by the total batch (per-GPU batch x GPUs x accumulate_steps) "
+        "over the config's auto_scale_lr.base_batch_size",
+    )
+    add_launcher_argument(parser)
     parser.set_defaults(func=run)
+
+
+def apply_flags(cfg: ConfigDict, args: argparse.Namespace) -> None:
+    """Fold ``--amp`` and ``--auto-scale-lr`` into the config, so config.json records them."""
+    if args.amp:
+        amp = dict(cfg["amp"]) if isinstance(cfg.get("amp"), Mapping) else {}
+        amp["enabled"] = True
+        if args.amp != "auto" or "dtype" not in amp:
+            amp["dtype"] = args.amp
+        cfg["amp"] = amp
+    if args.auto_scale_lr:
+        section = cfg.get("auto_scale_lr")
+        if not isinstance(section, Mapping) or "base_batch_size" not in section:
+            raise ConfigError(
+                "--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in the config: the "
+                "total batch its lr was tuned for (16 for most COCO recipes: 8 GPUs x 2 images)"
+            )
+        cfg["auto_scale_lr"] = {**section, "enable": True}
 
 
 def run(args: argparse.Namespace) -> int:
     from detbox.apis.training import train_detector
+    from detbox.engine import distributed_session, is_main_process
 
     cfg = load_config_with_options(args)
+    apply_flags(cfg, args)
     work_dir = Path(args.work_dir or cfg.get("work_dir") or default_work_dir(args.config))
     cfg["work_dir"] = str(work_dir)
-    device = resolve_device(args.device or cfg.get("device"))
-    metrics = train_detector(
-        cfg,
-        work_dir=work_dir,
-        device=device,
-        resume=args.resume or cfg.get("resume"),
-        load_from=args.load_from or cfg.get("load_from"),
-        seed=args.seed,
-        deterministic=args.deterministic or bool(cfg.get("deterministic", False)),
-    )
+    with distributed_session(args.launcher, args.device or cfg.get("device")) as device:
+        metrics = train_detector(
+            cfg,
+            work_dir=work_dir,
+            device=device,
+            resume=args.resume or cfg.get("resume"),
+            load_from=args.load_from or cfg.get("load_from"),
+            seed=args.seed,
+            deterministic=args.deterministic or bool(cfg.get("deterministic", False)),
+        )
+        if not is_main_process():
+            return 0
     print(f"training finished; checkpoints and logs in {work_dir}")
     if metrics:
         print("final metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()

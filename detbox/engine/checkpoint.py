@@ -9,6 +9,9 @@ Layout of a training checkpoint::
     {'state_dict': model weights, 'optimizer': ..., 'scheduler': ..., 'epoch': completed epochs,
      'iteration': completed iterations, 'meta': JSON text, 'rng': [per-rank RNG states],
      'detbox_version': str, 'torch_version': str}
+
+plus the trainer's extra entries: ``'amp'`` (the fp16 loss scaler and its skipped-step count)
+and ``'best'`` (the history of the ``save_best`` metric).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "checkpoint_name",
     "extract_state_dict",
     "find_latest",
+    "link_or_copy",
     "load_checkpoint",
     "load_weights",
     "remove_old_checkpoints",
@@ -78,6 +82,7 @@ def save_checkpoint(
     iteration: int = 0,
     meta: Mapping[str, Any] | None = None,
     rng_state: list[dict[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically: the previous file at ``path`` survives any failure.
 
@@ -92,6 +97,7 @@ def save_checkpoint(
             stored as JSON text, so dict keys come back as strings and tuples as lists.
         rng_state: one :func:`~detbox.engine.seed.get_rng_state` per rank; defaults to this
             process's state.
+        extra: more top-level entries (tensors and plain values), e.g. the loss scaler.
 
     Returns:
         The path written.
@@ -109,6 +115,10 @@ def save_checkpoint(
         checkpoint["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
         checkpoint["scheduler"] = scheduler.state_dict()
+    for key, value in (extra or {}).items():
+        if key in checkpoint:
+            raise CheckpointError(f"extra checkpoint entry '{key}' would replace a standard one")
+        checkpoint[key] = value
     _check_loadable(checkpoint, "checkpoint")
     atomic_torch_save(checkpoint, path)
     return Path(path)
@@ -219,20 +229,25 @@ def update_latest(work_dir: str | os.PathLike, target: str | os.PathLike) -> Pat
     space, and it stays valid after rotation deletes the target), else a copy. Either way it
     is a complete checkpoint that ``torch.load`` reads directly.
     """
-    latest = Path(work_dir) / LATEST_NAME
-    target = Path(target)
-    tmp = latest.with_name(f".{LATEST_NAME}.{os.getpid()}.link")
+    return link_or_copy(target, Path(work_dir) / LATEST_NAME)
+
+
+def link_or_copy(target: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Atomically make ``dest`` hold ``target``'s content: a hard link where the filesystem
+    allows (no extra space; it survives deleting ``target``), else a copy."""
+    target, dest = Path(target), Path(dest)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.link")
     try:
         if tmp.exists():
             tmp.unlink()
         os.link(target, tmp)
-        os.replace(tmp, latest)
+        os.replace(tmp, dest)
     except OSError:
         if tmp.exists():
             tmp.unlink()
         with open(target, "rb") as source:
-            atomic_write(latest, lambda f: shutil.copyfileobj(source, f))
-    return latest
+            atomic_write(dest, lambda f: shutil.copyfileobj(source, f))
+    return dest
 
 
 def _epoch_files(work_dir: Path) -> list[tuple[int, Path]]:

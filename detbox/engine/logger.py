@@ -3,8 +3,9 @@
 Each run writes ``work_dir/<timestamp>.log`` (what a person reads) and
 ``work_dir/<timestamp>.log.jsonl`` (what scripts and plots read: one record per logged training
 step and one per evaluation). Messages from any ``detbox.*`` logger reach the same file, so data
-or model warnings raised during training end up next to the losses. Only rank 0 writes; other
-ranks stay silent apart from warnings.
+or model warnings raised during training end up next to the losses. With ``tensorboard=True``
+the same records also go to TensorBoard event files. Only rank 0 writes; other ranks stay silent
+apart from warnings.
 """
 
 from __future__ import annotations

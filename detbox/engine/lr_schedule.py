@@ -70,7 +70,8 @@ class LRSchedule:
             )
         milestones = [int(m) for m in milestones]
         if milestones != sorted(milestones) or any(m < 1 for m in milestones):
-            raise ConfigError(f"lr_schedule milestones must be increasing epochs >= 1: {milestones}")
+            raise ConfigError(
+                f"lr_schedule milestones must be increasing epochs >= 1: {milestones}")
         self.optimizer = optimizer
         self.iters_per_epoch = int(iters_per_epoch)
         self.max_epochs = int(max_epochs)

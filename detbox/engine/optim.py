@@ -18,7 +18,7 @@ from detbox.engine.dist import unwrap_model
 from detbox.errors import ConfigError
 from detbox.registry import closest_match
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "param_groups"]
+__all__ = ["OPTIMIZERS", "build_optimizer", "param_groups", "scale_lr"]
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "SGD": torch.optim.SGD,
@@ -132,3 +132,61 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
         return cls(groups, weight_decay=weight_decay, **cfg)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"optimizer '{cls.__name__}': {exc}") from exc
+
+
+def scale_lr(
+    optimizer_cfg: Mapping[str, Any],
+    auto_scale_lr: Mapping[str, Any] | None,
+    *,
+    batch_per_process: int | None,
+    world_size: int,
+    accumulate_steps: int = 1,
+) -> tuple[dict[str, Any], str | None]:
+    """Apply the linear scaling rule: the LR grows with the total batch of one optimizer step.
+
+    A config's ``lr`` is tuned for ``base_batch_size`` images per step (16 for most COCO
+    recipes: 8 GPUs x 2 images). Training with another total batch, ``batch_per_process x
+    world_size x accumulate_steps``, multiplies ``lr`` by ``total / base_batch_size``.
+
+    Args:
+        optimizer_cfg: the optimizer config; a copy is returned, the input is unchanged.
+        auto_scale_lr: ``dict(base_batch_size=16, enable=True)``; None or ``enable=False``
+            keeps ``lr``.
+        batch_per_process: images per batch in one process (the loader's ``batch_size``).
+        world_size: training processes.
+        accumulate_steps: micro-batches per optimizer step.
+
+    Returns:
+        ``(optimizer_cfg, message)``: the message explains the LR used, for the log (None when
+        there is nothing to explain).
+
+    Raises:
+        ConfigError: an unknown key, a missing or non-positive ``base_batch_size``, or an
+            unknown batch size while scaling is enabled.
+    """
+    cfg = dict(optimizer_cfg)
+    if not auto_scale_lr:
+        return cfg, None
+    settings = dict(auto_scale_lr)
+    for key in settings:
+        if key not in ("base_batch_size", "enable"):
+            raise ConfigError(f"auto_scale_lr got an unknown key '{key}'."
+                              f"{_suggest(key, ['base_batch_size', 'enable'])} Valid keys: "
+                              "base_batch_size, enable")
+    base = settings.get("base_batch_size")
+    if not isinstance(base, int) or isinstance(base, bool) or base < 1:
+        raise ConfigError(f"auto_scale_lr.base_batch_size must be a positive integer, got {base!r}")
+    if batch_per_process is None:
+        raise ConfigError("auto_scale_lr needs the train loader's batch_size, which it lacks")
+    total = batch_per_process * world_size * accumulate_steps
+    how = (f"total batch {total} = {batch_per_process} per process x {world_size} process(es) x "
+           f"{accumulate_steps} accumulation step(s)")
+    if not settings.get("enable", False):
+        note = "" if total == base else "; enable it to scale lr linearly"
+        return cfg, f"auto_scale_lr off: lr {cfg.get('lr')} used as is ({how}, base {base}{note})"
+    if "lr" not in cfg:
+        raise ConfigError("optimizer needs a learning rate: set 'lr'")
+    old = float(cfg["lr"])
+    cfg["lr"] = old * total / base
+    return cfg, (f"auto_scale_lr: lr {old:g} -> {cfg['lr']:g} by the linear scaling rule "
+                 f"({how}; base_batch_size {base})")

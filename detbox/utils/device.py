@@ -31,7 +31,8 @@ def resolve_device(name: str | None = None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise DetboxError(f"--device '{name}' is not a device name (use cpu, cuda or cuda:N)") from exc
+        raise DetboxError(
+            f"--device '{name}' is not a device name (use cpu, cuda or cuda:N)") from exc
     if device.type == "cuda":
         count = _cuda_count()
         if count == 0:

@@ -140,8 +140,8 @@ class FakeDetector(nn.Module):
         feats = self.features(batch.images)
         scores, labels = self.cls(feats).softmax(1).max(1)
         boxes = self.reg(feats).sigmoid() * IMAGE_SIZE
-        return [Instances(boxes=b[None], labels=l[None], scores=s[None])
-                for b, l, s in zip(boxes, labels, scores)]
+        return [Instances(boxes=box[None], labels=label[None], scores=score[None])
+                for box, label, score in zip(boxes, labels, scores)]
 
 
 def make_evaluate_fn() -> Any:

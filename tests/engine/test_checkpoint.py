@@ -45,7 +45,8 @@ def _save(path: Path, model: nn.Module, epoch: int = 1, **kwargs) -> Path:
 def test_round_trip_loads_with_weights_only(tmp_path):
     model = FakeDetector()
     optimizer, schedule = _trained_state(model)
-    meta = {"class_names": ["cat", "dog"], "cat_ids": [3, 7], "config": {"model": {"type": nn.Conv2d}}}
+    meta = {"class_names": ["cat", "dog"], "cat_ids": [3, 7],
+            "config": {"model": {"type": nn.Conv2d}}}
     path = _save(tmp_path / "epoch_1.pth", model, optimizer=optimizer, scheduler=schedule,
                  meta=meta)
 
