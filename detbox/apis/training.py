@@ -19,6 +19,7 @@ import torch
 from detbox.apis.build import build_detector, check_section, fill_num_classes
 from detbox.apis.testing import evaluate_detector
 from detbox.config import ConfigDict, config_to_jsonable, dump_config
+from detbox.data.records import write_label_map
 from detbox.errors import ConfigError
 
 __all__ = ["train_detector", "TRAIN_DEFAULTS"]
@@ -168,6 +169,7 @@ def train_detector(
     if is_main_process():
         work_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, work_dir / "config.json")
+        write_label_map(work_dir, train_set.class_names, train_set.cat_ids)
 
     evaluate_fn, visualize_fn = _validation(cfg, train_set, device, seed, shard)
     model = build_detector(cfg.model, train_set.class_names, train_set.cat_ids).to(device)

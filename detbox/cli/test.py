@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arguments(parser)
     parser.add_argument("checkpoint", help="checkpoint file (.pth)")
     parser.add_argument(
-        "--eval", nargs="+", default=None, choices=["bbox", "segm", "proposal"],
+        "--eval", nargs="+", default=None,
+        choices=["bbox", "segm", "proposal", "voc", "voc07", "mAP"],
         help="metrics to compute (default: the config's evaluation.metric)",
     )
     parser.add_argument("--out", help="write COCO-format results (a JSON list) to this file")

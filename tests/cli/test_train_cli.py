@@ -39,6 +39,9 @@ def test_train_test_infer_eval(tmp_path, capsys):
     work = tmp_path / "run"
     assert main(["train", DEMO, "--work-dir", str(work), "--cfg-options", *TINY]) == 0
     assert (work / "latest.pth").is_file() and (work / "config.json").is_file()
+    label_map = json.loads((work / "label_map.json").read_text())["classes"]
+    assert [c["name"] for c in label_map] == ["circle", "square", "triangle"]
+    assert [c["category_id"] for c in label_map] == [1, 2, 3]
     val = jsonl(work, "val")
     assert [r["epoch"] for r in val] == [1, 2] and "bbox_mAP" in val[-1]
 
