@@ -80,7 +80,7 @@ evaluation = dict(metric=["bbox", "segm"])
 
 optimizer = dict(type="AdamW", lr=0.002, weight_decay=0.05)
 lr_schedule = dict(policy="cosine", warmup="linear", warmup_iters=100, warmup_ratio=0.01)
-train_cfg = dict(max_epochs=8, val_interval=4, grad_clip=dict(max_norm=10, norm_type=2))
-checkpoint = dict(interval=4, max_keep=2)
+train_cfg = dict(max_epochs=4, val_interval=2, grad_clip=dict(max_norm=10, norm_type=2))
+checkpoint = dict(interval=2, max_keep=2)
 log = dict(interval=20)
 seed = 0

@@ -24,7 +24,7 @@ from detbox.data.transforms import Compose
 from detbox.registry import DATASETS
 from detbox.structures import DetSample
 
-__all__ = ["CocoDataset", "default_pipeline"]
+__all__ = ["CocoDataset", "default_pipeline", "make_coco"]
 
 PipelineConfig = Sequence[Mapping[str, Any] | Callable[..., Any]]
 
@@ -89,7 +89,7 @@ class CocoDataset(Dataset):
             data["categories"], class_names, self.ann_file
         )
         self._label_of = {cat_id: label for label, cat_id in enumerate(self.cat_ids)}
-        self.coco = _make_coco(data)
+        self.coco = make_coco(data)
         self.image_ids = [im["id"] for im in data["images"]]
         if filter_empty and not test_mode:
             self.image_ids = [i for i in self.image_ids if self._has_objects(i)]
@@ -168,7 +168,7 @@ class CocoDataset(Dataset):
         }
 
 
-def _make_coco(data: dict[str, Any]) -> COCO:
+def make_coco(data: dict[str, Any]) -> COCO:
     """A pycocotools COCO index over an already loaded dict (quietly: it prints otherwise)."""
     coco = COCO()
     coco.dataset = data

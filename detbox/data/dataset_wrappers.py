@@ -21,7 +21,7 @@ from typing import Any
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
-from detbox.data.records import make_coco
+from detbox.data.coco import make_coco
 from detbox.errors import ConfigError
 from detbox.registry import DATASETS
 

@@ -7,8 +7,6 @@ and a pycocotools ``coco`` index built in memory, so the COCO metrics work on th
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -22,7 +20,7 @@ from pycocotools.coco import COCO
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from detbox.data.coco import PipelineConfig, default_pipeline
+from detbox.data.coco import PipelineConfig, default_pipeline, make_coco
 from detbox.data.coco_checks import check_image_files
 from detbox.data.transforms import Compose
 from detbox.errors import DatasetError
@@ -271,15 +269,6 @@ def _as_rle(segm: Any, size: tuple[int, int]) -> dict:
     if isinstance(segm["counts"], list):
         return mask_utils.frPyObjects(segm, *size)
     return {"size": segm["size"], "counts": segm["counts"].encode("ascii")}
-
-
-def make_coco(data: dict[str, Any]) -> COCO:
-    """A pycocotools COCO index over a dict, built quietly (it prints otherwise)."""
-    coco = COCO()
-    coco.dataset = data
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
 
 
 def write_label_map(

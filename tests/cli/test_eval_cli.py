@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 import detbox.cli.main as cli_main
 from detbox.evaluation import evaluate_coco, load_coco_gt, load_results
 from detbox.evaluation.simulate import simulate_detections
+from tests.evaluation.cocoeval_reference import pennfudan_val_or_skip, reference_cocoeval
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PENNFUDAN_VAL = REPO_ROOT / "../shared/data/pennfudan/annotations/instances_val.json"
 
 
 @pytest.fixture(scope="module")
 def gt_path() -> Path:
-    if not PENNFUDAN_VAL.is_file():
-        pytest.skip(f"Penn-Fudan ground truth not found at {PENNFUDAN_VAL} (shared test data)")
-    return PENNFUDAN_VAL
+    return pennfudan_val_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -44,30 +36,14 @@ def run_eval(monkeypatch, *args: str) -> int:
     return cli_main.main(["eval", *map(str, args)])
 
 
-def pycocotools_direct(gt_path: Path, results_path: Path, iou_type: str):
-    """COCOeval run the plain way; for segm the boxes go first so areas come from the masks."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO(str(gt_path))
-        results = json.loads(results_path.read_text())
-        if iou_type == "segm":
-            for r in results:
-                r.pop("bbox")
-        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
-        coco_eval.evaluate()
-        coco_eval.accumulate()
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        coco_eval.summarize()
-    return coco_eval.stats, printed.getvalue().splitlines()
-
-
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
 def test_numbers_equal_pycocotools(gt_path, results_path, tmp_path, monkeypatch, capsys, iou_type):
     out = tmp_path / "metrics.json"
     args = (gt_path, results_path, "--iou-type", iou_type, "--json-out", out)
     assert run_eval(monkeypatch, *args) == 0
     printed = capsys.readouterr().out.splitlines()
-    expected, expected_lines = pycocotools_direct(gt_path, results_path, iou_type)
+    results = json.loads(results_path.read_text())
+    expected, expected_lines = reference_cocoeval(gt_path, results, iou_type)
 
     report = json.loads(out.read_text())
     assert list(report) == [iou_type]

@@ -122,7 +122,8 @@ def test_dataset_generates_once_into_the_cache(tmp_path: Path, monkeypatch) -> N
     assert not [p for p in dataset.root.iterdir() if p.name.startswith(".tmp")]
     image, sample = dataset[0]
     assert image.shape == (3, 64, 64) and isinstance(sample, DetSample)
-    assert sample.gt.masks.dtype.is_floating_point is False and sample.gt.masks.shape[1:] == (64, 64)
+    assert sample.gt.masks.dtype.is_floating_point is False
+    assert sample.gt.masks.shape[1:] == (64, 64)
     assert dataset.class_names == ["circle", "square", "triangle"]
     assert dataset.cat_ids == [1, 2, 3]
 

@@ -5,16 +5,15 @@ back to BatchNorm on CPU processes, and a distributed run resumes exactly."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
+
+from tests._two_ranks import free_port, run_two_ranks
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -27,34 +26,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
     """Run every scenario of ``dist_worker`` once, in two processes."""
     root = tmp_path_factory.mktemp("dist_engine")
     port = free_port()
-    processes = []
-    for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-               "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-               "OMP_NUM_THREADS": "1"}
-        processes.append(subprocess.Popen(
-            [sys.executable, str(HERE / "dist_worker.py"), str(root)], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=180)[0] for p in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-    for rank, (process, output) in enumerate(zip(processes, outputs)):
-        assert process.returncode == 0, f"rank {rank} failed:\n{output}"
-    return [json.loads((root / f"result_{r}.json").read_text()) for r in range(2)]
+    envs = [{**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
+             "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+             "OMP_NUM_THREADS": "1"} for rank in range(2)]
+    command = [sys.executable, str(HERE / "dist_worker.py"), str(root)]
+    return run_two_ranks([command, command], root, timeout=180, envs=envs)
 
 
 def test_the_launcher_joined_two_cpu_processes(ranks):

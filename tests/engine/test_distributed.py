@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import torch.distributed as dist
 from engine_fakes import read_jsonl
 
 from detbox.engine.checkpoint import LATEST_NAME, load_checkpoint
+from tests._two_ranks import free_port, run_two_ranks
 
 pytestmark = pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(),
@@ -21,33 +19,18 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> tuple[Path, list[dict]]:
     """Run both scenarios of ``distributed_worker`` once, in two processes."""
     root = tmp_path_factory.mktemp("ddp")
     here = str(Path(__file__).resolve().parent)
-    port = _free_port()
-    processes = []
-    for rank in range(2):
-        code = (f"import sys; sys.path.insert(0, {here!r}); from engine_fakes import "
-                f"distributed_worker; distributed_worker({rank}, 2, {port}, {str(root)!r})")
-        processes.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=120)[0] for p in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-    for rank, (process, output) in enumerate(zip(processes, outputs)):
-        assert process.returncode == 0, f"rank {rank} failed:\n{output}"
-    return root, [json.loads((root / f"result_{r}.json").read_text()) for r in range(2)]
+    port = free_port()
+    commands = [
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {here!r}); from engine_fakes "
+         f"import distributed_worker; distributed_worker({rank}, 2, {port}, {str(root)!r})"]
+        for rank in range(2)
+    ]
+    return root, run_two_ranks(commands, root, timeout=120)
 
 
 def test_replicas_stay_equal_and_only_rank0_writes(two_ranks):

@@ -52,7 +52,9 @@ def test_center_offset_moves_anchor_centres_to_cell_centres():
 
 
 def test_matches_torchvision_retinanet_anchors_exactly():
-    sizes = tuple((x, int(x * 2 ** (1.0 / 3)), int(x * 2 ** (2.0 / 3))) for x in [32, 64, 128, 256, 512])
+    sizes = tuple(
+        (x, int(x * 2 ** (1.0 / 3)), int(x * 2 ** (2.0 / 3))) for x in [32, 64, 128, 256, 512]
+    )
     tv = TVAnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
     ours = AnchorGenerator(strides=[8, 16, 32, 64, 128], sizes=sizes, round_base=True)
     grid = [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)]

@@ -23,7 +23,9 @@ def test_hand_computed_encode():
 def test_round_trip_with_means_and_stds():
     coder = DeltaXYWHBoxCoder(target_means=(0.1, -0.1, 0.0, 0.2), target_stds=(0.1, 0.1, 0.2, 0.2))
     anchors, gt = random_boxes(50, 0), random_boxes(50, 1)
-    torch.testing.assert_close(coder.decode(anchors, coder.encode(anchors, gt)), gt, atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        coder.decode(anchors, coder.encode(anchors, gt)), gt, atol=1e-4, rtol=0
+    )
 
 
 def test_identity_weights_match_torchvision_bit_for_bit():

@@ -8,7 +8,9 @@ from detbox.models.necks import FPN
 
 def odd_inputs(batch: int = 2) -> list[torch.Tensor]:
     torch.manual_seed(0)
-    return [torch.randn(batch, 16, 25, 33), torch.randn(batch, 32, 13, 17), torch.randn(batch, 64, 7, 9)]
+    return [
+        torch.randn(batch, 16, 25, 33), torch.randn(batch, 32, 13, 17), torch.randn(batch, 64, 7, 9)
+    ]
 
 
 @pytest.mark.parametrize("extra_convs", ["input", "output", None])

@@ -61,7 +61,8 @@ def test_giou_loss():
     expected = 1 - torch.diag(generalized_box_iou(boxes, targets))
     torch.testing.assert_close(loss, expected)
     assert loss[0].item() == pytest.approx(0.0) and loss[1].item() > 1.0
-    weighted = GIoULoss(reduction="sum")(boxes, targets, weight=torch.tensor([[1.0] * 4, [0.5] * 4]))
+    weight = torch.tensor([[1.0] * 4, [0.5] * 4])
+    weighted = GIoULoss(reduction="sum")(boxes, targets, weight=weight)
     torch.testing.assert_close(weighted, expected[0] + 0.5 * expected[1])
 
 
@@ -72,7 +73,8 @@ def test_cross_entropy_softmax_and_sigmoid():
     class_weight = [1.0, 2.0, 0.5, 1.0]
     weighted = CrossEntropyLoss(class_weight=class_weight, reduction="sum")(logits, labels)
     torch.testing.assert_close(
-        weighted, F.cross_entropy(logits, labels, weight=torch.tensor(class_weight), reduction="sum")
+        weighted,
+        F.cross_entropy(logits, labels, weight=torch.tensor(class_weight), reduction="sum"),
     )
     # Sigmoid over 3 classes, label 3 = background (all-zero target row).
     sigmoid = CrossEntropyLoss(use_sigmoid=True, reduction="sum")(logits[:, :3], labels)
@@ -82,7 +84,9 @@ def test_cross_entropy_softmax_and_sigmoid():
     )
     masks = torch.randn(2, 7, 7)
     binary = CrossEntropyLoss(use_sigmoid=True)(masks, (masks > 0).float())
-    torch.testing.assert_close(binary, F.binary_cross_entropy_with_logits(masks, (masks > 0).float()))
+    torch.testing.assert_close(
+        binary, F.binary_cross_entropy_with_logits(masks, (masks > 0).float())
+    )
 
 
 def test_bad_reduction_and_registry():

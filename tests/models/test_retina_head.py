@@ -91,7 +91,9 @@ def test_predict_with_nothing_above_threshold():
 
 
 def test_post_processing_matches_torchvision_retinanet():
-    sizes = tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in [32, 64, 128, 256, 512])
+    sizes = tuple(
+        (x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in [32, 64, 128, 256, 512]
+    )
     head = tiny_head(
         num_classes=3,
         anchor_generator={"type": "AnchorGenerator", "strides": [8, 16, 32, 64, 128],
@@ -108,7 +110,8 @@ def test_post_processing_matches_torchvision_retinanet():
         ours = head.predict_by_outputs(cls_logits, box_deltas, samples)
         anchors = head.anchors(cls_logits)
         tv_self = SimpleNamespace(score_thresh=0.05, topk_candidates=1000, nms_thresh=0.5,
-                                  detections_per_img=300, box_coder=TVBoxCoder((1.0, 1.0, 1.0, 1.0)))
+                                  detections_per_img=300,
+                                  box_coder=TVBoxCoder((1.0, 1.0, 1.0, 1.0)))
         outputs = {
             "cls_logits": [x.permute(0, 2, 3, 1).reshape(2, -1, 3) for x in cls_logits],
             "bbox_regression": [x.permute(0, 2, 3, 1).reshape(2, -1, 4) for x in box_deltas],

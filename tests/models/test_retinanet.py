@@ -55,8 +55,9 @@ def test_rescale_to_original_undoes_flip_then_scale():
     result = rescale_to_original(instances, sample)
     # Unflip in the 400-wide image: x -> 400 - x; then divide by (2, 0.5); clip to 200 x 100.
     assert result.boxes.tolist() == [[175.0, 10, 195, 50], [0, 0, 200, 100]]
-    assert torch.equal(result.scores, instances.scores) and torch.equal(instances.boxes[0],
-                                                                       torch.tensor([10.0, 5, 50, 25]))
+    assert torch.equal(result.scores, instances.scores) and torch.equal(
+        instances.boxes[0], torch.tensor([10.0, 5, 50, 25])
+    )
 
 
 def test_unflip_directions():

@@ -106,7 +106,9 @@ class BaseDetector(nn.Module):
     def forward(self, images: Tensor) -> Any:
         raise NotImplementedError
 
-    def postprocess(self, results: Sequence[Instances], samples: Sequence[DetSample]) -> list[Instances]:
+    def postprocess(
+        self, results: Sequence[Instances], samples: Sequence[DetSample]
+    ) -> list[Instances]:
         """Head results in ``img_shape`` coordinates -> final results in original coordinates."""
         return [
             self.postprocess_masks(rescale_to_original(result, sample), sample)

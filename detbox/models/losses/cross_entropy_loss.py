@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from detbox.models.losses.utils import check_reduction, labels_to_one_hot, reduce_loss
+from detbox.models.losses.utils import WeightedLoss, labels_to_one_hot
 from detbox.registry import MODELS
 
 __all__ = ["CrossEntropyLoss"]
 
 
 @MODELS.register
-class CrossEntropyLoss(nn.Module):
+class CrossEntropyLoss(WeightedLoss):
     """Classification loss of the two-stage heads (box classifier, RPN objectness, masks).
 
     With ``use_sigmoid=False`` (softmax), ``pred`` is (N, C + 1) logits with background at index
@@ -38,28 +38,12 @@ class CrossEntropyLoss(nn.Module):
         loss_weight: float = 1.0,
         reduction: str = "mean",
     ) -> None:
-        super().__init__()
+        super().__init__(loss_weight=loss_weight, reduction=reduction)
         self.use_sigmoid = use_sigmoid
         self.class_weight = None if class_weight is None else [float(w) for w in class_weight]
-        self.loss_weight = loss_weight
-        self.reduction = check_reduction(reduction)
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-    ) -> Tensor:
-        """Cross-entropy of logits ``pred`` against ``target`` (shapes in the class docstring).
-
-        Args:
-            pred: logits.
-            target: labels or same-shape binary targets.
-            weight: optional element weights, broadcast from the leading dimensions.
-            avg_factor: divisor of the summed loss for ``reduction='mean'``.
-        """
-        pred = pred.float()
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy of logits ``pred`` against labels or same-shape binary ``target``."""
         class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
         if self.use_sigmoid:
             if target.shape != pred.shape:
@@ -69,4 +53,4 @@ class CrossEntropyLoss(nn.Module):
                 loss = loss * class_weight
         else:
             loss = F.cross_entropy(pred, target.long(), weight=class_weight, reduction="none")
-        return self.loss_weight * reduce_loss(loss, weight, self.reduction, avg_factor)
+        return loss

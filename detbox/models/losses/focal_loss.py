@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops import sigmoid_focal_loss
 
-from detbox.models.losses.utils import check_reduction, labels_to_one_hot, reduce_loss
+from detbox.models.losses.utils import WeightedLoss, labels_to_one_hot
 from detbox.registry import MODELS
 
 __all__ = ["FocalLoss"]
 
 
 @MODELS.register
-class FocalLoss(nn.Module):
+class FocalLoss(WeightedLoss):
     """``-alpha_t (1 - p_t)**gamma log(p_t)`` per (box, class), one sigmoid per class.
 
     Down-weights the many easy negatives of dense detectors so that they do not swamp the few
@@ -34,31 +34,19 @@ class FocalLoss(nn.Module):
         loss_weight: float = 1.0,
         reduction: str = "mean",
     ) -> None:
-        super().__init__()
+        super().__init__(loss_weight=loss_weight, reduction=reduction)
         self.alpha = alpha
         self.gamma = gamma
-        self.loss_weight = loss_weight
-        self.reduction = check_reduction(reduction)
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-    ) -> Tensor:
-        """Focal loss of logits against labels.
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Focal loss of logits against labels; weights in ``forward`` are (N,) or (N, C).
 
         Args:
             pred: (N, C) logits.
             target: (N,) int64 labels in ``0..C`` (``C`` = background) or (N, C) float targets.
-            weight: optional (N,) or (N, C) element weights.
-            avg_factor: divisor of the summed loss for ``reduction='mean'``.
         """
-        pred = pred.float()
         if target.dim() == pred.dim() - 1:
             target = labels_to_one_hot(target, pred.shape[-1])
-        loss = sigmoid_focal_loss(
+        return sigmoid_focal_loss(
             pred, target.to(pred.dtype), alpha=self.alpha, gamma=self.gamma, reduction="none"
         )
-        return self.loss_weight * reduce_loss(loss, weight, self.reduction, avg_factor)

@@ -1,50 +1,24 @@
-"""Box regression losses: on deltas (L1, smooth L1) or on decoded boxes (GIoU)."""
+"""Box regression losses: on deltas (L1, smooth L1) or on decoded boxes (GIoU).
+
+Each takes (N, 4) predictions (deltas, or xyxy boxes for GIoU) and (N, 4) targets of the same
+kind, with optional (N,) or (N, 4) weights; ``avg_factor`` is typically the number of positive
+boxes (not times 4).
+"""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
 
-from detbox.models.losses.utils import check_reduction, reduce_loss
+from detbox.models.losses.utils import WeightedLoss
 from detbox.registry import MODELS
 
 __all__ = ["GIoULoss", "L1Loss", "SmoothL1Loss"]
 
 
-class _RegressionLoss(nn.Module):
-    """Shared constructor and reduction; subclasses define the element-wise loss."""
-
-    def __init__(self, *, loss_weight: float = 1.0, reduction: str = "mean") -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-        self.reduction = check_reduction(reduction)
-
-    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-    ) -> Tensor:
-        """Loss between (N, 4) predictions and (N, 4) targets.
-
-        Args:
-            pred: (N, 4) predicted deltas (or boxes, for GIoU).
-            target: (N, 4) targets of the same kind.
-            weight: optional (N,) or (N, 4) weights.
-            avg_factor: divisor of the summed loss for ``reduction='mean'``, typically the number
-                of positive boxes (not times 4).
-        """
-        loss = self.elementwise(pred.float(), target.float())
-        return self.loss_weight * reduce_loss(loss, weight, self.reduction, avg_factor)
-
-
 @MODELS.register
-class L1Loss(_RegressionLoss):
+class L1Loss(WeightedLoss):
     """``|pred - target|`` per coordinate (RetinaNet's regression loss in recent codebases)."""
 
     def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
@@ -52,7 +26,7 @@ class L1Loss(_RegressionLoss):
 
 
 @MODELS.register
-class SmoothL1Loss(_RegressionLoss):
+class SmoothL1Loss(WeightedLoss):
     """Huber-like loss, quadratic below ``beta`` and linear above.
 
     Args:
@@ -73,7 +47,7 @@ class SmoothL1Loss(_RegressionLoss):
 
 
 @MODELS.register
-class GIoULoss(_RegressionLoss):
+class GIoULoss(WeightedLoss):
     """``1 - GIoU`` between predicted and target xyxy boxes (Rezatofighi et al., 2019).
 
     Scale-invariant, so heads using it decode their deltas first (``reg_decoded_bbox=True``).

@@ -10,11 +10,11 @@ otherwise. Finally the result is scaled by the loss's ``loss_weight``.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from detbox.errors import ConfigError
 
-__all__ = ["REDUCTIONS", "check_reduction", "labels_to_one_hot", "reduce_loss"]
+__all__ = ["REDUCTIONS", "WeightedLoss", "check_reduction", "labels_to_one_hot", "reduce_loss"]
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -44,6 +44,47 @@ def reduce_loss(
     if avg_factor is not None:
         return loss.sum() / avg_factor
     return loss.mean()
+
+
+class WeightedLoss(nn.Module):
+    """The rule above as a module: subclasses define only the element-wise loss.
+
+    Args:
+        loss_weight: scale of the reduced loss.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+    """
+
+    def __init__(self, *, loss_weight: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+        self.reduction = check_reduction(reduction)
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The unreduced loss of ``pred`` against ``target`` (shapes: see the subclass)."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+    ) -> Tensor:
+        """``loss_weight * reduce_loss(elementwise(pred, target), weight, reduction, avg_factor)``.
+
+        The loss is computed in float32 (also under autocast): ``pred`` and a floating-point
+        ``target`` are cast; integer labels are left as they are.
+
+        Args:
+            pred: predictions (logits, deltas or boxes; shapes in the subclass docstring).
+            target: labels or targets for ``pred``.
+            weight: optional element weights, broadcast from the leading dimensions.
+            avg_factor: divisor of the summed loss for ``reduction='mean'``.
+        """
+        if target.is_floating_point():
+            target = target.float()
+        loss = self.elementwise(pred.float(), target)
+        return self.loss_weight * reduce_loss(loss, weight, self.reduction, avg_factor)
 
 
 def labels_to_one_hot(labels: Tensor, num_classes: int) -> Tensor:

@@ -52,7 +52,9 @@ class FPN(nn.Module):
     ) -> None:
         super().__init__()
         if extra_convs not in _EXTRA_CHOICES:
-            raise ConfigError(f"FPN extra_convs must be one of {_EXTRA_CHOICES}, got {extra_convs!r}")
+            raise ConfigError(
+                f"FPN extra_convs must be one of {_EXTRA_CHOICES}, got {extra_convs!r}"
+            )
         if num_outs < len(in_channels):
             raise ConfigError(
                 f"FPN num_outs={num_outs} is smaller than the {len(in_channels)} input levels"

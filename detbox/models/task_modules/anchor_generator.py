@@ -100,7 +100,8 @@ class AnchorGenerator:
         """
         if len(feature_sizes) != self.num_levels:
             raise ValueError(
-                f"AnchorGenerator has {self.num_levels} levels, got {len(feature_sizes)} feature sizes"
+                f"AnchorGenerator has {self.num_levels} levels, "
+                f"got {len(feature_sizes)} feature sizes"
             )
         return [
             self._level_anchors(base, stride, (int(size[0]), int(size[1])), device)

@@ -73,6 +73,18 @@ def _roi_head(with_mask_iou: bool = True) -> StandardRoIHead:
     )
 
 
+def _one_positive_one_negative() -> tuple[SamplingResult, Instances]:
+    """RoI 0 matches the one GT box (class 2, shifted 1 px right), RoI 1 is background."""
+    res = SamplingResult(
+        boxes=torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]]),
+        pos_inds=torch.tensor([0]),
+        neg_inds=torch.tensor([1]),
+        pos_gt_inds=torch.tensor([0]),
+    )
+    gt = Instances(boxes=torch.tensor([[1.0, 0, 11, 10]]), labels=torch.tensor([2]))
+    return res, gt
+
+
 def _feats():
     torch.manual_seed(1)
     return [torch.randn(1, 4, 64 // s, 64 // s) for s in (4, 8, 16, 32, 64)]
@@ -108,13 +120,7 @@ def test_no_proposals_and_no_gt_still_trains():
 
 def test_bbox_head_targets_background_last_and_encoded():
     head = ConvFCBBoxHead(num_classes=3, in_channels=4, roi_size=7, fc_channels=8)
-    res = SamplingResult(
-        boxes=torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]]),
-        pos_inds=torch.tensor([0]),
-        neg_inds=torch.tensor([1]),
-        pos_gt_inds=torch.tensor([0]),
-    )
-    gt = Instances(boxes=torch.tensor([[1.0, 0, 11, 10]]), labels=torch.tensor([2]))
+    res, gt = _one_positive_one_negative()
     labels, targets = head.get_targets([res], [gt])
     assert labels.tolist() == [2, 3]
     # dx = 1 / 10, divided by the std 0.1.
@@ -219,13 +225,7 @@ def test_class_agnostic_and_decoded_box_regression():
     )
     cls_score, bbox_pred = head(torch.randn(2, 4, 7, 7))
     assert bbox_pred.shape == (2, 4)
-    res = SamplingResult(
-        boxes=torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]]),
-        pos_inds=torch.tensor([0]),
-        neg_inds=torch.tensor([1]),
-        pos_gt_inds=torch.tensor([0]),
-    )
-    gt = Instances(boxes=torch.tensor([[1.0, 0, 11, 10]]), labels=torch.tensor([2]))
+    res, gt = _one_positive_one_negative()
     labels, targets = head.get_targets([res], [gt])
     assert torch.equal(targets[0], gt.boxes[0])  # decoded targets are the GT boxes
     rois = boxes_to_rois([res.sampled_boxes])
