@@ -75,7 +75,6 @@ val_dataloader = dict(
     dataset=dict(type="CocoDataset", ann_file=data_root + "annotations/instances_val2017.json",
                  img_dir=data_root + "val2017/", pipeline=test_pipeline, test_mode=True),
 )
-test_dataloader = val_dataloader
 evaluation = dict(metric=["bbox", "segm"])
 
 optimizer = dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=0.0001)
