@@ -54,6 +54,8 @@ class CustomDataset(RecordDataset):
         filter_empty: drop images without an object of a kept class (training only).
         test_mode: inference/evaluation use: records may lack ``ann``, no image is filtered.
         label_map_out: write ``label_map.json`` here (a folder or a ``.json`` path).
+        max_skipped_images: as for ``CocoDataset``: unreadable training images are skipped
+            with a warning, up to this many.
     """
 
     CLASSES: tuple[str, ...] | None = None
@@ -68,6 +70,7 @@ class CustomDataset(RecordDataset):
         filter_empty: bool = False,
         test_mode: bool = False,
         label_map_out: str | os.PathLike | None = None,
+        max_skipped_images: int = 10,
     ) -> None:
         ann_file = str(ann_file)
         file_classes, raw_records = _read_middle_file(ann_file)
@@ -83,6 +86,7 @@ class CustomDataset(RecordDataset):
             records, all_names, img_dir, pipeline, ann_file=ann_file,
             class_names=class_names if declared is not None else None,
             filter_empty=filter_empty, test_mode=test_mode, label_map_out=label_map_out,
+            max_skipped_images=max_skipped_images,
         )
 
 

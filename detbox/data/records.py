@@ -27,6 +27,7 @@ from detbox.errors import DatasetError
 from detbox.registry import closest_match
 from detbox.structures import DetSample
 from detbox.utils.io import atomic_write_text
+from detbox.data.skipping import SkippedImages, load_skipping_unreadable
 
 __all__ = [
     "RecordDataset",
@@ -71,10 +72,13 @@ class RecordDataset(Dataset):
         test_mode: bool = False,
         ann_file: str | os.PathLike = "",
         label_map_out: str | os.PathLike | None = None,
+        max_skipped_images: int = 10,
     ) -> None:
         self.ann_file = str(ann_file)
         self.img_dir = str(img_dir)
         self.test_mode = test_mode
+        self.max_skipped_images = 0 if test_mode else max(0, int(max_skipped_images))
+        self._skipped = SkippedImages(self.max_skipped_images, self.ann_file)
         self.class_names = select_class_names(all_class_names, class_names, self.ann_file)
         position = {name: i for i, name in enumerate(all_class_names)}
         self.cat_ids = [position[name] + 1 for name in self.class_names]
@@ -119,7 +123,12 @@ class RecordDataset(Dataset):
         return len(self._indices)
 
     def __getitem__(self, index: int) -> tuple[Tensor, DetSample]:
-        return self.pipeline(self.get_record(index))
+        if self.max_skipped_images == 0:
+            return self.pipeline(self.get_record(index))
+        return load_skipping_unreadable(
+            lambda i: self.pipeline(self.get_record(i)), index, len(self), self._skipped,
+            path_of=lambda i: self._img_path(self._indices[i]),
+        )
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.ann_file!r}, {len(self)} images, "

@@ -56,6 +56,8 @@ class VOCDataset(RecordDataset):
         test_mode: evaluation use: no image is filtered.
         label_map_out: write ``label_map.json`` (label, category id, name) here: a folder or
             a ``.json`` path. ``write_label_map(path)`` does the same later.
+        max_skipped_images: as for ``CocoDataset``: unreadable training images are skipped
+            with a warning, up to this many.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class VOCDataset(RecordDataset):
         filter_empty: bool = False,
         test_mode: bool = False,
         label_map_out: str | os.PathLike | None = None,
+        max_skipped_images: int = 10,
     ) -> None:
         self.data_root = str(data_root)
         entries, source = read_voc_folder(data_root, ann_subdir, img_subdir, split_file)
@@ -78,6 +81,7 @@ class VOCDataset(RecordDataset):
             voc_records(entries, all_names), all_names, os.path.join(data_root, img_subdir),
             pipeline, class_names=class_names, filter_empty=filter_empty, test_mode=test_mode,
             ann_file=source, label_map_out=label_map_out,
+            max_skipped_images=max_skipped_images,
         )
 
 

@@ -189,3 +189,26 @@ def test_missing_files_are_named(tmp_path):
     (root / "JPEGImages" / "b.jpg").unlink()
     with pytest.raises(DatasetError, match=r"b\.xml: its image is not in"):
         VOCDataset(root)
+
+
+def test_training_voc_dataset_skips_an_unreadable_image(tmp_path):
+    import shutil
+
+    root = shared_dataset("pennfudan_voc")
+    copy = tmp_path / "voc"
+    shutil.copytree(root, copy)
+    ids = (copy / "ImageSets/Main/val.txt").read_text().split()[:3]
+    (copy / "three.txt").write_text("\n".join(ids) + "\n")
+    broken = copy / "JPEGImages" / f"{ids[1]}.jpg"
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated
+
+    dataset = VOCDataset(copy, split_file="three.txt")
+    _, sample = dataset[1]
+    assert sample.file_name != f"{ids[1]}.jpg"
+    assert any(str(broken) in path for path in sample.extra["skipped_images"])
+    strict = VOCDataset(copy, split_file="three.txt", max_skipped_images=0)
+    with pytest.raises(DatasetError, match=ids[1]):
+        strict[1]
+    evaluation = VOCDataset(copy, split_file="three.txt", test_mode=True)
+    with pytest.raises(DatasetError, match=ids[1]):
+        evaluation[1]
