@@ -22,12 +22,12 @@ from torch.utils.data import Dataset
 
 from detbox.data.coco import PipelineConfig, default_pipeline, make_coco
 from detbox.data.coco_checks import check_image_files
+from detbox.data.skipping import SkippedImages, load_skipping_unreadable
 from detbox.data.transforms import Compose
 from detbox.errors import DatasetError
 from detbox.registry import closest_match
 from detbox.structures import DetSample
 from detbox.utils.io import atomic_write_text
-from detbox.data.skipping import SkippedImages, load_skipping_unreadable
 
 __all__ = [
     "RecordDataset",
