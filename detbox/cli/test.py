@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     evaluator = build_evaluator(loader.dataset, metrics)
     evaluator.process(run_.samples, run_.predictions)
     results = evaluator.evaluate()
+    print(evaluator.report())
     if args.json_out:
         atomic_write_text(Path(args.json_out), json.dumps(results, indent=2, default=float) + "\n")
     if args.plots:

@@ -46,8 +46,12 @@ def test_train_test_infer_eval(tmp_path, capsys):
     assert [r["epoch"] for r in val] == [1, 2] and "bbox_mAP" in val[-1]
 
     results = tmp_path / "results.json"
+    capsys.readouterr()
     assert main(["test", DEMO, str(work / "latest.pth"), "--out", str(results),
                  "--cfg-options", *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]" in printed
+    assert "| circle " in printed and "ms per image" in printed
     detections = json.loads(results.read_text())
     assert detections and {"image_id", "category_id", "bbox", "score"} <= set(detections[0])
     assert {d["category_id"] for d in detections} <= {1, 2, 3}
