@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -10,6 +11,8 @@ import torch
 from torch import nn
 
 from detbox.structures import DetSample, ImageBatch, Instances
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "InferenceRun", "MetricGroup", "VOC_METRICS", "build_evaluator", "evaluate_detector",
@@ -171,4 +174,6 @@ def evaluate_detector(
         return {}
     evaluator = build_evaluator(loader.dataset, metrics, classwise)
     evaluator.process(run.samples, run.predictions)
-    return evaluator.evaluate()
+    results = evaluator.evaluate()
+    logger.info("evaluation on %d images:\n%s", len(run.samples), evaluator.report())
+    return results

@@ -44,6 +44,8 @@ def test_train_test_infer_eval(tmp_path, capsys):
     assert [c["category_id"] for c in label_map] == [1, 2, 3]
     val = jsonl(work, "val")
     assert [r["epoch"] for r in val] == [1, 2] and "bbox_mAP" in val[-1]
+    (text_log,) = work.glob("*.log")
+    assert text_log.read_text().count("| triangle ") == 2  # per-class table at each evaluation
 
     results = tmp_path / "results.json"
     capsys.readouterr()
