@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import colorsys
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
 
-from detbox.structures import Instances
+from detbox.structures import DetSample, Instances
 
-__all__ = ["class_color", "draw_instances", "save_visualization"]
+__all__ = [
+    "class_color", "denormalize", "draw_instances", "ground_truth", "save_visualization",
+]
 
 
 def class_color(label: int) -> tuple[int, int, int]:
@@ -64,3 +69,31 @@ def save_visualization(
     """Draw ``instances`` on ``image`` and save it (format from the file extension)."""
     os.makedirs(os.path.dirname(os.path.abspath(out_file)), exist_ok=True)
     draw_instances(image, instances, class_names, score_thr).save(out_file)
+
+
+def denormalize(image: Tensor, img_norm: Mapping[str, Any] | None) -> np.ndarray:
+    """(3, H, W) image as the pipeline left it -> (H, W, 3) uint8 RGB for display.
+
+    ``img_norm`` is what ``Normalize`` recorded (``mean``/``std`` on the 0-255 scale); without
+    it the image is taken to be on the 0-255 scale already.
+    """
+    image = image.detach().float().cpu()
+    if img_norm:
+        std = torch.tensor(img_norm["std"], dtype=image.dtype).view(3, 1, 1)
+        mean = torch.tensor(img_norm["mean"], dtype=image.dtype).view(3, 1, 1)
+        image = image * std + mean
+    return image.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def ground_truth(sample: DetSample, num_classes: int) -> Instances:
+    """The sample's objects plus its ignored boxes as extra label ``num_classes``."""
+    gt = sample.gt if sample.gt is not None else Instances.empty()
+    ignored = sample.ignored_boxes.reshape(-1, 4).float()
+    if len(ignored) == 0:
+        return gt
+    masks = None
+    if gt.masks is not None:
+        masks = torch.cat([gt.masks, gt.masks.new_zeros((len(ignored), *gt.masks.shape[1:]))])
+    labels = torch.full((len(ignored),), num_classes, dtype=torch.int64)
+    return Instances(boxes=torch.cat([gt.boxes.float(), ignored]),
+                     labels=torch.cat([gt.labels, labels]), masks=masks)

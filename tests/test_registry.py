@@ -69,3 +69,4 @@ def test_duplicate_names_are_refused(registry):
         @registry.register(name="Widget")
         class Other:
             pass
+

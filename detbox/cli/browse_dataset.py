@@ -14,12 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from torch import Tensor
-
 from detbox.errors import ConfigError
-from detbox.structures import DetSample, Instances
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,34 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def denormalize(image: Tensor, img_norm: Mapping[str, Any] | None) -> np.ndarray:
-    """(3, H, W) image as the pipeline left it -> (H, W, 3) uint8 RGB for display.
-
-    ``img_norm`` is what ``Normalize`` recorded (``mean``/``std`` on the 0-255 scale); without
-    it the image is taken to be on the 0-255 scale already.
-    """
-    image = image.detach().float().cpu()
-    if img_norm:
-        std = torch.tensor(img_norm["std"], dtype=image.dtype).view(3, 1, 1)
-        mean = torch.tensor(img_norm["mean"], dtype=image.dtype).view(3, 1, 1)
-        image = image * std + mean
-    return image.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-def ground_truth(sample: DetSample, num_classes: int) -> Instances:
-    """The sample's objects plus its ignored boxes as extra label ``num_classes``."""
-    gt = sample.gt if sample.gt is not None else Instances.empty()
-    ignored = sample.ignored_boxes.reshape(-1, 4).float()
-    if len(ignored) == 0:
-        return gt
-    masks = None
-    if gt.masks is not None:
-        masks = torch.cat([gt.masks, gt.masks.new_zeros((len(ignored), *gt.masks.shape[1:]))])
-    labels = torch.full((len(ignored),), num_classes, dtype=torch.int64)
-    return Instances(boxes=torch.cat([gt.boxes.float(), ignored]),
-                     labels=torch.cat([gt.labels, labels]), masks=masks)
-
-
 def _dataset(cfg: Mapping[str, Any], split: str):
     from detbox.data import build_dataset
 
@@ -77,8 +44,11 @@ def _dataset(cfg: Mapping[str, Any], split: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from detbox.cli.common import load_config_with_options
-    from detbox.visualization import save_visualization
+    from detbox.structures import DetSample
+    from detbox.visualization import denormalize, ground_truth, save_visualization
 
     cfg = load_config_with_options(args)
     random.seed(args.seed)

@@ -8,16 +8,17 @@ import json
 from detbox.errors import CheckpointError
 
 SOURCES = ("torchvision",)
+# detbox.models.convert.torchvision.SUPPORTED_ARCHS, spelled out so that building the parser
+# imports no torch (a test checks that the two agree).
+TORCHVISION_ARCHS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from detbox.models.convert.torchvision import SUPPORTED_ARCHS
-
     parser = subparsers.add_parser(
         "convert-weights", help="convert another library's detection checkpoint to detbox"
     )
     parser.add_argument("source", choices=SOURCES, help="the library the checkpoint comes from")
-    parser.add_argument("arch", choices=SUPPORTED_ARCHS, help="its model builder name")
+    parser.add_argument("arch", choices=TORCHVISION_ARCHS, help="its model builder name")
     parser.add_argument("input", help="the checkpoint to convert (a state_dict .pth)")
     parser.add_argument("output", help="where to write the detbox checkpoint")
     parser.set_defaults(func=run)

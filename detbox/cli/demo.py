@@ -9,7 +9,6 @@ from pathlib import Path
 
 from detbox.config import apply_options, load_config, parse_options
 from detbox.errors import ConfigError
-from detbox.utils.device import resolve_device
 
 DEMO_CONFIGS = {
     "retinanet": "demo/retinanet_r18_fpn_synthetic.py",
@@ -56,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config or config_dir() / DEMO_CONFIGS[args.model])
     apply_options(cfg, parse_options(args.cfg_options, context=cfg))
     out = Path(args.out)
+    from detbox.utils.device import resolve_device
+
     device = resolve_device(args.device)
     print(f"detbox demo: training {cfg.model.type} on synthetic shapes ({device}); "
           f"logs and checkpoints go to {out}")

@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from detbox.evaluation.coco_eval import check_gt_supports, evaluate_coco, load_coco_gt
-from detbox.evaluation.report import format_report
-from detbox.evaluation.results import check_results, load_results
-from detbox.utils.io import atomic_write_text
-
 _PROPOSAL_NUMS = (100, 300, 1000)
 
 
@@ -40,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the reports and optionally write them as JSON."""
+    from detbox.evaluation.coco_eval import check_gt_supports, evaluate_coco, load_coco_gt
+    from detbox.evaluation.report import format_report
+    from detbox.evaluation.results import check_results, load_results
+    from detbox.utils.io import atomic_write_text
+
     iou_types = list(dict.fromkeys(args.iou_types or ["bbox"]))
     gt_name = f"'{args.gt}'"
     coco_gt = load_coco_gt(args.gt)

@@ -7,12 +7,13 @@ import argparse
 import glob
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detbox.cli.common import add_config_arguments, load_config_with_options
 from detbox.errors import DetboxError
-from detbox.structures import Instances
-from detbox.utils.device import resolve_device
+
+if TYPE_CHECKING:
+    from detbox.structures import Instances
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.input)
     is_video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
     paths = [] if is_video else list_inputs(args.input)
+    from detbox.utils.device import resolve_device
+
     model = load_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")))
     model = maybe_wrap_for_tta(model, cfg, True if args.tta else None)
     if is_video:

@@ -8,14 +8,17 @@ from pathlib import Path
 
 from detbox.cli.common import add_config_arguments, default_work_dir, load_config_with_options
 from detbox.config import ConfigDict
-from detbox.engine.launcher import LAUNCHERS
 from detbox.errors import ConfigError
+
+# detbox.engine.launcher.LAUNCHERS, spelled out so that building the parser imports no torch
+# (a test checks that the two agree).
+LAUNCHER_CHOICES = ("auto", "none", "torchrun", "pytorch", "slurm")
 
 
 def add_launcher_argument(parser: argparse.ArgumentParser) -> None:
     """``--launcher``, shared with ``detbox test``."""
     parser.add_argument(
-        "--launcher", default="auto", choices=LAUNCHERS,
+        "--launcher", default="auto", choices=LAUNCHER_CHOICES,
         help="how the processes were started: torchrun (RANK/WORLD_SIZE/LOCAL_RANK set, see "
         "tools/dist_train.sh), slurm (inside srun, see tools/slurm_train.sh), none (one "
         "process), or auto (the default: whichever the environment shows)",

@@ -4,11 +4,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from detbox.cli.browse_dataset import denormalize, ground_truth
 from detbox.cli.main import main
 from detbox.data.transforms import Normalize
 from detbox.structures import DetSample, Instances
-from detbox.visualization import class_color
+from detbox.visualization import class_color, denormalize, ground_truth
 from tests.conftest import shared_dataset
 
 
