@@ -87,7 +87,7 @@ def denormalize(image: Tensor, img_norm: Mapping[str, Any] | None) -> np.ndarray
 
 def ground_truth(sample: DetSample, num_classes: int) -> Instances:
     """The sample's objects plus its ignored boxes as extra label ``num_classes``."""
-    gt = sample.gt if sample.gt is not None else Instances.empty()
+    gt = sample.gt_or_empty()
     ignored = sample.ignored_boxes.reshape(-1, 4).float()
     if len(ignored) == 0:
         return gt

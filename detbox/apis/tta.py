@@ -27,9 +27,9 @@ from torchvision.ops import batched_nms, box_iou
 
 from detbox.apis.build import check_section
 from detbox.data.collate import collate
-from detbox.data.transforms import RandomResize, Resize, compose_flips, resized_size
+from detbox.data.transforms import RandomResize, Resize, resized_size
 from detbox.errors import ConfigError
-from detbox.structures import DetSample, ImageBatch, Instances
+from detbox.structures import DetSample, ImageBatch, Instances, compose_flips
 
 __all__ = [
     "TTA_DEFAULTS",

@@ -17,9 +17,8 @@ import torch
 from pycocotools.coco import COCO
 from torchvision.ops import box_iou
 
-from detbox.data.transforms.geometric import flip_boxes
 from detbox.errors import ConfigError
-from detbox.structures.instances import DetSample, Instances
+from detbox.structures import DetSample, Instances, boxes_to_original
 
 __all__ = ["VOC_MODES", "VOCMetric", "average_precision", "match_detections"]
 
@@ -256,14 +255,10 @@ def _array(value: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 def _gt_of(sample: DetSample) -> tuple[Any, ...]:
     """A sample's ground truth mapped back to the original image (unflipped, unscaled)."""
-    gt = sample.gt if sample.gt is not None else Instances.empty()
-    sx, sy = sample.scale_factor
-    scale = torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
+    gt = sample.gt_or_empty("cpu")
 
     def to_original(boxes: torch.Tensor) -> torch.Tensor:
-        boxes = boxes.float().cpu()
-        if sample.flip:
-            boxes = flip_boxes(boxes, sample.img_shape, sample.flip)
-        return boxes / scale
+        return boxes_to_original(boxes.float().cpu(), sample.img_shape, sample.scale_factor,
+                                 sample.flip)
 
-    return to_original(gt.boxes), gt.labels.cpu(), to_original(sample.ignored_boxes), None
+    return to_original(gt.boxes), gt.labels, to_original(sample.ignored_boxes), None

@@ -84,6 +84,13 @@ class DetSample:
     ignored_boxes: Tensor = field(default_factory=lambda: torch.zeros((0, 4)))
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def gt_or_empty(self, device: torch.device | str | None = None) -> Instances:
+        """The ground truth (on ``device`` when given), or an empty set for an image without
+        objects, so that heads and evaluators never special-case ``gt is None``."""
+        if self.gt is None:
+            return Instances.empty("cpu" if device is None else device)
+        return self.gt if device is None else self.gt.to(device)
+
     def to(self, device: torch.device | str) -> DetSample:
         return replace(
             self,

@@ -23,12 +23,11 @@ from detbox.data.transforms import (
     RandomFlip,
     RandomResize,
     RandomRotate90,
-    compose_flips,
     crop_results,
 )
 from detbox.errors import ConfigError
 from detbox.models.detectors import rescale_to_original
-from detbox.structures import DetSample, Instances
+from detbox.structures import DetSample, Instances, compose_flips
 
 # label -> colour; the ignored region is painted in IGNORED_COLOUR.
 COLOURS = {0: (230, 40, 40), 1: (40, 200, 60), 2: (50, 60, 220)}

@@ -6,7 +6,7 @@ import torchvision
 
 from detbox.config import load_config
 from detbox.errors import ConfigError
-from detbox.models.detectors import RetinaNet, rescale_to_original, unflip_boxes
+from detbox.models.detectors import RetinaNet, rescale_to_original
 from detbox.registry import MODELS
 from detbox.structures import ImageBatch, Instances
 
@@ -58,15 +58,6 @@ def test_rescale_to_original_undoes_flip_then_scale():
     assert torch.equal(result.scores, instances.scores) and torch.equal(
         instances.boxes[0], torch.tensor([10.0, 5, 50, 25])
     )
-
-
-def test_unflip_directions():
-    boxes = torch.tensor([[1.0, 2, 3, 4]])
-    assert unflip_boxes(boxes, (10, 20), "vertical").tolist() == [[1.0, 6, 3, 8]]
-    assert unflip_boxes(boxes, (10, 20), "diagonal").tolist() == [[17.0, 6, 19, 8]]
-    assert unflip_boxes(boxes, (10, 20), None) is boxes
-    with pytest.raises(ValueError, match="flip"):
-        unflip_boxes(boxes, (10, 20), "sideways")
 
 
 def test_predict_maps_head_results_to_original_coordinates(monkeypatch):

@@ -23,9 +23,7 @@ from detbox.data.transforms.geometric import (
     RandomFlip,
     RandomResize,
     Resize,
-    compose_flips,
     drop_degenerate_boxes,
-    flip_boxes,
     resized_size,
 )
 from detbox.data.transforms.loading import (
@@ -54,11 +52,9 @@ __all__ = [
     "RandomResize",
     "RandomRotate90",
     "Resize",
-    "compose_flips",
     "crop_results",
     "decode_rles",
     "drop_degenerate_boxes",
-    "flip_boxes",
     "resized_size",
     "rotate_boxes_90",
     "segmentation_to_rle",

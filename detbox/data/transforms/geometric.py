@@ -13,15 +13,14 @@ from torch import Tensor
 
 from detbox.errors import ConfigError
 from detbox.registry import TRANSFORMS
+from detbox.structures import FLIP_DIRECTIONS, compose_flips, flip_boxes
 
 __all__ = [
     "Pad",
     "RandomFlip",
     "RandomResize",
     "Resize",
-    "compose_flips",
     "drop_degenerate_boxes",
-    "flip_boxes",
     "resized_size",
 ]
 
@@ -202,34 +201,6 @@ class RandomResize(Resize):
                 f"keep_ratio={self.keep_ratio})")
 
 
-_FLIP_AXES = {None: frozenset(), "horizontal": frozenset("x"), "vertical": frozenset("y"),
-              "diagonal": frozenset("xy")}
-_FLIP_NAMES = {axes: name for name, axes in _FLIP_AXES.items()}
-
-
-def compose_flips(first: str | None, second: str | None) -> str | None:
-    """The single flip equal to flipping by ``first`` and then by ``second``.
-
-    ``'horizontal'`` then ``'vertical'`` is ``'diagonal'``; any flip twice is no flip.
-    """
-    for flip in (first, second):
-        if flip not in _FLIP_AXES:
-            raise ValueError(f"unknown flip direction {flip!r}; use one of "
-                             "'horizontal', 'vertical', 'diagonal'")
-    return _FLIP_NAMES[_FLIP_AXES[first] ^ _FLIP_AXES[second]]
-
-
-def flip_boxes(boxes: Tensor, img_shape: Sequence[int], direction: str) -> Tensor:
-    """Flip (N, 4) xyxy boxes inside an image of ``img_shape = (h, w)``: ``x' = w - x``."""
-    height, width = img_shape
-    x1, y1, x2, y2 = boxes.unbind(dim=1)
-    if "x" in _FLIP_AXES[direction]:
-        x1, x2 = width - x2, width - x1
-    if "y" in _FLIP_AXES[direction]:
-        y1, y2 = height - y2, height - y1
-    return torch.stack([x1, y1, x2, y2], dim=1)
-
-
 @TRANSFORMS.register
 class RandomFlip:
     """Flip with probability ``prob``; ``flip`` records the total flip for ``predict`` to undo.
@@ -260,7 +231,7 @@ class RandomFlip:
             return results
         direction = self.directions[0] if len(self.directions) == 1 else random.choice(
             self.directions)
-        dims = [d for axis, d in (("y", -2), ("x", -1)) if axis in _FLIP_AXES[direction]]
+        dims = [d for axis, d in (("y", -2), ("x", -1)) if axis in FLIP_DIRECTIONS[direction]]
         results["img"] = results["img"].flip(dims)
         for key in ("gt_boxes", "ignored_boxes"):
             if key in results:

@@ -185,9 +185,9 @@ class RetinaHead(nn.Module):
 
     def _targets(self, anchors: Tensor, sample: DetSample) -> tuple[Tensor, Tensor, Tensor]:
         """One image's (N,) labels (C = background), (N,) not-ignored mask, (P, 4) positive GT."""
-        gt = sample.gt if sample.gt is not None else Instances.empty()
-        gt_boxes = gt.boxes.to(device=anchors.device, dtype=anchors.dtype)
-        gt_labels = gt.labels.to(anchors.device)
+        gt = sample.gt_or_empty(anchors.device)
+        gt_boxes = gt.boxes.to(dtype=anchors.dtype)
+        gt_labels = gt.labels
         result = self.assigner.assign(anchors, gt_boxes, sample.ignored_boxes)
         matched = result.matched_gt
         positive = matched >= 0

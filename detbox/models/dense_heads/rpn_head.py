@@ -238,7 +238,5 @@ class RPNHead(nn.Module):
 
 
 def _gt_boxes(sample: DetSample, anchors: Tensor) -> Tensor:
-    if sample.gt is None:
-        return anchors.new_zeros((0, 4))
-    return sample.gt.boxes.to(device=anchors.device, dtype=anchors.dtype)
+    return sample.gt_or_empty(anchors.device).boxes.to(dtype=anchors.dtype)
 

@@ -1,6 +1,6 @@
 """Detectors: compose backbone, neck and heads; ``loss()`` and ``predict()`` on an ImageBatch."""
 
-from detbox.models.detectors.base import BaseDetector, rescale_to_original, unflip_boxes
+from detbox.models.detectors.base import BaseDetector, rescale_to_original
 from detbox.models.detectors.retinanet import RetinaNet
 from detbox.models.detectors.two_stage import (
     RPN,
@@ -19,5 +19,4 @@ __all__ = [
     "RetinaNet",
     "TwoStageDetector",
     "rescale_to_original",
-    "unflip_boxes",
 ]

@@ -7,47 +7,23 @@ from dataclasses import replace
 from typing import Any
 
 from torch import Tensor, nn
-from torchvision.ops import clip_boxes_to_image
 
 from detbox.errors import ConfigError
 from detbox.registry import MODELS
-from detbox.structures import DetSample, ImageBatch, Instances
+from detbox.structures import DetSample, ImageBatch, Instances, boxes_to_original
 
-__all__ = ["BaseDetector", "rescale_to_original", "unflip_boxes"]
+__all__ = ["BaseDetector", "rescale_to_original"]
 
 _INIT_KEYS = ("backbone_checkpoint",)
 
 
-def unflip_boxes(boxes: Tensor, img_shape: Sequence[int], flip: str | None) -> Tensor:
-    """Undo a flip of (N, 4) xyxy boxes inside an image of ``img_shape = (h, w)``.
-
-    ``flip`` is ``None``, ``'horizontal'``, ``'vertical'`` or ``'diagonal'`` (both); a flip is its
-    own inverse, so this also applies one.
-    """
-    if flip is None:
-        return boxes
-    if flip not in ("horizontal", "vertical", "diagonal"):
-        raise ValueError(f"unknown flip direction '{flip}'")
-    height, width = img_shape
-    boxes = boxes.clone()
-    if flip in ("horizontal", "diagonal"):
-        boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
-    if flip in ("vertical", "diagonal"):
-        boxes[:, [1, 3]] = height - boxes[:, [3, 1]]
-    return boxes
-
-
 def rescale_to_original(instances: Instances, sample: DetSample) -> Instances:
-    """Map boxes from the transformed image (``img_shape``) back to ``ori_shape``.
+    """Map ``instances.boxes`` from ``sample.img_shape`` back to ``sample.ori_shape`` (clipped).
 
-    The data pipeline resizes first and flips the resized image, so the flip is undone in
-    ``img_shape`` coordinates before dividing by ``scale_factor = (sx, sy)``; the result is
-    clipped to ``ori_shape``. Fields other than ``boxes`` (masks included) are left untouched.
+    Fields other than ``boxes`` (masks included) are left untouched.
     """
-    boxes = unflip_boxes(instances.boxes, sample.img_shape, sample.flip)
-    sx, sy = sample.scale_factor
-    boxes = boxes / boxes.new_tensor([sx, sy, sx, sy])
-    boxes = clip_boxes_to_image(boxes, (int(sample.ori_shape[0]), int(sample.ori_shape[1])))
+    boxes = boxes_to_original(instances.boxes, sample.img_shape, sample.scale_factor,
+                              sample.flip, ori_shape=sample.ori_shape)
     return replace(instances, boxes=boxes)
 
 

@@ -19,7 +19,7 @@ from detbox.models.roi_heads.standard_roi_head import (
     DEFAULT_RCNN_SAMPLER,
     attach_masks,
 )
-from detbox.models.roi_heads.targets import gt_of, positive_mask_targets, sample_proposals
+from detbox.models.roi_heads.targets import positive_mask_targets, sample_proposals
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 
@@ -114,7 +114,7 @@ class Res5RoIHead(nn.Module):
     ) -> dict[str, Tensor]:
         """``loss_cls``, ``loss_bbox`` (+ ``loss_mask``); see ``StandardRoIHead.loss``."""
         device = feats[0].device
-        gts = [gt_of(s, device) for s in samples]
+        gts = [s.gt_or_empty(device) for s in samples]
         results = sample_proposals(self.assigner, self.sampler, proposals, gts, samples)
         rois = boxes_to_rois([r.sampled_boxes for r in results])
         res5_feats = self.res5_features(feats, rois)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from detbox.models.roi_heads.mask_iou_head import mask_iou_targets
 from detbox.models.roi_heads.roi_extractor import boxes_to_rois
-from detbox.models.roi_heads.targets import gt_of, positive_mask_targets, sample_proposals
+from detbox.models.roi_heads.targets import positive_mask_targets, sample_proposals
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 
@@ -94,7 +94,7 @@ class StandardRoIHead(nn.Module):
             samples: per image, its DetSample with GT (``gt.masks`` when training masks).
         """
         device = feats[0].device
-        gts = [gt_of(s, device) for s in samples]
+        gts = [s.gt_or_empty(device) for s in samples]
         results = sample_proposals(self.assigner, self.sampler, proposals, gts, samples)
         rois = boxes_to_rois([r.sampled_boxes for r in results])
         cls_score, bbox_pred = self(feats, rois)

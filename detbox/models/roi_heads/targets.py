@@ -16,7 +16,6 @@ from detbox.structures import DetSample, Instances
 __all__ = [
     "PositiveMaskTargets",
     "SamplingResult",
-    "gt_of",
     "positive_mask_targets",
     "sample_proposals",
 ]
@@ -63,13 +62,6 @@ class SamplingResult:
     @property
     def num_neg(self) -> int:
         return int(self.neg_inds.numel())
-
-
-def gt_of(sample: DetSample, device: torch.device) -> Instances:
-    """The sample's GT on ``device``, or an empty Instances for an image without objects."""
-    if sample.gt is None:
-        return Instances.empty(device)
-    return sample.gt.to(device)
 
 
 @torch.no_grad()
