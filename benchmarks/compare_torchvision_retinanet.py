@@ -26,7 +26,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
-from detbox.apis.testing import build_evaluator
+from detbox.apis.evaluate import build_evaluator
 from detbox.apis.training import train_detector
 from detbox.config import load_config
 from detbox.data import build_dataloader

@@ -19,8 +19,8 @@ import torch
 from pycocotools import mask as mask_util
 from scipy.stats import spearmanr
 
+from detbox.apis.evaluate import run_inference
 from detbox.apis.inference import load_detector
-from detbox.apis.testing import run_inference
 from detbox.config import load_config
 from detbox.data import build_dataloader
 from detbox.evaluation import evaluate_coco, instances_to_coco_results

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,23 @@ from torch import nn
 
 from detbox.apis.build import build_detector, fill_num_classes
 from detbox.config import ConfigDict, apply_options, load_config
+from detbox.data.collate import collate
+from detbox.data.inference import (
+    ImageInput,
+    build_test_pipeline,
+    load_image,
+    prepare_batch,
+    read_rgb,
+    upright_array,
+)
 from detbox.errors import CheckpointError, ConfigError
 from detbox.structures import Instances
 from detbox.utils.device import resolve_device
 
 __all__ = [
-    "ImageInput", "inference_detector", "init_detector", "load_detector", "prepare_batch",
-    "show_result",
+    "ImageInput", "Prediction", "inference_detector", "inference_with_images", "init_detector",
+    "load_detector", "prepare_batch", "show_result",
 ]
-
-ImageInput = str | os.PathLike | np.ndarray
 
 
 def _label_map(checkpoint: Mapping[str, Any], dataset, path: str) -> tuple[list[str], list[int]]:
@@ -88,47 +96,44 @@ def init_detector(
     return maybe_wrap_for_tta(load_detector(cfg, checkpoint, device), cfg, tta)
 
 
-def _test_pipeline(cfg: ConfigDict):
-    from detbox.data.transforms import Compose
+@dataclass(frozen=True)
+class Prediction:
+    """One image's detections with the upright image the model saw.
 
-    section = cfg.get("test_dataloader") or cfg.get("val_dataloader")
-    steps = cfg.get("test_pipeline") or (section or {}).get("dataset", {}).get("pipeline")
-    if not steps:
-        raise ConfigError("the config has no test_pipeline (or test_dataloader.dataset.pipeline)")
-    steps = [s for s in steps if s.get("type") not in ("LoadAnnotations", "LoadImage")]
-    return Compose(steps)
-
-
-def _load(image: ImageInput, index: int) -> dict[str, Any]:
-    from detbox.data.transforms import LoadImage
-
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ConfigError(
-                f"image arrays must be (H, W, 3) uint8 RGB; got {image.shape} {image.dtype}"
-            )
-        height, width = image.shape[:2]
-        return {
-            "img": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous(),
-            "img_path": f"<array {index}>", "file_name": f"<array {index}>", "image_id": index,
-            "ori_shape": (height, width), "img_shape": (height, width),
-            "scale_factor": (1.0, 1.0), "flip": None,
-        }
-    path = str(image)
-    return LoadImage()({"img_path": path, "file_name": Path(path).name, "image_id": index})
-
-
-def prepare_batch(cfg: ConfigDict, images: Sequence[ImageInput], first_index: int = 0):
-    """Load ``images`` (paths or RGB arrays) and run the config's test pipeline on them.
-
-    Returns:
-        An ``ImageBatch`` on the CPU, as the model's ``predict`` takes it; image ids count from
-        ``first_index``.
+    Attributes:
+        instances: detections in original image coordinates (``inference_detector``'s output).
+        image: (H, W, 3) uint8 RGB pixels the boxes refer to: a file decoded with its EXIF
+            orientation applied, or the array that was given.
     """
-    from detbox.data.collate import collate
 
-    pipeline = _test_pipeline(cfg)
-    return collate([pipeline(_load(img, first_index + i)) for i, img in enumerate(images)])
+    instances: Instances
+    image: np.ndarray
+
+    @property
+    def ori_shape(self) -> tuple[int, int]:
+        """(height, width) of the upright image."""
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
+def _predict(
+    model: nn.Module, items: list[ImageInput], batch_size: int, keep_images: bool
+) -> Iterator[tuple[Instances, np.ndarray | None]]:
+    """``(detections on the CPU, upright image or None)`` per item, ``batch_size`` at a time."""
+    if getattr(model, "cfg", None) is None:
+        raise ConfigError("the model has no cfg (its test pipeline); load it with init_detector")
+    device = next(model.parameters()).device
+    model.eval()
+    pipeline = build_test_pipeline(model.cfg)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        records = [load_image(img, start + i) for i, img in enumerate(chunk)]
+        pictures: list[np.ndarray | None] = [None] * len(chunk)
+        if keep_images:
+            pictures = [img if isinstance(img, np.ndarray) else upright_array(record)
+                        for img, record in zip(chunk, records)]
+        batch = collate([pipeline(record) for record in records])
+        for instances, picture in zip(model.predict(batch.to(device)), pictures, strict=True):
+            yield instances.to("cpu"), picture
 
 
 @torch.no_grad()
@@ -138,17 +143,27 @@ def inference_detector(
     """Detect objects in one image (path or RGB array) or a list of them.
 
     Returns ``Instances`` in original image coordinates (a list for a list input), with
-    ``labels`` indexing ``model.dataset_meta['class_names']``.
+    ``labels`` indexing ``model.dataset_meta['class_names']``. A file is read upright (its
+    EXIF orientation applied); ``inference_with_images`` also returns those pixels.
     """
     single = not isinstance(images, (list, tuple))
     items = [images] if single else list(images)
-    device = next(model.parameters()).device
-    model.eval()
-    outputs: list[Instances] = []
-    for start in range(0, len(items), batch_size):
-        batch = prepare_batch(model.cfg, items[start:start + batch_size], start)
-        outputs.extend(p.to("cpu") for p in model.predict(batch.to(device)))
+    outputs = [instances for instances, _ in _predict(model, items, batch_size, False)]
     return outputs[0] if single else outputs
+
+
+@torch.no_grad()
+def inference_with_images(
+    model: nn.Module, images: Sequence[ImageInput], batch_size: int = 4
+) -> list[Prediction]:
+    """Like ``inference_detector`` on a list, with each image's upright pixels kept.
+
+    What drawing or reporting image sizes needs, so that no file is read a second time (and
+    a photo's size and picture follow the orientation the model saw). All images are held in
+    memory: call it batch by batch for long lists.
+    """
+    return [Prediction(instances, picture)
+            for instances, picture in _predict(model, list(images), batch_size, True)]
 
 
 def show_result(
@@ -162,25 +177,20 @@ def show_result(
     """Draw ``result`` (boxes, names, scores, masks) on ``img`` and return the PIL image.
 
     Args:
-        img: the image the result belongs to: a path or an (H, W, 3) uint8 RGB array.
+        img: the image the result belongs to: a path (read upright, by its EXIF orientation,
+            as ``inference_detector`` reads it) or an (H, W, 3) uint8 RGB array.
         result: ``Instances`` in that image's coordinates (``inference_detector``'s output).
         class_names: names indexed by label; taken from ``model.dataset_meta`` when None.
         model: the detector, only to look up its class names.
         score_thr: detections scoring below this are not drawn.
         out_file: also save the picture here (format from the extension).
     """
-    from PIL import Image
-
     from detbox.visualization import draw_instances
 
     if class_names is None:
         meta = getattr(model, "dataset_meta", None) or {}
         class_names = meta.get("class_names") or []
-    if isinstance(img, np.ndarray):
-        picture = draw_instances(img, result, class_names, score_thr)
-    else:
-        with Image.open(img) as image:
-            picture = draw_instances(image, result, class_names, score_thr)
+    picture = draw_instances(read_rgb(img), result, class_names, score_thr)
     if out_file is not None:
         Path(out_file).parent.mkdir(parents=True, exist_ok=True)
         picture.save(out_file)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from detbox.apis.build import build_detector, check_section, fill_num_classes
-from detbox.apis.testing import evaluate_detector
+from detbox.apis.evaluate import evaluate_detector
 from detbox.config import ConfigDict, config_to_jsonable, dump_config
 from detbox.data.records import write_label_map
 from detbox.errors import ConfigError

@@ -169,9 +169,8 @@ class TTADetector(nn.Module):
         self.flips = [None, flip_direction] if flip else [None]
         self.merge, self.merge_iou_thr = merge, float(merge_iou_thr)
         self.max_per_img, self.size_divisor = int(max_per_img), size_divisor
-        for name in ("dataset_meta", "cfg"):
-            if hasattr(detector, name):
-                setattr(self, name, getattr(detector, name))
+        self.cfg: Mapping[str, Any] | None = getattr(detector, "cfg", None)
+        self.dataset_meta: dict[str, list] = getattr(detector, "dataset_meta", {})
 
     @property
     def num_views(self) -> int:

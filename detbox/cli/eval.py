@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the reports and optionally write them as JSON."""
-    from detbox.evaluation.coco_eval import check_gt_supports, evaluate_coco, load_coco_gt
+    from detbox.evaluation.coco_scoring import check_gt_supports, evaluate_coco, load_coco_gt
     from detbox.evaluation.report import format_report
     from detbox.evaluation.results import check_results, load_results
     from detbox.utils.io import atomic_write_text

@@ -7,13 +7,10 @@ import argparse
 import glob
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from detbox.cli.common import add_config_arguments, load_config_with_options
 from detbox.errors import DetboxError
-
-if TYPE_CHECKING:
-    from detbox.structures import Instances
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -65,66 +62,28 @@ def list_inputs(source: str | Path) -> list[Path]:
     return list_images(source)
 
 
-def to_coco_results(records: dict[str, Any]) -> list[dict[str, Any]]:
-    """``preds.json`` records as a COCO results list; ``image_id`` is the record's position and
-    ``file_name`` the image (or ``video#frame``) it came from."""
-    results = []
-    for image_id, (name, record) in enumerate(records.items()):
-        for pred in record["predictions"]:
-            box = pred["bbox"]
-            entry = {"image_id": image_id, "file_name": name,
-                     "category_id": pred["class"]["category_id"],
-                     "bbox": [box["x_min"], box["y_min"], box["width"], box["height"]],
-                     "score": pred["score"]}
-            if "mask" in pred:
-                entry["segmentation"] = pred["mask"]
-            results.append(entry)
-    return results
-
-
-def prediction_record(instances: Instances, height: int, width: int,
-                      class_names: list[str], cat_ids: list[int]) -> dict[str, Any]:
-    """One image's entry of ``preds.json``."""
-    from detbox.evaluation import masks_to_rles
-
-    rles = masks_to_rles(instances.masks) if instances.masks is not None else None
-    predictions = []
-    for i in range(len(instances)):
-        x1, y1, x2, y2 = (float(v) for v in instances.boxes[i])
-        label = int(instances.labels[i])
-        entry: dict[str, Any] = {
-            "bbox": {"x_min": x1, "y_min": y1, "width": x2 - x1, "height": y2 - y1},
-            "class": {"label": label, "category_id": cat_ids[label], "name": class_names[label]},
-            "score": float(instances.scores[i]),
-        }
-        if rles is not None:
-            entry["mask"] = rles[i]
-        if instances.mask_iou is not None:
-            entry["iou_score"] = float(instances.mask_iou[i])
-        predictions.append(entry)
-    return {"height": height, "width": width, "predictions": predictions}
-
-
 def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None,
                  batch_size: int = 4) -> dict[str, Any]:
-    """Predict every image and return the ``preds.json`` mapping (path -> record)."""
-    from PIL import Image
+    """Predict every image and return the ``preds.json`` mapping (path -> record).
+
+    Sizes and drawings come from the upright decode the model saw; no file is read twice.
+    """
     from tqdm import tqdm
 
-    from detbox.apis.inference import inference_detector
+    from detbox.apis.inference import inference_with_images
+    from detbox.evaluation.prediction_records import prediction_record
     from detbox.visualization import save_visualization
 
     names, cat_ids = model.dataset_meta["class_names"], model.dataset_meta["cat_ids"]
     records: dict[str, Any] = {}
     for start in tqdm(range(0, len(paths), batch_size), desc="infer", unit="batch"):
         chunk = paths[start:start + batch_size]
-        for path, instances in zip(chunk, inference_detector(model, chunk, batch_size)):
-            instances = instances[instances.scores >= score_thr]
-            with Image.open(path) as image:
-                width, height = image.size
-                if vis_dir:
-                    save_visualization(image, instances, names,
-                                       Path(vis_dir) / f"{path.stem}.png", score_thr)
+        for path, prediction in zip(chunk, inference_with_images(model, chunk, batch_size)):
+            instances = prediction.instances[prediction.instances.scores >= score_thr]
+            if vis_dir:
+                save_visualization(prediction.image, instances, names,
+                                   Path(vis_dir) / f"{path.stem}.png", score_thr)
+            height, width = prediction.ori_shape
             records[str(path)] = prediction_record(instances, height, width, names, cat_ids)
     return records
 
@@ -132,6 +91,7 @@ def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None
 def run(args: argparse.Namespace) -> int:
     from detbox.apis.inference import load_detector
     from detbox.apis.tta import maybe_wrap_for_tta
+    from detbox.evaluation.prediction_records import records_to_coco_results
     from detbox.tools.video import VIDEO_SUFFIXES, infer_video
     from detbox.utils.io import atomic_write_text
 
@@ -152,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     unit = "frames" if is_video else "images"
     print(f"{count} detections (score >= {args.score_thr}) in {len(records)} {unit}")
     if args.out:
-        output = to_coco_results(records) if args.format == "coco" else records
+        output = records_to_coco_results(records) if args.format == "coco" else records
         atomic_write_text(args.out, json.dumps(output, indent=1) + "\n")
         print(f"predictions written to {args.out}")
     if args.vis_dir:

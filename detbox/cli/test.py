@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from detbox.apis.evaluate import build_evaluator, gather_inference, run_inference
     from detbox.apis.inference import load_detector
-    from detbox.apis.testing import build_evaluator, gather_inference, run_inference
     from detbox.apis.tta import describe_tta, tta_settings, tta_test_section, wrap_for_tta
     from detbox.data import build_dataloader
     from detbox.engine import get_rank, get_world_size, init_distributed

@@ -1,13 +1,15 @@
-"""COCO evaluation (pycocotools underneath), results files and readable reports."""
+"""COCO evaluation (pycocotools underneath), results files, prediction records and readable
+reports."""
 
-from detbox.evaluation.coco_eval import (
+from detbox.evaluation.coco_metric import CocoMetric
+from detbox.evaluation.coco_scoring import (
     ClassAP,
     CocoEvalResult,
     check_gt_supports,
     evaluate_coco,
     load_coco_gt,
 )
-from detbox.evaluation.coco_metric import CocoMetric
+from detbox.evaluation.prediction_records import prediction_record, records_to_coco_results
 from detbox.evaluation.report import format_class_table, format_report, format_summary
 from detbox.evaluation.results import (
     ResultsError,
@@ -35,5 +37,7 @@ __all__ = [
     "load_coco_gt",
     "load_results",
     "masks_to_rles",
+    "prediction_record",
+    "records_to_coco_results",
     "write_results",
 ]

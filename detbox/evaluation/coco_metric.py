@@ -9,7 +9,7 @@ from typing import Any
 from pycocotools.coco import COCO
 
 from detbox.errors import ConfigError
-from detbox.evaluation.coco_eval import (
+from detbox.evaluation.coco_scoring import (
     IOU_TYPES,
     CocoEvalResult,
     check_gt_supports,

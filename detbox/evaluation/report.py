@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from detbox.evaluation.coco_eval import DEFAULT_MAX_DETS, ClassAP, CocoEvalResult
+from detbox.evaluation.coco_scoring import DEFAULT_MAX_DETS, ClassAP, CocoEvalResult
 
 __all__ = ["NO_GT", "format_class_table", "format_report", "format_summary"]
 

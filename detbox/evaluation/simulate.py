@@ -15,7 +15,7 @@ import numpy as np
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 
-from detbox.evaluation.coco_eval import load_coco_gt
+from detbox.evaluation.coco_scoring import load_coco_gt
 
 __all__ = ["simulate_detections"]
 

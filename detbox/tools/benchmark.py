@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from detbox.apis.inference import ImageInput, prepare_batch
+from detbox.data.inference import ImageInput, prepare_batch
 
 __all__ = [
     "BenchmarkResult",

@@ -196,7 +196,7 @@ def verify_onnx(
     ``score_thr`` None uses the model's own threshold; a threshold of 1.0 checks the path where
     nothing is detected. Images are paths or (H, W, 3) uint8 RGB arrays.
     """
-    from detbox.apis.inference import prepare_batch
+    from detbox.data.inference import prepare_batch
 
     runtime = OnnxDetector(onnx_file)
     model = model.eval()

@@ -115,7 +115,7 @@ class OnnxDetector:
 
     def __call__(self, images: Sequence[Any], score_thr: float | None = None) -> list[Instances]:
         """Detect objects in images (paths or (H, W, 3) uint8 RGB arrays), one at a time."""
-        from detbox.apis.inference import prepare_batch
+        from detbox.data.inference import prepare_batch
 
         return [self.predict_batch(prepare_batch(self.cfg, [image], i), score_thr)[0]
                 for i, image in enumerate(images)]

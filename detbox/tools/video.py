@@ -183,7 +183,7 @@ def infer_video(
     """
     from tqdm import tqdm
 
-    from detbox.cli.infer import prediction_record
+    from detbox.evaluation.prediction_records import prediction_record
 
     info = video_info(path)
     names, cat_ids = model.dataset_meta["class_names"], model.dataset_meta["cat_ids"]

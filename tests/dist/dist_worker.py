@@ -88,7 +88,7 @@ def still_batches(rank: int, world_size: int, batch_size: int = 2) -> list[Image
 
 
 def scenario_gather(rank: int, world_size: int) -> dict[str, Any]:
-    from detbox.apis.testing import gather_inference, run_inference
+    from detbox.apis.evaluate import gather_inference, run_inference
     from detbox.data.samplers import InferenceSampler
 
     dataset = StillDataset()

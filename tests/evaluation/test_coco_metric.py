@@ -12,8 +12,8 @@ from pycocotools import mask as mask_util
 
 import detbox.cli.main as cli_main
 from detbox.errors import ConfigError
-from detbox.evaluation.coco_eval import load_coco_gt
 from detbox.evaluation.coco_metric import CocoMetric
+from detbox.evaluation.coco_scoring import load_coco_gt
 from detbox.evaluation.results import ResultsError, instances_to_coco_results, write_results
 from detbox.structures.instances import DetSample, Instances
 

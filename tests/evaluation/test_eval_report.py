@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detbox.evaluation.coco_eval import ClassAP, CocoEvalResult
+from detbox.evaluation.coco_scoring import ClassAP, CocoEvalResult
 from detbox.evaluation.report import NO_GT, format_class_table, format_report, format_summary
 
 ROWS = [

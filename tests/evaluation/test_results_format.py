@@ -9,7 +9,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_util
 
-from detbox.evaluation.coco_eval import load_coco_gt
+from detbox.evaluation.coco_scoring import load_coco_gt
 from detbox.evaluation.results import (
     ResultsError,
     check_results,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from detbox.apis.testing import MetricGroup, build_evaluator
+from detbox.apis.evaluate import MetricGroup, build_evaluator
 from detbox.data.records import make_coco
 from detbox.errors import ConfigError
 from detbox.evaluation import CocoMetric, VOCMetric

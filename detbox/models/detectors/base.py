@@ -38,6 +38,12 @@ class BaseDetector(nn.Module):
         neck: ``MODELS`` config (or module) of the neck, or None to use backbone maps directly.
         init_cfg: optional ``dict(backbone_checkpoint=PATH)``: a torchvision-format ImageNet
             state dict loaded into the backbone after construction.
+
+    Attributes:
+        cfg: the whole config the detector was loaded from (its test pipeline is what
+            ``inference_detector`` runs), or None; set by the loader, never read by the model.
+        dataset_meta: ``{"class_names": [...], "cat_ids": [...]}`` indexed by label; empty
+            until the builder attaches the dataset's label map.
     """
 
     def __init__(
@@ -48,6 +54,8 @@ class BaseDetector(nn.Module):
         init_cfg: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.cfg: Mapping[str, Any] | None = None
+        self.dataset_meta: dict[str, list] = {}
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         self._apply_init_cfg(init_cfg or {})

@@ -1,7 +1,10 @@
-"""Run pycocotools' COCOeval quietly and collect what a report needs.
+"""Scoring a whole COCO results list against its ground truth: pycocotools' COCOeval, run
+quietly, and what a report needs from it.
 
-pycocotools does the matching and the accumulation; this module feeds it, silences its progress
-prints, keeps its summary lines for logs and reads per-class AP from its precision array.
+``coco_metric.CocoMetric`` collects predictions image by image and calls this module once it
+has them all. pycocotools does the matching and the accumulation; this module feeds it,
+silences its progress prints, keeps its summary lines for logs and reads per-class AP from its
+precision array.
 """
 
 from __future__ import annotations

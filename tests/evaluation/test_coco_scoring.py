@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from detbox.errors import DatasetError
-from detbox.evaluation.coco_eval import check_gt_supports, evaluate_coco, load_coco_gt
+from detbox.evaluation.coco_scoring import check_gt_supports, evaluate_coco, load_coco_gt
 from detbox.evaluation.report import format_summary
 
 

@@ -1,4 +1,5 @@
-"""Running a detector over a dataloader and evaluating its predictions."""
+"""Evaluating a detector on a dataset: run it over a data loader, gather the predictions
+across processes and score them with the dataset's metrics."""
 
 from __future__ import annotations
 
