@@ -86,3 +86,16 @@ def test_other_coroutines_run_while_the_model_works(model, image):
 
     ticks, result = asyncio.run(main())
     assert ticks >= 10 and isinstance(result, Instances)
+
+
+def test_detectors_declare_cfg_and_dataset_meta(model):
+    from detbox.apis.build import build_detector
+    from tests.tools._tiny import CAT_IDS, CLASS_NAMES, RETINANET
+
+    bare = build_detector(dict(RETINANET, bbox_head={**RETINANET["bbox_head"], "num_classes": 3}),
+                          CLASS_NAMES, CAT_IDS)
+    assert bare.cfg is None
+    assert bare.dataset_meta == {"class_names": CLASS_NAMES, "cat_ids": CAT_IDS}
+    assert model.cfg["test_pipeline"] and model.dataset_meta["class_names"] == CLASS_NAMES
+    with pytest.raises(ConfigError, match="no cfg"):
+        inference_detector(bare, np.zeros((20, 20, 3), np.uint8))
