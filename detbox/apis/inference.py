@@ -1,4 +1,9 @@
-"""The Python inference API: ``init_detector`` and ``inference_detector``."""
+"""The Python inference API: ``init_detector``, ``inference_detector`` (detections only) and
+``inference_with_images`` (detections with the upright image), ``show_result``.
+
+Images are loaded and batched by ``detbox.data.inference`` (``prepare_batch`` and
+``ImageInput`` are re-exported here for existing callers).
+"""
 
 from __future__ import annotations
 
