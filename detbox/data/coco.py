@@ -13,7 +13,7 @@ from pycocotools.coco import COCO
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from detbox.data.coco_checks import (
+from detbox.data.coco_validation import (
     check_coco_dict,
     check_image_files,
     read_coco_json,

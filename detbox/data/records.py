@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from detbox.data.coco import PipelineConfig, default_pipeline, make_coco
-from detbox.data.coco_checks import check_image_files
+from detbox.data.coco_validation import check_image_files
 from detbox.data.skipping import SkippedImages, load_skipping_unreadable
 from detbox.data.transforms import Compose
 from detbox.errors import DatasetError

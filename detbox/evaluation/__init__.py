@@ -8,7 +8,7 @@ from detbox.evaluation.coco_eval import (
     load_coco_gt,
 )
 from detbox.evaluation.coco_metric import CocoMetric
-from detbox.evaluation.report import format_class_table, format_report, format_summary
+from detbox.evaluation.report import format_class_table, format_report
 from detbox.evaluation.results import (
     ResultsError,
     check_results,
@@ -30,7 +30,6 @@ __all__ = [
     "evaluate_coco",
     "format_class_table",
     "format_report",
-    "format_summary",
     "instances_to_coco_results",
     "load_coco_gt",
     "load_results",
