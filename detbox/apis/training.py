@@ -19,7 +19,7 @@ import torch
 from detbox.apis.build import build_detector, check_section, fill_num_classes
 from detbox.apis.evaluate import evaluate_detector
 from detbox.config import ConfigDict, config_to_jsonable, dump_config
-from detbox.data.records import write_label_map
+from detbox.data.base import write_label_map
 from detbox.errors import ConfigError
 
 __all__ = ["train_detector", "TRAIN_DEFAULTS"]

@@ -139,7 +139,7 @@ def format_report(report, target: Mapping[str, Any], max_show: int = 10) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detbox.data.checks import check_coco_dataset
+    from detbox.data.dataset_report import check_coco_dataset
     from detbox.utils.io import atomic_write_text
 
     reports = []

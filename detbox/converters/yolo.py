@@ -19,7 +19,7 @@ from detbox.converters.common import (
     read_class_names,
     write_coco_json,
 )
-from detbox.data.coco_checks import check_coco_dict, read_coco_json
+from detbox.data.coco_validation import check_coco_dict, read_coco_json
 from detbox.data.records import read_image_size
 from detbox.errors import DatasetError
 from detbox.utils.io import atomic_write_text

@@ -5,6 +5,7 @@ Importing this package registers every dataset in ``DATASETS`` and every transfo
 """
 
 from detbox.data import transforms
+from detbox.data.base import DetectionDataset
 from detbox.data.build import DetDataLoader, build_dataloader, build_dataset, seed_worker
 from detbox.data.coco import CocoDataset, default_pipeline
 from detbox.data.collate import collate
@@ -25,6 +26,7 @@ __all__ = [
     "ConcatDataset",
     "CustomDataset",
     "DetDataLoader",
+    "DetectionDataset",
     "GroupedBatchSampler",
     "InferenceSampler",
     "RepeatDataset",

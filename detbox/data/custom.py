@@ -11,7 +11,7 @@ The middle format is the simplest description of a detection dataset that a scri
      ...]
 
 or ``{"classes": [...], "images": [...the list above...]}`` so the file carries its class names.
-``RecordDataset`` holds such records in memory and is also the base of ``VOCDataset``.
+``RecordAnnotations`` holds such records in memory, for ``CustomDataset`` and ``VOCDataset``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from detbox.data.coco import PipelineConfig
-from detbox.data.records import RecordDataset
+from detbox.data.base import DetectionDataset, PipelineConfig
+from detbox.data.records import RecordAnnotations
 from detbox.errors import DatasetError
 from detbox.registry import DATASETS
 
@@ -33,7 +33,7 @@ __all__ = ["CustomDataset", "load_middle_format"]
 
 
 @DATASETS.register
-class CustomDataset(RecordDataset):
+class CustomDataset(DetectionDataset):
     """Images and boxes (optionally masks) listed in a middle-format ``.json`` or ``.pkl`` file.
 
     The classes are, in order of precedence: the file's ``"classes"`` list, the ``CLASSES``
@@ -82,11 +82,14 @@ class CustomDataset(RecordDataset):
             )
         all_names = [str(n) for n in (declared if declared is not None else class_names)]
         records = load_middle_format(raw_records, len(all_names), ann_file, test_mode)
+        annotations = RecordAnnotations(
+            records=records, all_class_names=all_names,
+            class_names=class_names if declared is not None else None, source=ann_file,
+        )
         super().__init__(
-            records, all_names, img_dir, pipeline, ann_file=ann_file,
-            class_names=class_names if declared is not None else None,
-            filter_empty=filter_empty, test_mode=test_mode, label_map_out=label_map_out,
-            max_skipped_images=max_skipped_images,
+            annotations=annotations, ann_file=ann_file, img_dir=img_dir, pipeline=pipeline,
+            with_mask=annotations.has_masks, filter_empty=filter_empty, test_mode=test_mode,
+            max_skipped_images=max_skipped_images, label_map_out=label_map_out,
         )
 
 

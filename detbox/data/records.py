@@ -1,36 +1,29 @@
-"""Datasets held as middle-format records in memory, and their COCO view.
+"""Middle-format records held in memory, and their COCO view.
 
-``CustomDataset`` reads the records from a file, ``VOCDataset`` parses them from XML; both then
-behave like ``CocoDataset``: contiguous labels, ``cat_ids``, ``aspect_ratios``, ``get_record``
-and a pycocotools ``coco`` index built in memory, so the COCO metrics work on their data too.
+``CustomDataset`` reads the records from a file, ``VOCDataset`` parses them from XML; both hand
+them to ``RecordAnnotations``, so they behave like ``CocoDataset``: contiguous labels,
+``cat_ids``, and a pycocotools ``coco`` index built in memory, so the COCO metrics work on their
+data too.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 from pycocotools.coco import COCO
-from torch import Tensor
-from torch.utils.data import Dataset
 
-from detbox.data.coco import PipelineConfig, default_pipeline, make_coco
-from detbox.data.coco_checks import check_image_files
-from detbox.data.skipping import SkippedImages, load_skipping_unreadable
-from detbox.data.transforms import Compose
+from detbox.data.base import write_label_map
+from detbox.data.coco import make_coco
 from detbox.errors import DatasetError
 from detbox.registry import closest_match
-from detbox.structures import DetSample
-from detbox.utils.io import atomic_write_text
 
 __all__ = [
-    "RecordDataset",
+    "RecordAnnotations",
     "make_coco",
     "read_image_size",
     "records_to_coco",
@@ -42,111 +35,54 @@ _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
-class RecordDataset(Dataset):
-    """Images described by middle-format records (see ``detbox.data.custom``).
+class RecordAnnotations:
+    """Middle-format records held in memory (see ``detbox.data.custom``), a subset of classes kept.
+
+    Image ``i`` of ``records`` gets image id ``i + 1``. Category ids are positions in
+    ``all_class_names`` plus one, so they do not change when a subset is selected.
 
     Args:
         records: one checked record per image, with numpy ``ann`` arrays; labels index
-            ``all_class_names``. Image ``i`` gets image id ``i + 1``.
+            ``all_class_names``.
         all_class_names: every class the records' labels refer to.
-        img_dir: folder that the records' ``filename`` entries are relative to.
-        pipeline: transform configs; default: ``default_pipeline(test_mode, with_mask)``.
         class_names: a subset of ``all_class_names`` to keep, label ``i`` being
-            ``class_names[i]``; None keeps all. Category ids are positions in
-            ``all_class_names`` plus one, so they do not change when a subset is selected.
-        filter_empty: drop images without an object of a kept class (training only).
-        test_mode: no image is filtered.
-        ann_file: where the records came from (for messages and ``ann_file``).
-        label_map_out: write ``label_map.json`` here (a folder or a ``.json`` path).
+            ``class_names[i]``; None keeps all.
+        source: where the records came from, for messages.
     """
 
     def __init__(
         self,
+        *,
         records: list[dict[str, Any]],
         all_class_names: Sequence[str],
-        img_dir: str | os.PathLike,
-        pipeline: PipelineConfig | None = None,
-        *,
         class_names: Sequence[str] | None = None,
-        filter_empty: bool = False,
-        test_mode: bool = False,
-        ann_file: str | os.PathLike = "",
-        label_map_out: str | os.PathLike | None = None,
-        max_skipped_images: int = 10,
+        source: str = "",
     ) -> None:
-        self.ann_file = str(ann_file)
-        self.img_dir = str(img_dir)
-        self.test_mode = test_mode
-        self.max_skipped_images = 0 if test_mode else max(0, int(max_skipped_images))
-        self._skipped = SkippedImages(self.max_skipped_images, self.ann_file)
-        self.class_names = select_class_names(all_class_names, class_names, self.ann_file)
+        self.class_names = select_class_names(all_class_names, class_names, source)
         position = {name: i for i, name in enumerate(all_class_names)}
         self.cat_ids = [position[name] + 1 for name in self.class_names]
         self._all_class_names = [str(n) for n in all_class_names]
         self._new_label = np.full(len(all_class_names), -1, dtype=np.int64)
         self._new_label[[c - 1 for c in self.cat_ids]] = np.arange(len(self.cat_ids))
         self._records = records
-        kept = range(len(records))
-        if filter_empty and not test_mode:
-            kept = [i for i in kept if (self._new_label[records[i]["ann"]["labels"]] >= 0).any()]
-        self._indices = list(kept)
-        self.image_ids = [i + 1 for i in self._indices]
-        check_image_files([self._img_path(i) for i in self._indices], self.ann_file)
-        with_mask = any(r["ann"].get("masks") is not None for r in records)
-        self.pipeline = Compose(
-            default_pipeline(test_mode, with_mask) if pipeline is None else pipeline
-        )
-        self._coco: COCO | None = None
-        if label_map_out is not None:
-            self.write_label_map(label_map_out)
+        self.image_ids = list(range(1, len(records) + 1))
+        self.has_masks = any(r["ann"].get("masks") is not None for r in records)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+    def image_info(self, image_id: int) -> dict[str, Any]:
+        record = self._records[image_id - 1]
+        return {"file_name": record["filename"], "width": record["width"],
+                "height": record["height"]}
 
-    @property
-    def aspect_ratios(self) -> list[float]:
-        """Width / height of every image, for grouping batches by orientation."""
-        return [self._records[i]["width"] / self._records[i]["height"] for i in self._indices]
+    def has_objects(self, image_id: int) -> bool:
+        return bool((self._new_label[self._records[image_id - 1]["ann"]["labels"]] >= 0).any())
 
-    @property
-    def coco(self) -> COCO:
-        """The kept images and classes as a pycocotools index (built on first use)."""
-        if self._coco is None:
-            records = [self._records[i] for i in self._indices]
-            data = records_to_coco(records, self._all_class_names, image_ids=self.image_ids,
-                                   keep_cat_ids=self.cat_ids)
-            self._coco = make_coco(data)
-        return self._coco
+    def instances(self, image_id: int) -> dict[str, Any]:
+        """Boxes and labels of the kept classes (labels contiguous over them).
 
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, DetSample]:
-        if self.max_skipped_images == 0:
-            return self.pipeline(self.get_record(index))
-        return load_skipping_unreadable(
-            lambda i: self.pipeline(self.get_record(i)), index, len(self), self._skipped,
-            path_of=lambda i: self._img_path(self._indices[i]),
-        )
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.ann_file!r}, {len(self)} images, "
-                f"{self.num_classes} classes, test_mode={self.test_mode})")
-
-    def _img_path(self, record_index: int) -> str:
-        return os.path.join(self.img_dir, self._records[record_index]["filename"])
-
-    def get_record(self, index: int) -> dict[str, Any]:
-        """The pipeline's input for image ``index``, in ``CocoDataset.get_record``'s layout.
-
-        ``ann`` holds ``boxes`` (N, 4) float32 xyxy, ``labels`` (N,) int64 (contiguous over
-        the kept classes), ``ignored_boxes`` (M, 4) float32, ``segmentations`` (one mask or
-        None per box) and ``ann_ids`` (the box's position in its record).
+        ``segmentations`` hold one mask or None per box, ``ann_ids`` the box's position in its
+        record; ignored boxes of dropped classes are left out.
         """
-        record_index = self._indices[index]
-        record = self._records[record_index]
-        ann = record["ann"]
+        ann = self._records[image_id - 1]["ann"]
         labels = self._new_label[ann["labels"]]
         keep = np.flatnonzero(labels >= 0)
         ignored = ann["bboxes_ignore"]
@@ -154,24 +90,19 @@ class RecordDataset(Dataset):
             ignored = ignored[self._new_label[ann["labels_ignore"]] >= 0]
         masks = ann.get("masks")
         return {
-            "img_path": self._img_path(record_index),
-            "image_id": record_index + 1,
-            "file_name": record["filename"],
-            "height": record["height"],
-            "width": record["width"],
-            "ann_file": self.ann_file,
-            "ann": {
-                "boxes": ann["bboxes"][keep],
-                "labels": labels[keep],
-                "ignored_boxes": ignored.reshape(-1, 4),
-                "segmentations": [masks[j] if masks is not None else None for j in keep],
-                "ann_ids": [int(j) for j in keep],
-            },
+            "boxes": ann["bboxes"][keep],
+            "labels": labels[keep],
+            "ignored_boxes": ignored.reshape(-1, 4),
+            "segmentations": [masks[j] if masks is not None else None for j in keep],
+            "ann_ids": [int(j) for j in keep],
         }
 
-    def write_label_map(self, path: str | os.PathLike) -> Path:
-        """Write ``label_map.json`` (into ``path`` if it is a folder); returns the file."""
-        return write_label_map(path, self.class_names, self.cat_ids)
+    def to_coco(self, image_ids: Sequence[int]) -> COCO:
+        """The images ``image_ids`` and the kept classes, built from the records."""
+        records = [self._records[i - 1] for i in image_ids]
+        data = records_to_coco(records, self._all_class_names, image_ids=image_ids,
+                               keep_cat_ids=self.cat_ids)
+        return make_coco(data)
 
 
 def select_class_names(
@@ -278,22 +209,6 @@ def _as_rle(segm: Any, size: tuple[int, int]) -> dict:
     if isinstance(segm["counts"], list):
         return mask_utils.frPyObjects(segm, *size)
     return {"size": segm["size"], "counts": segm["counts"].encode("ascii")}
-
-
-def write_label_map(
-    path: str | os.PathLike, class_names: Sequence[str], cat_ids: Sequence[int]
-) -> Path:
-    """Write ``{"classes": [{"label", "category_id", "name"}, ...]}`` atomically.
-
-    ``path`` is the file, or a folder to write ``label_map.json`` into. Returns the file.
-    """
-    path = Path(path)
-    if path.suffix.lower() != ".json":
-        path = path / "label_map.json"
-    classes = [{"label": i, "category_id": int(c), "name": str(n)}
-               for i, (n, c) in enumerate(zip(class_names, cat_ids, strict=True))]
-    atomic_write_text(path, json.dumps({"classes": classes}, indent=2) + "\n")
-    return path
 
 
 def read_image_size(path: str | os.PathLike) -> tuple[int, int]:

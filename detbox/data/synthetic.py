@@ -23,7 +23,8 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 
-from detbox.data.coco import CocoDataset, PipelineConfig, default_pipeline
+from detbox.data.base import DetectionDataset, PipelineConfig
+from detbox.data.coco import CocoAnnotations
 from detbox.errors import ConfigError, DatasetError
 from detbox.registry import DATASETS
 
@@ -343,8 +344,8 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 @DATASETS.register
-class SyntheticShapesDataset(CocoDataset):
-    """The synthetic shapes split as a CocoDataset, generated on first use and then cached.
+class SyntheticShapesDataset(DetectionDataset):
+    """The synthetic shapes split, read as COCO: generated on first use and then cached.
 
     Args:
         split: split name; mixed into the seed, so ``'val'`` differs from ``'train'``.
@@ -380,7 +381,9 @@ class SyntheticShapesDataset(CocoDataset):
         params.check()
         self.root = Path(root) if root is not None else synthetic_cache_dir(params)
         ann_file = prepare_synthetic_coco(self.root, params)
-        if pipeline is None:
-            pipeline = default_pipeline(test_mode, with_mask=True)
-        super().__init__(ann_file, self.root / split / "images", pipeline,
-                         class_names=class_names, filter_empty=filter_empty, test_mode=test_mode)
+        annotations = CocoAnnotations(ann_file=ann_file, class_names=class_names,
+                                      test_mode=test_mode)
+        super().__init__(
+            annotations=annotations, ann_file=ann_file, img_dir=self.root / split / "images",
+            pipeline=pipeline, with_mask=True, filter_empty=filter_empty, test_mode=test_mode,
+        )

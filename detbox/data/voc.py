@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from detbox.data.coco import PipelineConfig
-from detbox.data.records import RecordDataset, read_image_size
+from detbox.data.base import DetectionDataset, PipelineConfig
+from detbox.data.records import RecordAnnotations, read_image_size
 from detbox.errors import DatasetError
 from detbox.registry import DATASETS
 
@@ -31,7 +31,7 @@ _TYPO_CUTOFF = 0.75  # difflib ratio above which an unused listed class looks li
 
 
 @DATASETS.register
-class VOCDataset(RecordDataset):
+class VOCDataset(DetectionDataset):
     """A Pascal VOC folder: ``Annotations/<id>.xml``, ``JPEGImages/<id>.jpg``, split files.
 
     Objects marked ``<difficult>1</difficult>`` become ignored boxes (neither object nor
@@ -77,11 +77,14 @@ class VOCDataset(RecordDataset):
         self.data_root = str(data_root)
         entries, source = read_voc_folder(data_root, ann_subdir, img_subdir, split_file)
         all_names = voc_class_names(entries, class_names)
+        annotations = RecordAnnotations(records=voc_records(entries, all_names),
+                                        all_class_names=all_names, class_names=class_names,
+                                        source=source)
         super().__init__(
-            voc_records(entries, all_names), all_names, os.path.join(data_root, img_subdir),
-            pipeline, class_names=class_names, filter_empty=filter_empty, test_mode=test_mode,
-            ann_file=source, label_map_out=label_map_out,
-            max_skipped_images=max_skipped_images,
+            annotations=annotations, ann_file=source, img_dir=os.path.join(data_root, img_subdir),
+            pipeline=pipeline, with_mask=annotations.has_masks, filter_empty=filter_empty,
+            test_mode=test_mode, max_skipped_images=max_skipped_images,
+            label_map_out=label_map_out,
         )
 
 

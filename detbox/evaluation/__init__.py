@@ -10,7 +10,7 @@ from detbox.evaluation.coco_scoring import (
     load_coco_gt,
 )
 from detbox.evaluation.prediction_records import prediction_record, records_to_coco_results
-from detbox.evaluation.report import format_class_table, format_report, format_summary
+from detbox.evaluation.report import format_class_table, format_report
 from detbox.evaluation.results import (
     ResultsError,
     check_results,
@@ -32,7 +32,6 @@ __all__ = [
     "evaluate_coco",
     "format_class_table",
     "format_report",
-    "format_summary",
     "instances_to_coco_results",
     "load_coco_gt",
     "load_results",

@@ -11,8 +11,8 @@ import pytest
 
 import detbox.cli.main as cli_main
 from detbox.evaluation import evaluate_coco, load_coco_gt, load_results
-from detbox.evaluation.simulate import simulate_detections
 from tests.evaluation.cocoeval_reference import pennfudan_val_or_skip, reference_cocoeval
+from tests.evaluation.simulate import simulate_detections
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

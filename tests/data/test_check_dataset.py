@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detbox.data.checks import check_coco_dataset
+from detbox.data.dataset_report import check_coco_dataset
 
 NUM_IMAGES = 6
 

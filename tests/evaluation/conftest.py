@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from detbox.evaluation.simulate import simulate_detections
 from tests.evaluation.cocoeval_reference import pennfudan_val_or_skip
 from tests.evaluation.cocoeval_reference import reference_cocoeval as _reference_cocoeval
+from tests.evaluation.simulate import simulate_detections
 
 
 @pytest.fixture(scope="session")

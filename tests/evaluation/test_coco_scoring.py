@@ -9,7 +9,7 @@ import pytest
 
 from detbox.errors import DatasetError
 from detbox.evaluation.coco_scoring import check_gt_supports, evaluate_coco, load_coco_gt
-from detbox.evaluation.report import format_summary
+from tests.evaluation.summary_lines import format_summary
 
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])

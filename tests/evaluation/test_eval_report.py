@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from detbox.evaluation.coco_scoring import ClassAP, CocoEvalResult
-from detbox.evaluation.report import NO_GT, format_class_table, format_report, format_summary
+from detbox.evaluation.report import NO_GT, format_class_table, format_report
+from tests.evaluation.summary_lines import format_summary
 
 ROWS = [
     ClassAP("person", 1, ap=0.51234, ap50=0.8, ap75=0.49951, num_gt=77),

@@ -1,6 +1,6 @@
 """Find every problem of a COCO dataset in one pass: the engine of ``detbox check-dataset``.
 
-``CocoDataset`` stops at the first defect it meets (``coco_checks``), which is right for a
+``CocoDataset`` stops at the first defect it meets (``coco_validation``), which is right for a
 training run but slow for repairing a dataset one error at a time. ``check_coco_dataset`` reads
 the raw JSON and every image file once and collects all problems, each with where it is (file
 name, image or annotation id) and what to do about it. Errors break training or evaluation;
@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from detbox.data.coco_checks import read_coco_json
+from detbox.data.coco_validation import read_coco_json
 from detbox.errors import DatasetError
 
 __all__ = ["DatasetReport", "Problem", "check_coco_dataset"]

@@ -1,4 +1,4 @@
-"""Plausible detections made from ground truth, for tests and evaluation benchmarks.
+"""Plausible detections made from ground truth, for the evaluation tests.
 
 Real detector output needs a trained model; these results have its texture (jittered boxes,
 ragged masks, random scores, misses, false positives, a few wrong classes) at no cost, under a
