@@ -208,6 +208,14 @@ def _check(value: Any, hint: Any) -> tuple[bool, str]:
     return True, ""  # an annotation we do not understand: let the constructor decide
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_value(value: Any, annotation: Any) -> str | None:
     """What is wrong with ``value`` for ``annotation``, or None when it fits.
 
@@ -218,6 +226,8 @@ def check_value(value: Any, annotation: Any) -> str | None:
     ok, detail = _check(value, annotation)
     if ok:
         return None
+    if not detail and isinstance(value, str) and _is_number(value):
+        detail = "a number written as text (YAML reads 1e-4 as text; write 1.0e-4)"
     message = (f"expected {describe(annotation)}, got {_short_repr(value)} "
                f"({type(value).__name__})")
     return f"{message}; {detail}" if detail else message

@@ -56,6 +56,7 @@ MISFITS = [
      "expected float >= 0 and <= 1, got 1.5 (float); 1.5 is not <= 1"),
     (0, Annotated[int, Positive], "expected int > 0, got 0"),
     ("x" * 200, int, "..."),
+    ("1e-4", float, "expected float, got '1e-4' (str); a number written as text"),
 ]
 
 
