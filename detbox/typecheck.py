@@ -49,8 +49,10 @@ class Range:
     """Bounds a number must satisfy: ``Range(ge=0, le=1)`` means ``0 <= value <= 1``.
 
     Attributes:
-        ge: inclusive lower bound. gt: exclusive lower bound.
-        le: inclusive upper bound. lt: exclusive upper bound.
+        ge: inclusive lower bound.
+        gt: exclusive lower bound.
+        le: inclusive upper bound.
+        lt: exclusive upper bound.
     """
 
     ge: float | None = None
