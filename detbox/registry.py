@@ -3,19 +3,31 @@
 A config names a component by its registered name (a string, so YAML and JSON work) or by the
 class itself (in Python configs, so the name greps). ``build`` checks every key against the
 constructor's signature, so a typo is an error that names the key, the component and the closest
-valid key instead of a silently ignored setting.
+valid key instead of a silently ignored setting; every value is checked against the
+constructor's type hints (see ``detbox.typecheck``). Components built inside other components'
+constructors are named in errors by their dotted place in the config (``model.bbox_head``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from detbox.errors import ConfigError
+from detbox.typecheck import check_values
 
-__all__ = ["Registry", "MODELS", "TASK_UTILS", "DATASETS", "TRANSFORMS", "closest_match"]
+__all__ = [
+    "Registry", "MODELS", "TASK_UTILS", "DATASETS", "TRANSFORMS", "check_kwargs", "closest_match",
+]
+
+# The build in progress (its dotted path and keyword arguments), so that a component built inside
+# another one's constructor can name its own place in the config.
+_BUILDING: contextvars.ContextVar[tuple[str, Mapping[str, Any]] | None] = contextvars.ContextVar(
+    "detbox_building", default=None
+)
 
 
 def closest_match(name: str, candidates: list[str] | tuple[str, ...]) -> str | None:
@@ -66,10 +78,17 @@ class Registry:
             )
         return self._entries[name]
 
-    def build(self, cfg: Mapping[str, Any] | Any, **defaults: Any) -> Any:
+    def build(
+        self, cfg: Mapping[str, Any] | Any, *, path: str | None = None, **defaults: Any
+    ) -> Any:
         """Build ``cfg``; an already-built object (not a mapping) is returned unchanged.
 
-        ``defaults`` fill keys the config does not set (e.g. ``num_classes`` from the dataset).
+        Args:
+            cfg: ``dict(type=..., **kwargs)``, or an object to pass through.
+            path: the config's dotted place (e.g. ``'model'``), named in errors. Builds nested
+                in another component's constructor find theirs when ``cfg`` is one of that
+                component's values.
+            **defaults: fill keys the config does not set (e.g. ``num_classes`` from the dataset).
         """
         if not isinstance(cfg, Mapping):
             return cfg
@@ -83,40 +102,68 @@ class Registry:
             kwargs.setdefault(key, value)
         target = cfg["type"]
         factory = self.get(target) if isinstance(target, str) else target
-        check_kwargs(factory, kwargs, where=f"{self.kind} '{_name_of(factory)}'")
-        return factory(**kwargs)
+        path = path or _nested_path(cfg)
+        check_kwargs(factory, kwargs, where=f"{self.kind} '{_name_of(factory)}'", path=path)
+        token = _BUILDING.set((path, kwargs) if path else None)
+        try:
+            return factory(**kwargs)
+        finally:
+            _BUILDING.reset(token)
+
+
+def _nested_path(cfg: Mapping[str, Any]) -> str | None:
+    """The dotted path of ``cfg`` when it is a value (or list item) of the build in progress."""
+    building = _BUILDING.get()
+    if building is None:
+        return None
+    parent_path, parent_kwargs = building
+    for key, value in parent_kwargs.items():
+        if value is cfg:
+            return f"{parent_path}.{key}"
+        if isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                if item is cfg:
+                    return f"{parent_path}.{key}.{index}"
+    return None
 
 
 def _name_of(factory: Callable[..., Any]) -> str:
     return getattr(factory, "__name__", repr(factory))
 
 
-def check_kwargs(factory: Callable[..., Any], kwargs: Mapping[str, Any], where: str) -> None:
-    """Raise ConfigError for keys ``factory`` does not accept or required keys that are missing."""
+def check_kwargs(
+    factory: Callable[..., Any], kwargs: Mapping[str, Any], where: str, path: str | None = None
+) -> None:
+    """Raise ConfigError for unknown keys, missing required keys or values of the wrong type.
+
+    Args:
+        factory: the class or function about to be called with ``kwargs``.
+        kwargs: its keyword arguments.
+        where: the component named in errors, e.g. ``"model 'RetinaHead'"``.
+        path: the component's dotted place in the config (e.g. ``model.bbox_head``), if known.
+    """
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # builtins without a signature: let the call decide
         return
     params = signature.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    accepted = [
-        n for n, p in params.items()
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
-    for key in kwargs:
-        if key not in accepted:
-            raise ConfigError(
-                f"{where} got an unknown key '{key}'.{_did_you_mean(key, accepted)} "
-                f"Valid keys: {', '.join(accepted)}"
-            )
-    missing = [
-        n for n, p in params.items()
-        if p.default is inspect.Parameter.empty and n not in kwargs
-        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
-    if missing:
-        raise ConfigError(f"{where} is missing required key(s): {', '.join(missing)}")
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = [n for n, p in params.items() if p.kind in named]
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        place = f" ({path})" if path else ""
+        for key in kwargs:
+            if key not in accepted:
+                raise ConfigError(
+                    f"{where}{place} got an unknown key '{key}'.{_did_you_mean(key, accepted)} "
+                    f"Valid keys: {', '.join(accepted)}"
+                )
+        missing = [
+            n for n, p in params.items()
+            if p.default is inspect.Parameter.empty and n not in kwargs and p.kind in named
+        ]
+        if missing:
+            raise ConfigError(f"{where}{place} is missing required key(s): {', '.join(missing)}")
+    check_values(factory, kwargs, where, path)
 
 
 MODELS = Registry("model")

@@ -70,3 +70,23 @@ def test_duplicate_names_are_refused(registry):
         class Other:
             pass
 
+
+
+def test_values_are_checked_against_type_hints(registry):
+    with pytest.raises(ConfigError) as err:
+        registry.build(dict(type="Widget", size="big"))
+    assert str(err.value) == "widget 'Widget' key 'size': expected int, got 'big' (str)"
+    assert registry.build(dict(type="Loose", size="big")).kwargs == {"size": "big"}
+
+
+def test_path_is_named_in_errors_and_passed_to_nested_builds(registry):
+    @registry.register
+    class Box:
+        def __init__(self, *, parts: list):
+            self.parts = [registry.build(p) for p in parts]
+
+    with pytest.raises(ConfigError, match=r"'Widget' key 'size' \(top.parts.1.size\)"):
+        registry.build(dict(type="Box", parts=[dict(type="Widget", size=1),
+                                                dict(type="Widget", size="x")]), path="top")
+    with pytest.raises(ConfigError, match=r"'Widget' \(top\) got an unknown key"):
+        registry.build(dict(type="Widget", size=1, colour="red"), path="top")

@@ -79,7 +79,7 @@ def fill_num_classes(cfg: MutableMapping, class_names: list[str], source: str) -
 
 def build_detector(model_cfg: Mapping, class_names: list[str], cat_ids: list[int]) -> nn.Module:
     """Build the detector and attach the dataset's label map as ``model.dataset_meta``."""
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(model_cfg, path="model")
     model.dataset_meta = {"class_names": list(class_names), "cat_ids": list(cat_ids)}
     return model
 

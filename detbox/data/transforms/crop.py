@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -20,8 +20,10 @@ from detbox.registry import TRANSFORMS
 
 __all__ = ["MinIoURandomCrop", "RandomCrop", "crop_results", "require_training_sample"]
 
-_CROP_TYPES = ("absolute", "absolute_range", "relative", "relative_range")
-_BOX_FILTERS = ("center", "clip")
+CropType = Literal["absolute", "absolute_range", "relative", "relative_range"]
+BoxFilter = Literal["center", "clip"]
+_CROP_TYPES = get_args(CropType)
+_BOX_FILTERS = get_args(BoxFilter)
 
 
 def require_training_sample(
@@ -115,8 +117,8 @@ class RandomCrop:
     def __init__(
         self,
         crop_size: Sequence[float],
-        crop_type: str = "absolute",
-        box_filter: str = "center",
+        crop_type: CropType = "absolute",
+        box_filter: BoxFilter = "center",
         allow_empty: bool = False,
         max_tries: int = 10,
     ) -> None:

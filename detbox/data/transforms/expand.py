@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
@@ -12,6 +12,7 @@ from detbox.data.transforms.crop import require_training_sample
 from detbox.data.transforms.formatting import IMAGENET_MEAN
 from detbox.errors import ConfigError
 from detbox.registry import TRANSFORMS
+from detbox.typecheck import Probability
 
 __all__ = ["Expand"]
 
@@ -36,7 +37,7 @@ class Expand:
         self,
         mean: Sequence[float] = IMAGENET_MEAN,
         ratio_range: Sequence[float] = (1.0, 4.0),
-        prob: float = 0.5,
+        prob: Annotated[float, Probability] = 0.5,
     ) -> None:
         if len(mean) != 3:
             raise ConfigError(f"Expand mean must be 3 RGB values, got {mean!r}")

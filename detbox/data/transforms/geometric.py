@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,9 @@ from torch import Tensor
 from detbox.errors import ConfigError
 from detbox.registry import TRANSFORMS
 from detbox.structures import FLIP_DIRECTIONS, compose_flips, flip_boxes
+from detbox.typecheck import Positive, Probability
+
+FlipDirection = Literal["horizontal", "vertical", "diagonal"]
 
 __all__ = [
     "Pad",
@@ -214,7 +217,11 @@ class RandomFlip:
     Flipping twice gives back the input exactly (boxes use ``x' = W - x``).
     """
 
-    def __init__(self, prob: float = 0.5, direction: str | Sequence[str] = "horizontal") -> None:
+    def __init__(
+        self,
+        prob: Annotated[float, Probability] = 0.5,
+        direction: FlipDirection | Sequence[FlipDirection] = "horizontal",
+    ) -> None:
         if not 0.0 <= prob <= 1.0:
             raise ConfigError(f"RandomFlip prob must be in [0, 1], got {prob}")
         directions = [direction] if isinstance(direction, str) else list(direction)
@@ -254,7 +261,9 @@ class Pad:
     unnecessary: ``collate`` pads every batch the same way.
     """
 
-    def __init__(self, size_divisor: int = 32, pad_value: float = 0.0) -> None:
+    def __init__(
+        self, size_divisor: Annotated[int, Positive] = 32, pad_value: float = 0.0
+    ) -> None:
         if size_divisor < 1:
             raise ConfigError(f"Pad size_divisor must be >= 1, got {size_divisor}")
         self.size_divisor = size_divisor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
@@ -12,6 +12,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from detbox.errors import ConfigError
 from detbox.registry import TRANSFORMS
+from detbox.typecheck import Probability
 
 __all__ = ["PhotoMetricDistortion"]
 
@@ -52,7 +53,7 @@ class PhotoMetricDistortion:
         contrast_range: Sequence[float] = (0.5, 1.5),
         saturation_range: Sequence[float] = (0.5, 1.5),
         hue_delta: float = 18,
-        prob: float = 0.5,
+        prob: Annotated[float, Probability] = 0.5,
     ) -> None:
         if brightness_delta < 0 or not 0 <= hue_delta <= 180:
             raise ConfigError("PhotoMetricDistortion needs brightness_delta >= 0 and hue_delta "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
@@ -12,6 +12,7 @@ from torch import Tensor
 from detbox.data.transforms.crop import require_training_sample
 from detbox.errors import ConfigError
 from detbox.registry import TRANSFORMS
+from detbox.typecheck import Probability
 
 __all__ = ["RandomRotate90", "rotate_boxes_90"]
 
@@ -39,7 +40,11 @@ class RandomRotate90:
         angles: counter-clockwise angles in degrees to choose from, multiples of 90.
     """
 
-    def __init__(self, prob: float = 0.5, angles: Sequence[int] = (90, 180, 270)) -> None:
+    def __init__(
+        self,
+        prob: Annotated[float, Probability] = 0.5,
+        angles: Sequence[int] = (90, 180, 270),
+    ) -> None:
         if not 0.0 <= prob <= 1.0:
             raise ConfigError(f"RandomRotate90 prob must be in [0, 1], got {prob}")
         if not angles or any(int(a) % 90 or int(a) != a for a in angles):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Annotated, Literal
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +20,7 @@ from detbox.errors import CheckpointError, ConfigError
 from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import BATCH_NORMS, norm_factory
 from detbox.registry import MODELS
+from detbox.typecheck import Range
 
 __all__ = ["ResNet", "make_resnet_stage", "read_torchvision_state_dict"]
 
@@ -98,10 +100,10 @@ class ResNet(nn.Module):
     def __init__(
         self,
         *,
-        depth: int = 50,
+        depth: Literal[18, 34, 50, 101, 152] = 50,
         out_indices: Sequence[int] = (1, 2, 3),
-        num_stages: int = 4,
-        frozen_stages: int = 1,
+        num_stages: Literal[1, 2, 3, 4] = 4,
+        frozen_stages: Annotated[int, Range(ge=-1, le=4)] = 1,
         norm: str = "FrozenBN",
         norm_eval: bool = True,
         zero_init_residual: bool = False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
@@ -15,6 +15,7 @@ from detbox.models.layers.norm import build_norm
 from detbox.models.task_modules.assigners import IGNORED
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
+from detbox.typecheck import Positive, Probability, Range
 
 __all__ = ["RetinaHead"]
 
@@ -78,22 +79,22 @@ class RetinaHead(nn.Module):
     def __init__(
         self,
         *,
-        num_classes: int,
-        in_channels: int,
-        feat_channels: int = 256,
-        stacked_convs: int = 4,
+        num_classes: Annotated[int, Positive],
+        in_channels: Annotated[int, Positive],
+        feat_channels: Annotated[int, Positive] = 256,
+        stacked_convs: Annotated[int, Range(ge=0)] = 4,
         norm: str | None = None,
-        prior_prob: float = 0.01,
+        prior_prob: Annotated[float, Range(gt=0, lt=1)] = 0.01,
         anchor_generator: Mapping[str, Any] | Any = DEFAULT_ANCHOR_GENERATOR,
         assigner: Mapping[str, Any] | Any = DEFAULT_ASSIGNER,
         box_coder: Mapping[str, Any] | Any = DEFAULT_BOX_CODER,
         loss_cls: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_CLS,
         loss_bbox: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_BBOX,
         reg_decoded_bbox: bool = False,
-        score_thr: float = 0.05,
-        nms_pre: int = 1000,
-        nms_iou_thr: float = 0.5,
-        max_per_img: int = 100,
+        score_thr: Annotated[float, Probability] = 0.05,
+        nms_pre: Annotated[int, Range(ge=-1)] = 1000,
+        nms_iou_thr: Annotated[float, Probability] = 0.5,
+        max_per_img: Annotated[int, Positive] = 100,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor, nn
 
@@ -10,7 +12,8 @@ from detbox.registry import MODELS
 
 __all__ = ["NonLocal2d"]
 
-_MODES = ("embedded_gaussian", "dot_product")
+NonLocalMode = Literal["embedded_gaussian", "dot_product"]
+_MODES = get_args(NonLocalMode)
 
 
 @MODELS.register
@@ -35,7 +38,7 @@ class NonLocal2d(nn.Module):
         *,
         in_channels: int,
         reduction: int = 2,
-        mode: str = "embedded_gaussian",
+        mode: NonLocalMode = "embedded_gaussian",
         use_scale: bool = True,
         norm: str | None = None,
     ) -> None:

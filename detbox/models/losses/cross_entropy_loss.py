@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-from detbox.models.losses.utils import WeightedLoss, labels_to_one_hot
+from detbox.models.losses.utils import Reduction, WeightedLoss, labels_to_one_hot
 from detbox.registry import MODELS
 
 __all__ = ["CrossEntropyLoss"]
@@ -36,7 +36,7 @@ class CrossEntropyLoss(WeightedLoss):
         use_sigmoid: bool = False,
         class_weight: Sequence[float] | None = None,
         loss_weight: float = 1.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(loss_weight=loss_weight, reduction=reduction)
         self.use_sigmoid = use_sigmoid

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 from torchvision.ops import sigmoid_focal_loss
 
-from detbox.models.losses.utils import WeightedLoss, labels_to_one_hot
+from detbox.models.losses.utils import Reduction, WeightedLoss, labels_to_one_hot
 from detbox.registry import MODELS
 
 __all__ = ["FocalLoss"]
@@ -32,7 +32,7 @@ class FocalLoss(WeightedLoss):
         alpha: float = 0.25,
         gamma: float = 2.0,
         loss_weight: float = 1.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(loss_weight=loss_weight, reduction=reduction)
         self.alpha = alpha

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
 
-from detbox.models.losses.utils import WeightedLoss
+from detbox.models.losses.utils import Reduction, WeightedLoss
 from detbox.registry import MODELS
 
 __all__ = ["GIoULoss", "L1Loss", "SmoothL1Loss"]
@@ -37,7 +37,7 @@ class SmoothL1Loss(WeightedLoss):
     """
 
     def __init__(
-        self, *, beta: float = 1.0, loss_weight: float = 1.0, reduction: str = "mean"
+        self, *, beta: float = 1.0, loss_weight: float = 1.0, reduction: Reduction = "mean"
     ) -> None:
         super().__init__(loss_weight=loss_weight, reduction=reduction)
         self.beta = beta
@@ -60,7 +60,7 @@ class GIoULoss(WeightedLoss):
     """
 
     def __init__(
-        self, *, eps: float = 1e-7, loss_weight: float = 1.0, reduction: str = "mean"
+        self, *, eps: float = 1e-7, loss_weight: float = 1.0, reduction: Reduction = "mean"
     ) -> None:
         super().__init__(loss_weight=loss_weight, reduction=reduction)
         self.eps = eps

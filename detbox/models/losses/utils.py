@@ -9,14 +9,20 @@ otherwise. Finally the result is scaled by the loss's ``loss_weight``.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor, nn
 
 from detbox.errors import ConfigError
 
-__all__ = ["REDUCTIONS", "WeightedLoss", "check_reduction", "labels_to_one_hot", "reduce_loss"]
+__all__ = [
+    "REDUCTIONS", "Reduction", "WeightedLoss", "check_reduction", "labels_to_one_hot",
+    "reduce_loss",
+]
 
-REDUCTIONS = ("none", "mean", "sum")
+Reduction = Literal["none", "mean", "sum"]
+REDUCTIONS = get_args(Reduction)
 
 
 def check_reduction(reduction: str) -> str:
@@ -54,7 +60,7 @@ class WeightedLoss(nn.Module):
         reduction: ``'mean'``, ``'sum'`` or ``'none'``.
     """
 
-    def __init__(self, *, loss_weight: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(self, *, loss_weight: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__()
         self.loss_weight = loss_weight
         self.reduction = check_reduction(reduction)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -10,6 +11,7 @@ from torch import Tensor, nn
 from detbox.errors import ConfigError
 from detbox.models.layers.norm import build_norm
 from detbox.registry import MODELS
+from detbox.typecheck import Positive
 
 __all__ = ["FPN"]
 
@@ -43,10 +45,10 @@ class FPN(nn.Module):
     def __init__(
         self,
         *,
-        in_channels: Sequence[int],
-        out_channels: int = 256,
-        num_outs: int = 5,
-        extra_convs: str | None = "input",
+        in_channels: Sequence[Annotated[int, Positive]],
+        out_channels: Annotated[int, Positive] = 256,
+        num_outs: Annotated[int, Positive] = 5,
+        extra_convs: Literal["input", "output"] | None = "input",
         relu_before_extra: bool = True,
         norm: str | None = None,
     ) -> None:
