@@ -170,7 +170,8 @@ def load_config(path: str | os.PathLike, check_keys: bool = True) -> ConfigDict:
         if "_base_" in base_cfg:
             raise ConfigError(
                 f"{base_path}: a base config cannot have its own _base_ (inheritance is one level "
-                "deep so a config reads top to bottom); copy what you need into it instead"
+                "deep so a config reads top to bottom); list its bases in yours instead: "
+                f"_base_ = {_rebased(base_cfg['_base_'], base_path.parent, path.parent)!r}"
             )
         merged = merge_configs(merged, base_cfg)
     merged = merge_configs(merged, cfg)
@@ -179,6 +180,15 @@ def load_config(path: str | os.PathLike, check_keys: bool = True) -> ConfigDict:
     result = ConfigDict(merged)
     result["_filename"] = str(path)
     return result
+
+
+def _rebased(bases: Any, base_dir: Path, child_dir: Path) -> list[str]:
+    """``bases`` (relative to ``base_dir``) as paths relative to ``child_dir``."""
+    bases = [bases] if isinstance(bases, (str, os.PathLike)) else list(bases)
+    return [
+        os.path.relpath((base_dir / b).resolve(), child_dir.resolve()).replace(os.sep, "/")
+        for b in bases
+    ]
 
 
 def check_top_level_keys(cfg: Mapping, source: str) -> None:

@@ -93,3 +93,12 @@ def test_cfg_options_can_swap_a_component_using_config_variables(tmp_path):
     assert cfg.train_dataloader.dataset.pipeline == [{"type": "LoadImage"}]
     with pytest.raises(ConfigError, match="cannot evaluate"):
         parse_options(["x=dict(pipeline=unknown_name)"], context=cfg)
+
+
+def test_base_of_base_error_lists_the_bases_to_use_instead(tmp_path):
+    (tmp_path / "pieces").mkdir()
+    write(tmp_path / "pieces" / "model.py", "model = dict(type='M')\n")
+    write(tmp_path / "recipe.py", "_base_ = ['pieces/model.py']\n")
+    child = write(tmp_path / "child.py", "_base_ = 'recipe.py'\n")
+    with pytest.raises(ConfigError, match=r"_base_ = \['pieces/model.py'\]"):
+        load_config(child)

@@ -1,12 +1,11 @@
 # Mask Scoring R-CNN, ResNet-50 FPN, the standard 1x COCO schedule (12 epochs, steps 8, 11):
-# the Mask R-CNN recipe plus a MaskIoU head. Detections carry mask_iou; their mask score (which
-# segm evaluation ranks by) is scores * mask_iou.
-_base_ = "../mask_rcnn/mask_rcnn_r50_fpn_1x_coco.py"
+# the Mask R-CNN recipe plus a MaskIoU head (its defaults are the paper's). Detections carry
+# mask_iou; their mask score (which segm evaluation ranks by) is scores * mask_iou.
+_base_ = [
+    "../_base_/models/mask_rcnn_r50_fpn.py",
+    "../_base_/datasets/coco_instance.py",
+    "../_base_/schedules/schedule_1x.py",
+    "../_base_/default_runtime.py",
+]
 
-model = dict(
-    type="MaskScoringRCNN",
-    roi_head=dict(
-        mask_iou_head=dict(type="MaskIoUHead", in_channels=256, roi_size=14, num_convs=4,
-                           conv_channels=256, num_fcs=2, fc_channels=1024, loss_weight=0.5),
-    ),
-)
+model = dict(type="MaskScoringRCNN", roi_head=dict(mask_iou_head=dict(type="MaskIoUHead")))

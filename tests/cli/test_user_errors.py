@@ -54,7 +54,9 @@ def test_typo_in_a_model_key(tmp_path, capsys):
 
 def test_typo_in_a_top_level_key(tmp_path, capsys):
     config = tmp_path / "cfg.py"
-    config.write_text(f"_base_ = '{DEMO}'\noptimiser = dict(type='SGD', lr=0.1)\n")
+    bases = [str(REPO_ROOT / "configs/_base_" / p)
+             for p in ("models/retinanet_r50_fpn.py", "datasets/synthetic_detection.py")]
+    config.write_text(f"_base_ = {bases!r}\noptimiser = dict(type='SGD', lr=0.1)\n")
     assert main(["train", str(config), "--work-dir", str(tmp_path / "w")]) == 2
     line = one_error_line(capsys)
     assert str(config) in line and "'optimiser'" in line and "'optimizer'" in line

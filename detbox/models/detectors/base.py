@@ -12,7 +12,9 @@ from detbox.errors import ConfigError
 from detbox.registry import MODELS
 from detbox.structures import DetSample, ImageBatch, Instances, boxes_to_original
 
-__all__ = ["BaseDetector", "rescale_to_original"]
+__all__ = [
+    "BaseDetector", "neck_in_channels_missing", "rescale_to_original", "with_neck_in_channels",
+]
 
 _INIT_KEYS = ("backbone_checkpoint",)
 
@@ -27,6 +29,25 @@ def rescale_to_original(instances: Instances, sample: DetSample) -> Instances:
     return replace(instances, boxes=boxes)
 
 
+def neck_in_channels_missing(neck: Mapping[str, Any] | nn.Module | None) -> bool:
+    """True for a neck config that leaves ``in_channels`` to the backbone (absent or None)."""
+    return isinstance(neck, Mapping) and neck.get("in_channels") is None
+
+
+def with_neck_in_channels(neck: Mapping[str, Any], backbone: nn.Module) -> dict[str, Any]:
+    """``neck`` with ``in_channels`` set to the backbone's output channels, finest first.
+
+    So a recipe can change ``backbone.depth`` (or ``out_indices``) without restating the neck.
+    """
+    channels = getattr(backbone, "out_channels", None)
+    if channels is None:
+        raise ConfigError(
+            f"neck.in_channels is not set and {type(backbone).__name__} does not report its "
+            "out_channels; set neck.in_channels in the config"
+        )
+    return {**neck, "in_channels": list(channels)}
+
+
 class BaseDetector(nn.Module):
     """Backbone, optional neck, and the shared last step of ``predict``.
 
@@ -36,6 +57,7 @@ class BaseDetector(nn.Module):
     Args:
         backbone: ``MODELS`` config (or module) of the backbone.
         neck: ``MODELS`` config (or module) of the neck, or None to use backbone maps directly.
+            Without ``in_channels`` (or with None) it gets the backbone's ``out_channels``.
         init_cfg: optional ``dict(backbone_checkpoint=PATH)``: a torchvision-format ImageNet
             state dict loaded into the backbone after construction.
 
@@ -57,6 +79,8 @@ class BaseDetector(nn.Module):
         self.cfg: Mapping[str, Any] | None = None
         self.dataset_meta: dict[str, list] = {}
         self.backbone = MODELS.build(backbone)
+        if neck_in_channels_missing(neck):
+            neck = with_neck_in_channels(neck, self.backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         self._apply_init_cfg(init_cfg or {})
 
