@@ -77,7 +77,8 @@ def _inside_box_assign(points, gt_boxes, ignored_boxes, *, num_points):
     inside = ((points[:, None] >= gt_boxes[None, :, :2])
               & (points[:, None] <= gt_boxes[None, :, 2:])).all(-1)
     if gt_boxes.numel() == 0:
-        return AssignResult(matched_gt=torch.full((len(points),), -1), max_iou=torch.zeros(len(points)))
+        none = torch.full((len(points),), -1)
+        return AssignResult(matched_gt=none, max_iou=torch.zeros(len(points)))
     matched = torch.where(inside.any(1), inside.float().argmax(1), torch.tensor(-1))
     return AssignResult(matched_gt=matched, max_iou=inside.float().max(1).values)
 

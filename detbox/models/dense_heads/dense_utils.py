@@ -64,6 +64,7 @@ class DenseTargets:
         valid: (B, N) bool, False for priors the assigner ignores (no classification loss).
         pos_gt_boxes: (P, 4) matched GT box of each positive, in the order of
             ``labels[positive]`` (image-major, then prior index).
+        num_classes: foreground classes C (the background label).
     """
 
     labels: Tensor
