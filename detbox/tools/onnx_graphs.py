@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import nms, roi_align
 
+from detbox.models.dense_heads.dense_utils import flatten_level
 from detbox.models.roi_heads.roi_extractor import map_rois_to_levels
 
 __all__ = ["OneStageGraph", "TwoStageGraph", "graph_for"]
@@ -109,8 +110,8 @@ class OneStageGraph(nn.Module):
         boxes, scores, labels = [], [], []
         for anchors, logits, deltas in zip(_anchors(head.anchor_generator, cls_logits),
                                            cls_logits, box_deltas):
-            level_scores = logits[0].permute(1, 2, 0).reshape(-1).sigmoid()
-            level_deltas = deltas[0].permute(1, 2, 0).reshape(-1, 4)
+            level_scores = flatten_level(logits, head.num_classes)[0].reshape(-1).sigmoid()
+            level_deltas = flatten_level(deltas, 4)[0]
             top_scores, flat = _top(level_scores, head.nms_pre)
             keep = torch.where(top_scores > score_thr)[0]
             top_scores, flat = top_scores[keep], flat[keep]
@@ -142,8 +143,8 @@ class TwoStageGraph(nn.Module):
         boxes, scores, levels = [], [], []
         for level, (anchors, logits, deltas) in enumerate(
                 zip(_anchors(rpn.anchor_generator, cls_logits), cls_logits, box_deltas)):
-            level_logits, top = _top(logits[0].permute(1, 2, 0).reshape(-1), settings.nms_pre)
-            level_deltas = deltas[0].permute(1, 2, 0).reshape(-1, 4)[top]
+            level_logits, top = _top(flatten_level(logits, 1)[0, :, 0], settings.nms_pre)
+            level_deltas = flatten_level(deltas, 4)[0, top]
             boxes.append(_clip(rpn.box_coder.decode(anchors[top], level_deltas), image_size))
             scores.append(level_logits.sigmoid())
             levels.append(torch.full_like(top, level))
@@ -183,7 +184,7 @@ class TwoStageGraph(nn.Module):
         rois = torch.cat([boxes.new_zeros((boxes.shape[0], 1)), boxes], dim=1)
         mask_head = self.roi_head.mask_head
         logits = mask_head(_roi_pool(self.roi_head.mask_roi_extractor, feats, rois))
-        return boxes, scores, labels, mask_head.predict(logits, labels)
+        return boxes, scores, labels, mask_head.predict_by_outputs(logits, labels)
 
 
 def graph_for(detector: nn.Module) -> nn.Module:

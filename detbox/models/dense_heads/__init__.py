@@ -1,6 +1,29 @@
 """Dense heads: per-location predictions on every feature level."""
 
+from detbox.models.dense_heads.dense_utils import (
+    DenseTargets,
+    ProposalSettings,
+    dense_targets,
+    flatten_level,
+    flatten_levels,
+    nms_instances,
+    select_detections,
+    select_proposals,
+    topk_candidates,
+)
 from detbox.models.dense_heads.retina_head import RetinaHead
 from detbox.models.dense_heads.rpn_head import RPNHead
 
-__all__ = ["RPNHead", "RetinaHead"]
+__all__ = [
+    "DenseTargets",
+    "ProposalSettings",
+    "RPNHead",
+    "RetinaHead",
+    "dense_targets",
+    "flatten_level",
+    "flatten_levels",
+    "nms_instances",
+    "select_detections",
+    "select_proposals",
+    "topk_candidates",
+]

@@ -9,10 +9,14 @@ from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import batched_nms
 
+from detbox.models.dense_heads.dense_utils import (
+    dense_targets,
+    flatten_level,
+    flatten_levels,
+    select_detections,
+)
 from detbox.models.layers.norm import build_norm
-from detbox.models.task_modules.assigners import IGNORED
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 from detbox.typecheck import Positive, Probability, Range
@@ -47,11 +51,6 @@ def _tower(in_channels: int, feat_channels: int, num_convs: int, norm: str | Non
             layers.append(build_norm(norm, feat_channels))
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
-
-
-def _flatten_level(x: Tensor, width: int) -> Tensor:
-    """(B, A * width, H, W) -> (B, H * W * A, width), rows in the anchors' location-major order."""
-    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, width)
 
 
 @MODELS.register
@@ -159,42 +158,27 @@ class RetinaHead(nn.Module):
         Both are summed over the batch and divided by the batch's number of positive anchors
         (at least 1). An image without GT contributes only negatives; with no positives in the
         batch ``loss_bbox`` is an exact zero that still belongs to the graph.
+
+        Args:
+            cls_logits, box_deltas: :meth:`forward`'s outputs.
+            samples: per image, its DetSample with GT in ``img_shape`` coordinates.
         """
         anchors = torch.cat(self.anchors(cls_logits))
-        logits = torch.cat([_flatten_level(x, self.num_classes) for x in cls_logits], dim=1)
-        deltas = torch.cat([_flatten_level(x, 4) for x in box_deltas], dim=1)
-        labels, valid, pos_gt_boxes = [], [], []
-        for sample in samples:
-            image_labels, image_valid, image_pos_gt = self._targets(anchors, sample)
-            labels.append(image_labels)
-            valid.append(image_valid)
-            pos_gt_boxes.append(image_pos_gt)
-        labels = torch.stack(labels)  # (B, N)
-        valid = torch.stack(valid)
-        positive = (labels >= 0) & (labels < self.num_classes)
-        avg_factor = positive.sum().clamp(min=1).float()
-        loss_cls = self.loss_cls(logits[valid], labels[valid], avg_factor=avg_factor)
+        logits = flatten_levels(cls_logits, self.num_classes)  # (B, N, C)
+        deltas = flatten_levels(box_deltas, 4)  # (B, N, 4)
+        targets = dense_targets(anchors, samples, self.assigner.assign, self.num_classes)
+        positive, avg_factor = targets.positive, targets.num_pos
+        valid = targets.valid
+        loss_cls = self.loss_cls(logits[valid], targets.labels[valid], avg_factor=avg_factor)
         pos_anchors = anchors.expand(len(samples), -1, -1)[positive]
         pos_deltas = deltas[positive].float()  # decode in float32 also under autocast
-        pos_gt = torch.cat(pos_gt_boxes)
+        pos_gt = targets.pos_gt_boxes
         if self.reg_decoded_bbox:
             pred, target = self.box_coder.decode(pos_anchors, pos_deltas), pos_gt
         else:
             pred, target = pos_deltas, self.box_coder.encode(pos_anchors, pos_gt)
         loss_bbox = self.loss_bbox(pred, target, avg_factor=avg_factor)
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
-
-    def _targets(self, anchors: Tensor, sample: DetSample) -> tuple[Tensor, Tensor, Tensor]:
-        """One image's (N,) labels (C = background), (N,) not-ignored mask, (P, 4) positive GT."""
-        gt = sample.gt_or_empty(anchors.device)
-        gt_boxes = gt.boxes.to(dtype=anchors.dtype)
-        gt_labels = gt.labels
-        result = self.assigner.assign(anchors, gt_boxes, sample.ignored_boxes)
-        matched = result.matched_gt
-        positive = matched >= 0
-        labels = torch.full_like(matched, self.num_classes)
-        labels[positive] = gt_labels[matched[positive]]
-        return labels, matched != IGNORED, gt_boxes[matched[positive]]
 
     def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
         """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
@@ -208,45 +192,24 @@ class RetinaHead(nn.Module):
         samples: Sequence[DetSample],
     ) -> list[Instances]:
         """Per level: threshold, keep the top ``nms_pre`` (anchor, class) scores, decode, clip;
-        then class-wise NMS over all levels and keep ``max_per_img``.
+        then class-wise NMS over all levels and keep ``max_per_img`` (see ``select_detections``).
 
         Returns:
             One Instances per image with ``boxes`` (K, 4) in ``img_shape`` pixels, ``labels``
             (K,) and ``scores`` (K,), sorted by score.
         """
         anchors = self.anchors(cls_logits)
-        results = []
-        for i, sample in enumerate(samples):
-            boxes, scores, labels = [], [], []
-            for level_anchors, logits, deltas in zip(anchors, cls_logits, box_deltas):
-                level = self._select_level(
-                    level_anchors,
-                    logits[i].permute(1, 2, 0).reshape(-1, self.num_classes),
-                    deltas[i].permute(1, 2, 0).reshape(-1, 4),
-                    sample.img_shape,
-                )
-                boxes.append(level[0])
-                scores.append(level[1])
-                labels.append(level[2])
-            boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
-            keep = batched_nms(boxes, scores, labels, self.nms_iou_thr)[: self.max_per_img]
-            results.append(Instances(boxes=boxes[keep], labels=labels[keep], scores=scores[keep]))
-        return results
+        logits = [flatten_level(x, self.num_classes) for x in cls_logits]
+        deltas = [flatten_level(x, 4) for x in box_deltas]
+        return [
+            select_detections(
+                anchors, [torch.sigmoid(x[i].float()) for x in logits], [x[i] for x in deltas],
+                self._decode, sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
+                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img,
+            )
+            for i, sample in enumerate(samples)
+        ]
 
-    def _select_level(
-        self, anchors: Tensor, logits: Tensor, deltas: Tensor, img_shape: Sequence[int]
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """One level's candidates: (K, 4) clipped boxes, (K,) scores, (K,) labels."""
-        scores = torch.sigmoid(logits.float()).flatten()
-        keep = scores > self.score_thr
-        scores = scores[keep]
-        flat_idxs = torch.where(keep)[0]
-        if self.nms_pre > 0:
-            scores, order = scores.topk(min(self.nms_pre, scores.numel()))
-            flat_idxs = flat_idxs[order]
-        anchor_idxs = torch.div(flat_idxs, self.num_classes, rounding_mode="floor")
-        labels = flat_idxs % self.num_classes
-        boxes = self.box_coder.decode(
-            anchors[anchor_idxs], deltas[anchor_idxs].float(), max_shape=img_shape
-        )
-        return boxes, scores, labels
+    def _decode(self, anchors: Tensor, deltas: Tensor, img_shape: Sequence[int]) -> Tensor:
+        """(K, 4) anchors and deltas -> (K, 4) float32 boxes clipped to ``img_shape``."""
+        return self.box_coder.decode(anchors, deltas.float(), max_shape=img_shape)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, remove_small_boxes
 
-from detbox.registry import MODELS, TASK_UTILS, check_kwargs
+from detbox.models.dense_heads.dense_utils import (
+    ProposalSettings,
+    flatten_level,
+    flatten_levels,
+    select_proposals,
+)
+from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 
 __all__ = ["ProposalSettings", "RPNHead"]
@@ -30,32 +34,6 @@ DEFAULT_SAMPLER = MappingProxyType({
 DEFAULT_BOX_CODER = MappingProxyType({"type": "DeltaXYWHBoxCoder"})
 DEFAULT_LOSS_CLS = MappingProxyType({"type": "CrossEntropyLoss", "use_sigmoid": True})
 DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss"})
-
-
-@dataclass(frozen=True)
-class ProposalSettings:
-    """How raw RPN outputs become proposals (one set for training, one for testing).
-
-    Attributes:
-        nms_pre: highest-scoring anchors kept per level before NMS.
-        max_per_img: proposals kept per image after NMS.
-        nms_iou_thr: NMS IoU threshold, applied within each level.
-        min_box_size: proposals narrower or shorter than this (pixels) are dropped.
-        score_thr: proposals need an objectness probability at least this high.
-    """
-
-    nms_pre: int = 1000
-    max_per_img: int = 1000
-    nms_iou_thr: float = 0.7
-    min_box_size: float = 0.0
-    score_thr: float = 0.0
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | ProposalSettings, name: str) -> ProposalSettings:
-        if isinstance(cfg, ProposalSettings):
-            return cfg
-        check_kwargs(cls, cfg, where=f"RPNHead {name}")
-        return cls(**cfg)
 
 
 @MODELS.register
@@ -169,9 +147,8 @@ class RPNHead(nn.Module):
         Both losses are divided by the number of sampled anchors in the batch.
         """
         anchors = torch.cat(self.anchors(cls_logits))
-        logits = torch.cat([x.permute(0, 2, 3, 1).reshape(x.shape[0], -1) for x in cls_logits], 1)
-        deltas = torch.cat(
-            [x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, 4) for x in box_deltas], 1)
+        logits = flatten_levels(cls_logits, 1)[..., 0]  # (B, N)
+        deltas = flatten_levels(box_deltas, 4)  # (B, N, 4)
         sel_logits, sel_labels, pos_deltas, pos_targets = [], [], [], []
         for i, sample in enumerate(samples):
             gt_boxes = _gt_boxes(sample, anchors)
@@ -203,40 +180,18 @@ class RPNHead(nn.Module):
         objectness probabilities, ``labels`` (K,) zeros; sorted by score."""
         settings = settings or self.test_proposals
         anchors = self.anchors(cls_logits)
+        logits = [flatten_level(x, 1)[..., 0] for x in cls_logits]
+        deltas = [flatten_level(x, 4) for x in box_deltas]
         return [
-            self._image_proposals(
-                anchors,
-                [x[i].permute(1, 2, 0).reshape(-1) for x in cls_logits],
-                [x[i].permute(1, 2, 0).reshape(-1, 4) for x in box_deltas],
-                sample.img_shape, settings,
-            )
+            select_proposals(anchors, [x[i] for x in logits], [x[i] for x in deltas],
+                             self._decode, sample.img_shape, settings)
             for i, sample in enumerate(samples)
         ]
 
-    def _image_proposals(
-        self, anchors: Sequence[Tensor], logits: Sequence[Tensor], deltas: Sequence[Tensor],
-        img_shape: Sequence[int], settings: ProposalSettings,
-    ) -> Instances:
-        boxes, scores, levels = [], [], []
-        for level, (level_anchors, level_logits, level_deltas) in enumerate(
-                zip(anchors, logits, deltas)):
-            level_logits = level_logits.float()
-            if 0 < settings.nms_pre < level_logits.numel():
-                level_logits, top = level_logits.topk(settings.nms_pre)
-                level_anchors, level_deltas = level_anchors[top], level_deltas[top]
-            boxes.append(self.box_coder.decode(level_anchors, level_deltas.float(),
-                                               max_shape=img_shape))
-            scores.append(torch.sigmoid(level_logits))
-            levels.append(torch.full_like(level_logits, level, dtype=torch.int64))
-        boxes, scores, levels = torch.cat(boxes), torch.cat(scores), torch.cat(levels)
-        keep = remove_small_boxes(boxes, settings.min_box_size)
-        keep = keep[scores[keep] >= settings.score_thr]
-        boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
-        keep = batched_nms(boxes, scores, levels, settings.nms_iou_thr)[: settings.max_per_img]
-        return Instances(boxes=boxes[keep], labels=torch.zeros_like(levels[keep]),
-                         scores=scores[keep])
+    def _decode(self, anchors: Tensor, deltas: Tensor, img_shape: Sequence[int]) -> Tensor:
+        """(K, 4) anchors and deltas -> (K, 4) float32 boxes clipped to ``img_shape``."""
+        return self.box_coder.decode(anchors, deltas.float(), max_shape=img_shape)
 
 
 def _gt_boxes(sample: DetSample, anchors: Tensor) -> Tensor:
     return sample.gt_or_empty(anchors.device).boxes.to(dtype=anchors.dtype)
-

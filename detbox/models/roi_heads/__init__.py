@@ -1,6 +1,8 @@
 """Second-stage heads: pool features for proposals, then classify, refine and segment them."""
 
 from detbox.models.roi_heads.bbox_head import ConvFCBBoxHead
+from detbox.models.roi_heads.box_branch import BoxBranch, BoxOutputs, refinement_labels
+from detbox.models.roi_heads.mask_branch import MaskBranch
 from detbox.models.roi_heads.mask_head import FCNMaskHead, crop_mask_targets
 from detbox.models.roi_heads.mask_iou_head import MaskIoUHead, mask_iou_targets
 from detbox.models.roi_heads.res5_roi_head import Res5RoIHead
@@ -12,8 +14,11 @@ from detbox.models.roi_heads.roi_extractor import (
 from detbox.models.roi_heads.standard_roi_head import StandardRoIHead
 
 __all__ = [
+    "BoxBranch",
+    "BoxOutputs",
     "ConvFCBBoxHead",
     "FCNMaskHead",
+    "MaskBranch",
     "MaskIoUHead",
     "MultiLevelRoIExtractor",
     "Res5RoIHead",
@@ -22,4 +27,5 @@ __all__ = [
     "crop_mask_targets",
     "map_rois_to_levels",
     "mask_iou_targets",
+    "refinement_labels",
 ]

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, remove_small_boxes
+from torchvision.ops import remove_small_boxes
 
+from detbox.models.dense_heads.dense_utils import nms_instances
 from detbox.models.layers.norm import build_norm
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import Instances
@@ -169,7 +170,7 @@ class ConvFCBBoxHead(nn.Module):
             targets.append(tgt)
         return torch.cat(labels), torch.cat(targets)
 
-    def loss(
+    def loss_by_outputs(
         self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, labels: Tensor,
         box_targets: Tensor,
     ) -> dict[str, Tensor]:
@@ -213,7 +214,34 @@ class ConvFCBBoxHead(nn.Module):
         boxes = self.box_coder.decode(rois[:, 1:], bbox_pred, max_shape=img_shape)
         return boxes.reshape(rois.shape[0], self.num_classes, 4)
 
-    def predict(
+    def refine_boxes(
+        self, rois: Tensor, labels: Tensor, bbox_pred: Tensor,
+        img_shapes: Sequence[Sequence[int]],
+    ) -> list[Tensor]:
+        """Every RoI's box moved by its predicted deltas (a cascade's next-stage proposals).
+
+        Nothing is dropped or reordered: row ``j`` of image ``i``'s output is the ``j``-th RoI
+        of image ``i``.
+
+        Args:
+            rois: (R, 5) ``(image_index, x1, y1, x2, y2)`` in ``img_shape`` coordinates.
+            labels: (R,) int64 class whose deltas to apply, in ``[0, num_classes)``; ignored by
+                a class-agnostic head.
+            bbox_pred: (R, 4 * num_classes) or (R, 4) deltas.
+            img_shapes: ``(h, w)`` of each image, to clip the boxes to.
+
+        Returns:
+            Per image, (R_i, 4) detached float32 xyxy boxes.
+        """
+        deltas = self._select_class(bbox_pred.detach().float(), labels)
+        boxes = []
+        for i, shape in enumerate(img_shapes):
+            inds = torch.nonzero(rois[:, 0] == i).flatten()
+            boxes.append(self.box_coder.decode(rois[inds, 1:].detach().float(), deltas[inds],
+                                               max_shape=shape))
+        return boxes
+
+    def predict_by_outputs(
         self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor,
         img_shapes: Sequence[Sequence[int]],
     ) -> list[Instances]:
@@ -246,5 +274,4 @@ class ConvFCBBoxHead(nn.Module):
         if self.min_box_size > 0:
             keep = remove_small_boxes(boxes, self.min_box_size)
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        keep = batched_nms(boxes, scores, labels, self.nms_iou_thr)[: self.max_per_img]
-        return Instances(boxes=boxes[keep], labels=labels[keep], scores=scores[keep])
+        return nms_instances(boxes, scores, labels, self.nms_iou_thr, self.max_per_img)

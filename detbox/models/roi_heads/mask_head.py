@@ -119,7 +119,9 @@ class FCNMaskHead(nn.Module):
             return mask_logits[:, 0]
         return mask_logits[torch.arange(labels.numel(), device=labels.device), labels]
 
-    def loss(self, mask_logits: Tensor, targets: Tensor, labels: Tensor) -> dict[str, Tensor]:
+    def loss_by_outputs(
+        self, mask_logits: Tensor, targets: Tensor, labels: Tensor
+    ) -> dict[str, Tensor]:
         """``loss_mask``: mean per-pixel sigmoid cross-entropy on the positives' class masks.
 
         Args:
@@ -131,6 +133,6 @@ class FCNMaskHead(nn.Module):
             return {"loss_mask": mask_logits.sum() * 0.0}
         return {"loss_mask": self.loss_mask(self.select(mask_logits, labels), targets)}
 
-    def predict(self, mask_logits: Tensor, labels: Tensor) -> Tensor:
+    def predict_by_outputs(self, mask_logits: Tensor, labels: Tensor) -> Tensor:
         """Per-RoI mask probabilities of the predicted class: (R, K, M, M) -> (R, M, M)."""
         return self.select(mask_logits, labels).sigmoid()

@@ -153,7 +153,9 @@ class MaskIoUHead(nn.Module):
         """(R, num_classes) -> (R,) the IoU of each RoI's class."""
         return iou_pred[torch.arange(labels.numel(), device=labels.device), labels]
 
-    def loss(self, iou_pred: Tensor, labels: Tensor, targets: Tensor) -> dict[str, Tensor]:
+    def loss_by_outputs(
+        self, iou_pred: Tensor, labels: Tensor, targets: Tensor
+    ) -> dict[str, Tensor]:
         """``loss_mask_iou``: weighted mean squared error on the positives.
 
         Args:
@@ -167,6 +169,6 @@ class MaskIoUHead(nn.Module):
         loss = F.mse_loss(pred, targets.to(pred.dtype))
         return {"loss_mask_iou": self.loss_weight * loss}
 
-    def predict(self, iou_pred: Tensor, labels: Tensor) -> Tensor:
+    def predict_by_outputs(self, iou_pred: Tensor, labels: Tensor) -> Tensor:
         """(R, num_classes), (R,) -> (R,) predicted IoU of each detection's class, in [0, 1]."""
         return self.select(iou_pred, labels).clamp(0.0, 1.0)

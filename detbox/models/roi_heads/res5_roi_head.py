@@ -13,13 +13,9 @@ from torch import Tensor, nn
 from detbox.errors import CheckpointError
 from detbox.models.backbones.resnet import make_resnet_stage, read_torchvision_state_dict
 from detbox.models.layers.norm import BATCH_NORMS
-from detbox.models.roi_heads.roi_extractor import boxes_to_rois
-from detbox.models.roi_heads.standard_roi_head import (
-    DEFAULT_RCNN_ASSIGNER,
-    DEFAULT_RCNN_SAMPLER,
-    attach_masks,
-)
-from detbox.models.roi_heads.targets import positive_mask_targets, sample_proposals
+from detbox.models.roi_heads.box_branch import BoxBranch
+from detbox.models.roi_heads.mask_branch import MaskBranch
+from detbox.models.roi_heads.standard_roi_head import DEFAULT_RCNN_ASSIGNER, DEFAULT_RCNN_SAMPLER
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 
@@ -108,6 +104,19 @@ class Res5RoIHead(nn.Module):
         """Raw box head outputs for (R, 5) RoIs."""
         return self.bbox_head(self.res5_features(feats, rois))
 
+    @property
+    def box_branch(self) -> BoxBranch:
+        """The box stage: C4 pooling + res5, then the box head."""
+        return BoxBranch(roi_extractor=self.res5_features, bbox_head=self.bbox_head,
+                         assigner=self.assigner, sampler=self.sampler)
+
+    @property
+    def mask_branch(self) -> MaskBranch | None:
+        """The mask stage on the same res5 features (None without a mask head)."""
+        if not self.with_mask:
+            return None
+        return MaskBranch(roi_extractor=self.res5_features, mask_head=self.mask_head)
+
     def loss(
         self, feats: Sequence[Tensor], proposals: Sequence[Instances],
         samples: Sequence[DetSample],
@@ -115,21 +124,17 @@ class Res5RoIHead(nn.Module):
         """``loss_cls``, ``loss_bbox`` (+ ``loss_mask``); see ``StandardRoIHead.loss``."""
         device = feats[0].device
         gts = [s.gt_or_empty(device) for s in samples]
-        results = sample_proposals(self.assigner, self.sampler, proposals, gts, samples)
-        rois = boxes_to_rois([r.sampled_boxes for r in results])
-        res5_feats = self.res5_features(feats, rois)
-        cls_score, bbox_pred = self.bbox_head(res5_feats)
-        labels, box_targets = self.bbox_head.get_targets(results, gts)
-        losses = self.bbox_head.loss(cls_score, bbox_pred, rois, labels, box_targets)
+        box = self.box_branch
+        results = box.sample(proposals, gts, samples)
+        losses, out = box.loss(feats, results, gts)
         if self.with_mask:
             # Positives come first within each image's sampled RoIs: reuse their res5 features.
             pos_rows, start = [], 0
             for r in results:
                 pos_rows.append(torch.arange(start, start + r.num_pos, device=device))
                 start += r.num_pos + r.num_neg
-            mask_logits = self.mask_head(res5_feats[torch.cat(pos_rows)])
-            targets = positive_mask_targets(results, gts, self.mask_head.mask_size)
-            losses.update(self.mask_head.loss(mask_logits, targets.masks, targets.labels))
+            pos_feats = out.roi_feats[torch.cat(pos_rows)]
+            losses.update(self.mask_branch.loss_by_feats(pos_feats, results, gts))
         return losses
 
     def predict(
@@ -138,12 +143,7 @@ class Res5RoIHead(nn.Module):
     ) -> list[Instances]:
         """Detections per image in ``img_shape`` coordinates (``masks`` as per-box probabilities,
         see ``StandardRoIHead.predict``)."""
-        rois = boxes_to_rois([p.boxes for p in proposals])
-        cls_score, bbox_pred = self(feats, rois)
-        dets = self.bbox_head.predict(cls_score, bbox_pred, rois, [s.img_shape for s in samples])
-        if not self.with_mask:
-            return dets
-        det_rois = boxes_to_rois([d.boxes for d in dets])
-        labels = torch.cat([d.labels for d in dets])
-        probs = self.mask_head.predict(self.mask_head(self.res5_features(feats, det_rois)), labels)
-        return attach_masks(dets, probs, None)
+        dets = self.box_branch.predict(feats, proposals, [s.img_shape for s in samples])
+        if self.with_mask:
+            dets = self.mask_branch.predict(feats, dets)
+        return dets

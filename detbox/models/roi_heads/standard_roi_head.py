@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from detbox.models.roi_heads.mask_iou_head import mask_iou_targets
-from detbox.models.roi_heads.roi_extractor import boxes_to_rois
-from detbox.models.roi_heads.targets import positive_mask_targets, sample_proposals
+from detbox.models.roi_heads.box_branch import BoxBranch
+from detbox.models.roi_heads.mask_branch import MaskBranch
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 
@@ -35,6 +32,9 @@ DEFAULT_MASK_EXTRACTOR = MappingProxyType({
 @MODELS.register(name="MaskScoringRoIHead")
 class StandardRoIHead(nn.Module):
     """Pool RoI features per level, then box head, optional mask head, optional MaskIoU head.
+
+    One ``BoxBranch`` and an optional ``MaskBranch``, both wired from the modules registered
+    here (checkpoint keys ``bbox_head.*``, ``mask_head.*``, ...).
 
     Training: proposals are assigned (IoU 0.5) and sampled (512 per image, 25% positive, GT boxes
     added); the box head trains on all sampled RoIs, the mask and MaskIoU heads on the positives.
@@ -78,6 +78,20 @@ class StandardRoIHead(nn.Module):
     def num_classes(self) -> int:
         return self.bbox_head.num_classes
 
+    @property
+    def box_branch(self) -> BoxBranch:
+        """The box stage, wired from this head's modules."""
+        return BoxBranch(roi_extractor=self.bbox_roi_extractor, bbox_head=self.bbox_head,
+                         assigner=self.assigner, sampler=self.sampler)
+
+    @property
+    def mask_branch(self) -> MaskBranch | None:
+        """The mask stage (None without a mask head), wired from this head's modules."""
+        if not self.with_mask:
+            return None
+        return MaskBranch(roi_extractor=self.mask_roi_extractor, mask_head=self.mask_head,
+                          mask_iou_head=self.mask_iou_head)
+
     def forward(self, feats: Sequence[Tensor], rois: Tensor) -> tuple[Tensor, Tensor]:
         """Raw box head outputs for (R, 5) RoIs: (R, C + 1) logits, (R, 4C) or (R, 4) deltas."""
         return self.bbox_head(self.bbox_roi_extractor(feats, rois))
@@ -93,34 +107,13 @@ class StandardRoIHead(nn.Module):
             proposals: per image, Instances with ``boxes`` in ``img_shape`` coordinates.
             samples: per image, its DetSample with GT (``gt.masks`` when training masks).
         """
-        device = feats[0].device
-        gts = [s.gt_or_empty(device) for s in samples]
-        results = sample_proposals(self.assigner, self.sampler, proposals, gts, samples)
-        rois = boxes_to_rois([r.sampled_boxes for r in results])
-        cls_score, bbox_pred = self(feats, rois)
-        labels, box_targets = self.bbox_head.get_targets(results, gts)
-        losses = self.bbox_head.loss(cls_score, bbox_pred, rois, labels, box_targets)
+        gts = [s.gt_or_empty(feats[0].device) for s in samples]
+        box = self.box_branch
+        results = box.sample(proposals, gts, samples)
+        losses, _ = box.loss(feats, results, gts)
         if self.with_mask:
-            losses.update(self._mask_loss(feats, results, gts))
+            losses.update(self.mask_branch.loss(feats, results, gts))
         return losses
-
-    def _mask_loss(self, feats: Sequence[Tensor], results, gts) -> dict[str, Tensor]:
-        pos_rois = boxes_to_rois([r.pos_boxes for r in results])
-        mask_feats = self.mask_roi_extractor(feats, pos_rois)
-        mask_logits = self.mask_head(mask_feats)
-        with_iou = self.mask_iou_head is not None
-        targets = positive_mask_targets(results, gts, self.mask_head.mask_size, with_iou)
-        losses = self.mask_head.loss(mask_logits, targets.masks, targets.labels)
-        if with_iou:
-            losses.update(self._mask_iou_loss(mask_feats, mask_logits, targets))
-        return losses
-
-    def _mask_iou_loss(self, mask_feats: Tensor, mask_logits: Tensor, targets) -> dict:
-        probs = self.mask_head.select(mask_logits, targets.labels).sigmoid()
-        iou_pred = self.mask_iou_head(mask_feats, probs)
-        iou_targets = mask_iou_targets(probs.detach(), targets.masks, targets.area_ratios,
-                                       self.mask_head.mask_thr)
-        return self.mask_iou_head.loss(iou_pred, targets.labels, iou_targets)
 
     def predict(
         self, feats: Sequence[Tensor], proposals: Sequence[Instances],
@@ -133,29 +126,7 @@ class StandardRoIHead(nn.Module):
             (N, M, M) per-box probabilities of the predicted class (pasted into the image by
             the detector); with a MaskIoU head also ``mask_iou`` (N,).
         """
-        rois = boxes_to_rois([p.boxes for p in proposals])
-        cls_score, bbox_pred = self(feats, rois)
-        dets = self.bbox_head.predict(cls_score, bbox_pred, rois, [s.img_shape for s in samples])
+        dets = self.box_branch.predict(feats, proposals, [s.img_shape for s in samples])
         if self.with_mask:
-            dets = self._predict_masks(feats, dets)
+            dets = self.mask_branch.predict(feats, dets)
         return dets
-
-    def _predict_masks(self, feats: Sequence[Tensor], dets: list[Instances]) -> list[Instances]:
-        rois = boxes_to_rois([d.boxes for d in dets])
-        labels = torch.cat([d.labels for d in dets])
-        mask_feats = self.mask_roi_extractor(feats, rois)
-        probs = self.mask_head.predict(self.mask_head(mask_feats), labels)
-        ious = None
-        if self.mask_iou_head is not None:
-            ious = self.mask_iou_head.predict(self.mask_iou_head(mask_feats, probs), labels)
-        return attach_masks(dets, probs, ious)
-
-
-def attach_masks(dets: list[Instances], probs: Tensor, ious: Tensor | None) -> list[Instances]:
-    """Split (N, M, M) mask probabilities (and (N,) IoUs) of a batch back onto its images."""
-    counts = [len(d) for d in dets]
-    out = []
-    for det, mask, iou in zip(dets, probs.split(counts),
-                              ious.split(counts) if ious is not None else [None] * len(dets)):
-        out.append(replace(det, masks=mask, mask_iou=iou))
-    return out

@@ -133,10 +133,10 @@ def test_bbox_head_predict_thresholds_and_keeps_max_per_img():
     )
     rois = boxes_to_rois([torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]])])
     cls_score = torch.tensor([[5.0, 0, 0], [0, 0, 5]])  # second RoI: background
-    (det,) = head.predict(cls_score, torch.zeros(2, 8), rois, [(64, 64)])
+    (det,) = head.predict_by_outputs(cls_score, torch.zeros(2, 8), rois, [(64, 64)])
     assert det.labels.tolist() == [0] and torch.allclose(det.boxes, rois[:1, 1:])
     head.score_thr = 0.999
-    (det,) = head.predict(cls_score, torch.zeros(2, 8), rois, [(64, 64)])
+    (det,) = head.predict_by_outputs(cls_score, torch.zeros(2, 8), rois, [(64, 64)])
     assert len(det) == 0 and det.boxes.shape == (0, 4)
 
 
@@ -154,9 +154,9 @@ def test_mask_head_losses_and_class_selection():
     assert logits.shape == (2, 3, 14, 14)
     labels = torch.tensor([2, 0])
     assert torch.equal(head.select(logits, labels)[0], logits[0, 2])
-    loss = head.loss(logits, torch.ones(2, 14, 14), labels)["loss_mask"]
+    loss = head.loss_by_outputs(logits, torch.ones(2, 14, 14), labels)["loss_mask"]
     assert loss.item() > 0
-    empty = head.loss(logits[:0], torch.ones(0, 14, 14), labels[:0])["loss_mask"]
+    empty = head.loss_by_outputs(logits[:0], torch.ones(0, 14, 14), labels[:0])["loss_mask"]
     assert empty.item() == 0.0 and empty.requires_grad
 
 
@@ -192,11 +192,13 @@ def test_mask_iou_head_shapes_and_losses():
     iou_pred = head(torch.randn(2, 4, 14, 14), torch.rand(2, 28, 28))
     assert iou_pred.shape == (2, 3)
     labels = torch.tensor([1, 2])
-    loss = head.loss(iou_pred, labels, torch.tensor([0.5, 0.8]))["loss_mask_iou"]
+    loss = head.loss_by_outputs(iou_pred, labels, torch.tensor([0.5, 0.8]))["loss_mask_iou"]
     expected = 0.5 * ((head.select(iou_pred, labels) - torch.tensor([0.5, 0.8])) ** 2).mean()
     assert torch.allclose(loss, expected)
-    assert head.loss(iou_pred[:0], labels[:0], torch.zeros(0))["loss_mask_iou"].item() == 0.0
-    assert ((head.predict(iou_pred, labels) >= 0) & (head.predict(iou_pred, labels) <= 1)).all()
+    empty = head.loss_by_outputs(iou_pred[:0], labels[:0], torch.zeros(0))["loss_mask_iou"]
+    assert empty.item() == 0.0
+    predicted = head.predict_by_outputs(iou_pred, labels)
+    assert ((predicted >= 0) & (predicted <= 1)).all()
 
 
 def test_roi_head_predict_attaches_masks_and_mask_iou():
@@ -229,7 +231,7 @@ def test_class_agnostic_and_decoded_box_regression():
     labels, targets = head.get_targets([res], [gt])
     assert torch.equal(targets[0], gt.boxes[0])  # decoded targets are the GT boxes
     rois = boxes_to_rois([res.sampled_boxes])
-    losses = head.loss(cls_score, bbox_pred, rois, labels, targets)
+    losses = head.loss_by_outputs(cls_score, bbox_pred, rois, labels, targets)
     assert losses["loss_bbox"] > 0
     boxes = head.decode_boxes(rois, bbox_pred, (64, 64))
     assert boxes.shape == (2, 3, 4) and torch.equal(boxes[:, 0], boxes[:, 2])
