@@ -35,12 +35,11 @@ from detbox.engine.dist import (
     resolve_device,
     unwrap_model,
 )
+from detbox.engine.gradient_stepper import GradientStepper, micro_batch_position
 from detbox.engine.logger import TrainLogger, WindowMeter, format_eta, plain_metric
 from detbox.engine.lr_schedule import build_lr_schedule
 from detbox.engine.optim import build_optimizer, scale_lr
-from detbox.engine.optim_step import GradientStepper, micro_batch_position
 from detbox.engine.seed import make_seed, preserved_rng_state, set_random_seed
-from detbox.engine.step import check_grad_clip, non_finite_message, parse_losses, wrap_for_training
 from detbox.engine.sync_bn import prepare_batch_norms
 from detbox.engine.tensorboard import check_tensorboard_available
 from detbox.engine.trainer_state import (
@@ -51,6 +50,12 @@ from detbox.engine.trainer_state import (
     restore_training_state,
     save_training_state,
     set_loader_epoch,
+)
+from detbox.engine.training_step import (
+    check_grad_clip,
+    non_finite_message,
+    parse_losses,
+    wrap_for_training,
 )
 from detbox.errors import ConfigError, TrainingError
 from detbox.structures import ImageBatch

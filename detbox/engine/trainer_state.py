@@ -35,7 +35,7 @@ from detbox.engine.dist import (
 )
 from detbox.engine.logger import describe_environment
 from detbox.engine.seed import get_rng_state, set_rng_state
-from detbox.engine.step import check_weights_finite
+from detbox.engine.training_step import check_weights_finite
 from detbox.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import torch
 from engine_fakes import FakeDetector, make_loader, read_jsonl
 
 from detbox.engine.amp import AmpSettings, build_amp
-from detbox.engine.optim_step import GradientStepper, micro_batch_position
+from detbox.engine.gradient_stepper import GradientStepper, micro_batch_position
 from detbox.errors import ConfigError
 
 SGD = {"type": "SGD", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}
