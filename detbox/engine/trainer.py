@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from detbox.engine.amp import build_amp
-from detbox.engine.best import build_tracker
+from detbox.engine.best import MetricTracker, build_tracker
 from detbox.engine.checkpoint import (
     LoadReport,
     extract_state_dict,
@@ -33,7 +33,6 @@ from detbox.engine.checkpoint import (
     load_weights,
 )
 from detbox.engine.dist import (
-    all_reduce_mean,
     broadcast_object,
     get_rank,
     get_world_size,
@@ -41,7 +40,7 @@ from detbox.engine.dist import (
     resolve_device,
     unwrap_model,
 )
-from detbox.engine.gradient_stepper import GradientStepper, micro_batch_position
+from detbox.engine.gradient_stepper import GradientStepper
 from detbox.engine.loader_info import (
     loader_batch_size,
     loader_generator,
@@ -62,14 +61,8 @@ from detbox.engine.settings import CheckpointSettings, LogSettings, RuntimeSetti
 from detbox.engine.sync_bn import prepare_batch_norms
 from detbox.engine.tensorboard import check_tensorboard_available
 from detbox.engine.training_state import TrainingState, save_training_checkpoints
-from detbox.engine.training_step import (
-    check_grad_clip,
-    non_finite_message,
-    parse_losses,
-    wrap_for_training,
-)
+from detbox.engine.training_step import TrainingStep, check_grad_clip, wrap_for_training
 from detbox.errors import CheckpointError, TrainingError
-from detbox.structures import ImageBatch
 
 __all__ = ["Trainer"]
 
@@ -148,24 +141,11 @@ class Trainer:
         self.train_loader = train_loader
         self.batches_per_epoch = loader_length(train_loader)
         self.iters_per_epoch = math.ceil(self.batches_per_epoch / train.accumulate_steps)
-        model, notes = prepare_batch_norms(model.to(self.device), self.device, runtime.sync_bn)
-        self.loss_module = wrap_for_training(model, self.device, runtime.find_unused_parameters)
-        optimizer_cfg, lr_note = scale_lr(
-            optimizer_cfg, runtime.auto_scale_lr,
-            batch_per_process=loader_batch_size(train_loader), world_size=get_world_size(),
-            accumulate_steps=train.accumulate_steps)
-        optimizer = build_optimizer(model, optimizer_cfg)
-        self.state = TrainingState(
-            model=model, optimizer=optimizer,
-            scheduler=build_lr_schedule(optimizer, lr_schedule_cfg,
-                                        iters_per_epoch=self.iters_per_epoch,
-                                        max_epochs=train.max_epochs),
-            stepper=GradientStepper(
-                loss_module=self.loss_module, model=model, optimizer=optimizer, amp=self.amp,
-                accumulate_steps=train.accumulate_steps,
-                grad_clip=check_grad_clip(train.grad_clip)),
-            tracker=tracker, loader_generator=loader_generator(train_loader),
-        )
+        self.state, notes = self._build_state(model, optimizer_cfg, lr_schedule_cfg, runtime,
+                                              tracker)
+        self.step = TrainingStep(state=self.state, loss_module=self.loss_module, amp=self.amp,
+                                 device=self.device, batches_per_epoch=self.batches_per_epoch,
+                                 max_epochs=train.max_epochs)
         self.evaluate_fn = evaluate_fn
         self.visualize_fn = visualize_fn
         self.meta = dict(meta or {})
@@ -174,15 +154,39 @@ class Trainer:
         self.logger = TrainLogger(self.work_dir, progress_bar=self.log_settings.progress_bar,
                                   tensorboard=self.log_settings.tensorboard)
         for line in describe_run(
-            model=unwrap_model(model), device=self.device, seed=self.seed,
+            model=unwrap_model(self.model), device=self.device, seed=self.seed,
             deterministic=deterministic, max_epochs=train.max_epochs,
             iters_per_epoch=self.iters_per_epoch, batches_per_epoch=self.batches_per_epoch,
             batch_per_process=loader_batch_size(train_loader),
             accumulate_steps=train.accumulate_steps, world_size=get_world_size(),
-            optimizer_name=type(optimizer).__name__, work_dir=self.work_dir,
-            notes=[notes, lr_note, self.amp.describe()],
+            optimizer_name=type(self.state.optimizer).__name__, work_dir=self.work_dir,
+            notes=notes,
         ):
             self.logger.info(line)
+
+    def _build_state(self, model: nn.Module, optimizer_cfg: Mapping[str, Any],
+                     lr_schedule_cfg: Mapping[str, Any] | None, runtime: RuntimeSettings,
+                     tracker: MetricTracker | None) -> tuple[TrainingState, list[str | None]]:
+        """The model on its device (SyncBN, DDP wrapper), the optimizer with the scaled lr, the
+        LR schedule and the stepper; also returns the notes they leave for the log."""
+        train = self.train_settings
+        model, bn_note = prepare_batch_norms(model.to(self.device), self.device, runtime.sync_bn)
+        self.loss_module = wrap_for_training(model, self.device, runtime.find_unused_parameters)
+        optimizer_cfg, lr_note = scale_lr(
+            optimizer_cfg, runtime.auto_scale_lr,
+            batch_per_process=loader_batch_size(self.train_loader),
+            world_size=get_world_size(), accumulate_steps=train.accumulate_steps)
+        optimizer = build_optimizer(model, optimizer_cfg)
+        scheduler = build_lr_schedule(optimizer, lr_schedule_cfg,
+                                      iters_per_epoch=self.iters_per_epoch,
+                                      max_epochs=train.max_epochs)
+        stepper = GradientStepper(
+            loss_module=self.loss_module, model=model, optimizer=optimizer, amp=self.amp,
+            accumulate_steps=train.accumulate_steps, grad_clip=check_grad_clip(train.grad_clip))
+        state = TrainingState(model=model, optimizer=optimizer, scheduler=scheduler,
+                              stepper=stepper, tracker=tracker,
+                              loader_generator=loader_generator(self.train_loader))
+        return state, [bn_note, lr_note, self.amp.describe()]
 
     # ----------------------------------------------------------------- read-only views
 
@@ -190,14 +194,6 @@ class Trainer:
     def model(self) -> nn.Module:
         """The detector being trained (not its DDP wrapper)."""
         return self.state.model
-
-    @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        return self.state.optimizer
-
-    @property
-    def scheduler(self) -> Any:
-        return self.state.scheduler
 
     @property
     def epoch(self) -> int:
@@ -310,10 +306,10 @@ class Trainer:
             tick = time.perf_counter()
             for index, batch in enumerate(self.train_loader):
                 data_elapsed += time.perf_counter() - tick
-                values, stepped = self._train_step(batch, epoch, index)
+                values, stepped = self.step(batch, epoch, index, self.last_checkpoint)
                 elapsed += time.perf_counter() - tick
                 meter.update(values)
-                lr = self.optimizer.param_groups[0]["lr"]
+                lr = self.state.optimizer.param_groups[0]["lr"]
                 if stepped:
                     steps += 1
                     meter.update({"time": elapsed, "data_time": data_elapsed})
@@ -330,65 +326,12 @@ class Trainer:
             if bar is not None:
                 bar.close()
 
-    def _train_step(self, batch: ImageBatch, epoch: int, index: int
-                    ) -> tuple[dict[str, float], bool]:
-        """One loader batch; the optimizer steps after the last batch of each accumulation
-        group. Returns the values to log and whether it stepped."""
-        first, last, group_size = micro_batch_position(index, self.batches_per_epoch,
-                                                       self.state.stepper.accumulate_steps)
-        if first:
-            self.scheduler.apply(self.iteration)
-            self.optimizer.zero_grad(set_to_none=True)
-        batch = batch.to(self.device)
-        with self.state.stepper.sync_context(last):
-            with self.amp.autocast():
-                losses = self.loss_module(batch)
-            total, names, values = parse_losses(losses, self.device)
-            local, averaged = self._check_losses(names, values, batch, epoch, index)
-            self.state.stepper.backward(total, group_size)
-        logged = dict(zip(names, averaged))
-        if not last:
-            return logged, False
-        norm = self.state.stepper.clip()
-        if norm is not None and math.isfinite(norm):
-            logged["grad_norm"] = norm
-        elif norm is not None and not self.state.stepper.tolerates_non_finite_gradients():
-            self._raise_non_finite("gradient norm", [*names, "grad_norm"], [*local, norm], batch,
-                                   epoch, index)
-        self.state.stepper.step()
-        self.state.iteration += 1
-        return logged, True
-
-    def _check_losses(self, names: list[str], values: torch.Tensor, batch: ImageBatch,
-                      epoch: int, index: int) -> tuple[list[float], list[float]]:
-        """This rank's and the all-rank mean values; raises when a loss is non-finite on any
-        rank, so every rank stops at the same iteration."""
-        local = values.tolist()
-        averaged = all_reduce_mean(values).tolist() if get_world_size() > 1 else local
-        is_loss = [name.startswith("loss") for name in names]
-        if not all(math.isfinite(v) for v, loss in zip(averaged, is_loss) if loss):
-            local_ok = all(math.isfinite(v) for v, loss in zip(local, is_loss) if loss)
-            what = "loss on another rank" if local_ok else "loss"
-            self._raise_non_finite(what, names, averaged if local_ok else local, batch, epoch,
-                                   index)
-        return local, averaged
-
-    def _raise_non_finite(self, what: str, names: list[str], values: list[float],
-                          batch: ImageBatch, epoch: int, index: int) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        raise TrainingError(non_finite_message(
-            what=what, names=names, values=values, batch=batch, iteration=self.iteration + 1,
-            epoch=epoch + 1, max_epochs=self.max_epochs, index=index + 1,
-            iters_per_epoch=self.batches_per_epoch,
-            checkpoint=str(self.last_checkpoint) if self.last_checkpoint else None,
-        ))
-
     def _eta_seconds(self) -> float:
         """Time left for the whole run at this run's average speed so far (NaN at first)."""
         started, start_iteration = self._timer_start
         done = self.iteration - start_iteration
         per_iter = (time.perf_counter() - started) / done if done else math.nan
-        return per_iter * (self.scheduler.max_iters - self.iteration)
+        return per_iter * (self.state.scheduler.max_iters - self.iteration)
 
     def _log_step(self, averages: dict[str, float], lr: float, epoch: int, step: int) -> None:
         record: dict[str, Any] = {
