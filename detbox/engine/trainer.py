@@ -143,9 +143,9 @@ class Trainer:
         self.iters_per_epoch = math.ceil(self.batches_per_epoch / train.accumulate_steps)
         self.state, notes = self._build_state(model, optimizer_cfg, lr_schedule_cfg, runtime,
                                               tracker)
-        self.step = TrainingStep(state=self.state, loss_module=self.loss_module, amp=self.amp,
-                                 device=self.device, batches_per_epoch=self.batches_per_epoch,
-                                 max_epochs=train.max_epochs)
+        self.training_step = TrainingStep(
+            state=self.state, loss_module=self.loss_module, amp=self.amp, device=self.device,
+            batches_per_epoch=self.batches_per_epoch, max_epochs=train.max_epochs)
         self.evaluate_fn = evaluate_fn
         self.visualize_fn = visualize_fn
         self.meta = dict(meta or {})
@@ -306,7 +306,7 @@ class Trainer:
             tick = time.perf_counter()
             for index, batch in enumerate(self.train_loader):
                 data_elapsed += time.perf_counter() - tick
-                values, stepped = self.step(batch, epoch, index, self.last_checkpoint)
+                values, stepped = self.training_step(batch, epoch, index, self.last_checkpoint)
                 elapsed += time.perf_counter() - tick
                 meter.update(values)
                 lr = self.state.optimizer.param_groups[0]["lr"]
