@@ -22,15 +22,10 @@ from detbox.config import ConfigDict, config_to_jsonable, dump_config
 from detbox.data.base import write_label_map
 from detbox.errors import ConfigError
 
-__all__ = ["train_detector", "TRAIN_DEFAULTS"]
+__all__ = ["train_detector"]
 
 logger = logging.getLogger(__name__)
 
-TRAIN_DEFAULTS = {"max_epochs": 12, "val_interval": 1, "grad_clip": None, "accumulate_steps": 1,
-                  "patience": None}
-CHECKPOINT_DEFAULTS = {"interval": 1, "max_keep": 3, "save_best": None, "rule": None,
-                       "max_keep_best": 1}
-LOG_DEFAULTS = {"interval": 50, "tensorboard": False, "num_vis_images": 4, "vis_score_thr": 0.3}
 EVAL_DEFAULTS = {"metric": ["bbox"], "classwise": True, "val_loss": False}
 
 
@@ -103,38 +98,33 @@ def _validation(cfg: ConfigDict, train_set, device: torch.device, seed: int,
         return None, None
     val_loader = build_dataloader(cfg.val_dataloader, seed=seed, training=False, **shard)
     _check_same_classes(train_set, val_loader.dataset)
-    log_cfg = check_section(cfg.get("log"), LOG_DEFAULTS, "log")
+    from detbox.engine.settings import LogSettings
+
+    log = LogSettings.from_config(cfg.get("log"))
     visualize_fn = None
-    if log_cfg["tensorboard"]:
-        visualize_fn = _make_visualize_fn(val_loader.dataset, device,
-                                          int(log_cfg["num_vis_images"]),
-                                          float(log_cfg["vis_score_thr"]))
+    if log.tensorboard:
+        visualize_fn = _make_visualize_fn(val_loader.dataset, device, log.num_vis_images,
+                                          float(log.vis_score_thr))
     return _make_evaluate_fn(cfg, val_loader, device), visualize_fn
 
 
 def _trainer_options(cfg: ConfigDict) -> dict[str, Any]:
     """The Trainer keyword arguments that come straight from config sections."""
-    train_cfg = check_section(cfg.get("train_cfg"), TRAIN_DEFAULTS, "train_cfg")
-    ckpt_cfg = check_section(cfg.get("checkpoint"), CHECKPOINT_DEFAULTS, "checkpoint")
-    log_cfg = check_section(cfg.get("log"), LOG_DEFAULTS, "log")
+    from detbox.engine.settings import (
+        CheckpointSettings,
+        LogSettings,
+        RuntimeSettings,
+        TrainSettings,
+    )
+
+    runtime_keys = RuntimeSettings.config_keys()
     return {
         "optimizer_cfg": cfg.optimizer.to_dict(),
         "lr_schedule_cfg": dict(cfg.get("lr_schedule") or {}),
-        "max_epochs": train_cfg["max_epochs"],
-        "val_interval": train_cfg["val_interval"],
-        "grad_clip": train_cfg["grad_clip"],
-        "accumulate_steps": train_cfg["accumulate_steps"],
-        "patience": train_cfg["patience"],
-        "checkpoint_interval": ckpt_cfg["interval"],
-        "max_keep_checkpoints": ckpt_cfg["max_keep"],
-        "save_best": ckpt_cfg["save_best"],
-        "best_rule": ckpt_cfg["rule"],
-        "max_keep_best": ckpt_cfg["max_keep_best"],
-        "log_interval": log_cfg["interval"],
-        "tensorboard": bool(log_cfg["tensorboard"]),
-        "amp": cfg.get("amp"),
-        "auto_scale_lr": cfg.get("auto_scale_lr"),
-        "sync_bn": bool(cfg.get("sync_bn", False)),
+        "train": TrainSettings.from_config(cfg.get("train_cfg")),
+        "checkpoint": CheckpointSettings.from_config(cfg.get("checkpoint")),
+        "log": LogSettings.from_config(cfg.get("log")),
+        "runtime": RuntimeSettings.from_config({k: cfg[k] for k in runtime_keys if k in cfg}),
     }
 
 

@@ -14,13 +14,20 @@ from detbox.engine.launcher import distributed_session, init_distributed
 from detbox.engine.lr_schedule import LRSchedule, build_lr_schedule
 from detbox.engine.optim import build_optimizer
 from detbox.engine.seed import get_rng_state, set_random_seed, set_rng_state
+from detbox.engine.settings import CheckpointSettings, LogSettings, RuntimeSettings, TrainSettings
 from detbox.engine.trainer import Trainer
+from detbox.engine.training_state import TrainingState
 from detbox.engine.val_loss import compute_val_loss
 
 __all__ = [
+    "CheckpointSettings",
     "LRSchedule",
     "LoadReport",
+    "LogSettings",
+    "RuntimeSettings",
+    "TrainSettings",
     "Trainer",
+    "TrainingState",
     "build_lr_schedule",
     "build_optimizer",
     "compute_val_loss",

@@ -47,12 +47,14 @@ __all__ = [
     "remove_old_checkpoints",
     "save_checkpoint",
     "update_latest",
+    "write_checkpoint",
 ]
 
 LATEST_NAME = "latest.pth"
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pth$")
 # Exact types: subclasses such as torch's TorchVersion (a str) are refused by weights_only.
 _PLAIN_TYPES = (str, int, float, bool, type(None), torch.Size, torch.dtype)
+_WRITER_KEYS = ("meta", "detbox_version", "torch_version")
 
 
 def _check_loadable(obj: Any, where: str) -> None:
@@ -102,23 +104,50 @@ def save_checkpoint(
     Returns:
         The path written.
     """
-    checkpoint = {
+    entries: dict[str, Any] = {
         "state_dict": unwrap_model(model).state_dict(),
         "epoch": int(epoch),
         "iteration": int(iteration),
-        "meta": json.dumps(config_to_jsonable(dict(meta or {}))),
         "rng": rng_state if rng_state is not None else [get_rng_state()],
+    }
+    if optimizer is not None:
+        entries["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        entries["scheduler"] = scheduler.state_dict()
+    for key, value in (extra or {}).items():
+        if key in entries or key in _WRITER_KEYS:
+            raise CheckpointError(f"extra checkpoint entry '{key}' would replace a standard one")
+        entries[key] = value
+    return write_checkpoint(path, entries, meta=meta)
+
+
+def write_checkpoint(path: str | os.PathLike, entries: Mapping[str, Any], *,
+                     meta: Mapping[str, Any] | None = None) -> Path:
+    """Write prepared entries (tensors and plain values) atomically, with ``'meta'`` as JSON
+    text and the detbox and torch versions added.
+
+    Args:
+        path: destination.
+        entries: the checkpoint's other top-level entries, e.g.
+            :meth:`detbox.engine.training_state.TrainingState.state_dict`.
+        meta: JSON-able metadata.
+
+    Returns:
+        The path written.
+
+    Raises:
+        CheckpointError: an entry would replace ``meta`` or a version, or a value
+            ``torch.load(weights_only=True)`` could not read back.
+    """
+    for key in _WRITER_KEYS:
+        if key in entries:
+            raise CheckpointError(f"checkpoint entry '{key}' is written by write_checkpoint")
+    checkpoint = {
+        **entries,
+        "meta": json.dumps(config_to_jsonable(dict(meta or {}))),
         "detbox_version": detbox.__version__,
         "torch_version": str(torch.__version__),
     }
-    if optimizer is not None:
-        checkpoint["optimizer"] = optimizer.state_dict()
-    if scheduler is not None:
-        checkpoint["scheduler"] = scheduler.state_dict()
-    for key, value in (extra or {}).items():
-        if key in checkpoint:
-            raise CheckpointError(f"extra checkpoint entry '{key}' would replace a standard one")
-        checkpoint[key] = value
     _check_loadable(checkpoint, "checkpoint")
     atomic_torch_save(checkpoint, path)
     return Path(path)

@@ -35,6 +35,7 @@ __all__ = [
     "TrainLogger",
     "WindowMeter",
     "describe_environment",
+    "describe_run",
     "format_eta",
     "format_train_line",
     "plain_metric",
@@ -161,6 +162,38 @@ def describe_environment(
          f"{torch.__version__}{vision}{cuda}, numpy {np.__version__}"),
         f"model {type(model).__name__}: {total:,} parameters ({trainable:,} trainable)",
     ]
+
+
+def describe_run(
+    *,
+    model: nn.Module,
+    device: torch.device,
+    seed: int,
+    deterministic: bool,
+    max_epochs: int,
+    iters_per_epoch: int,
+    batches_per_epoch: int,
+    batch_per_process: int | None,
+    accumulate_steps: int,
+    world_size: int,
+    optimizer_name: str,
+    work_dir: str | os.PathLike,
+    notes: list[str | None],
+) -> list[str]:
+    """The lines that open a training log: environment, schedule, batch sizes and ``notes``
+    (None entries are left out)."""
+    lines = describe_environment(model, device, seed, deterministic)
+    steps = f"{world_size} process(es) x {accumulate_steps} accumulation step(s)"
+    batch = (f"total batch {batch_per_process * world_size * accumulate_steps} = "
+             f"{batch_per_process} per process x {steps}" if batch_per_process else steps)
+    lines.append(
+        f"training {max_epochs} epochs x {iters_per_epoch} iterations "
+        f"({batches_per_epoch} batches per epoch), {batch}, optimizer "
+        f"{optimizer_name}, world size {world_size}, work_dir {work_dir}"
+    )
+    if world_size > 1:
+        lines.append(f"rank r seeds its generators with {seed} + r")
+    return lines + [note for note in notes if note]
 
 
 class TrainLogger:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from detbox.engine.dist import all_gather_object, unwrap_model
-from detbox.engine.step import parse_losses
+from detbox.engine.training_step import parse_losses
 from detbox.errors import ConfigError
 from detbox.structures import ImageBatch
 

@@ -118,13 +118,15 @@ def _train_still(work_dir: Path, rank: int, world_size: int, accumulate: int,
     from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
     from detbox.engine import Trainer
+    from detbox.engine.settings import LogSettings, RuntimeSettings, TrainSettings
 
     trainer = Trainer(
         model=model, train_loader=still_batches(rank, world_size),
         optimizer_cfg={"type": "SGD", "lr": 0.1}, lr_schedule_cfg={"policy": "constant",
                                                                    "warmup": None},
-        max_epochs=1, work_dir=work_dir, accumulate_steps=accumulate, seed=0,
-        progress_bar=False, log_interval=1, sync_bn=sync_bn,
+        train=TrainSettings(max_epochs=1, accumulate_steps=accumulate), work_dir=work_dir,
+        seed=0, log=LogSettings(interval=1, progress_bar=False),
+        runtime=RuntimeSettings(sync_bn=sync_bn),
     )
     syncs = []
 
@@ -157,6 +159,7 @@ def _fake_trainer(work_dir: Path, rank: int, world_size: int, model_seed: int,
                   **loader_options: Any):
     from detbox.engine import Trainer
     from detbox.engine.dist import get_rank
+    from detbox.engine.settings import CheckpointSettings, LogSettings, TrainSettings
 
     torch.manual_seed(model_seed)
     evaluate = make_evaluate_fn()
@@ -164,9 +167,11 @@ def _fake_trainer(work_dir: Path, rank: int, world_size: int, model_seed: int,
     return Trainer(
         model=FakeDetector(), train_loader=loader,
         optimizer_cfg={"type": "SGD", "lr": 0.05, "momentum": 0.9},
-        lr_schedule_cfg={"policy": "cosine", "warmup": None}, max_epochs=3, work_dir=work_dir,
+        lr_schedule_cfg={"policy": "cosine", "warmup": None}, train=TrainSettings(max_epochs=3),
+        work_dir=work_dir,
         evaluate_fn=lambda model: {**evaluate(model), "rank": float(get_rank())},
-        seed=5, progress_bar=False, checkpoint_interval=1, save_best="bbox_mAP",
+        seed=5, log=LogSettings(progress_bar=False),
+        checkpoint=CheckpointSettings(interval=1, save_best="bbox_mAP"),
     )
 
 

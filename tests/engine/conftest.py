@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from detbox.engine import Trainer
+from detbox.engine.settings import CheckpointSettings, LogSettings, RuntimeSettings, TrainSettings
 
 # Make engine_fakes importable by the test modules whatever pytest import mode is in use.
 _HERE = str(Path(__file__).resolve().parent)
@@ -20,6 +21,41 @@ fakes = importlib.import_module("engine_fakes")
 OPTIMIZER = {"type": "SGD", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
              "norm_decay_mult": 0.0}
 SCHEDULE = {"policy": "cosine", "warmup": "linear", "warmup_iters": 4, "warmup_ratio": 0.1}
+
+# Flat test keywords -> (settings class, field); everything else goes to the Trainer as is.
+_SETTING_KEYS = {
+    "max_epochs": (TrainSettings, "max_epochs"),
+    "val_interval": (TrainSettings, "val_interval"),
+    "grad_clip": (TrainSettings, "grad_clip"),
+    "accumulate_steps": (TrainSettings, "accumulate_steps"),
+    "patience": (TrainSettings, "patience"),
+    "checkpoint_interval": (CheckpointSettings, "interval"),
+    "max_keep_checkpoints": (CheckpointSettings, "max_keep"),
+    "save_best": (CheckpointSettings, "save_best"),
+    "best_rule": (CheckpointSettings, "rule"),
+    "max_keep_best": (CheckpointSettings, "max_keep_best"),
+    "log_interval": (LogSettings, "interval"),
+    "tensorboard": (LogSettings, "tensorboard"),
+    "progress_bar": (LogSettings, "progress_bar"),
+    "amp": (RuntimeSettings, "amp"),
+    "auto_scale_lr": (RuntimeSettings, "auto_scale_lr"),
+    "sync_bn": (RuntimeSettings, "sync_bn"),
+}
+_ARGUMENT = {TrainSettings: "train", CheckpointSettings: "checkpoint", LogSettings: "log",
+             RuntimeSettings: "runtime"}
+
+
+def trainer_arguments(**flat) -> dict:
+    """Trainer keyword arguments from flat test keywords (``max_epochs=3, log_interval=1``)."""
+    grouped: dict = {cls: {} for cls in _ARGUMENT}
+    arguments = {}
+    for key, value in flat.items():
+        if key in _SETTING_KEYS:
+            cls, name = _SETTING_KEYS[key]
+            grouped[cls][name] = value
+        else:
+            arguments[key] = value
+    return {**arguments, **{_ARGUMENT[cls]: cls(**values) for cls, values in grouped.items()}}
 
 
 @pytest.fixture
@@ -45,6 +81,6 @@ def make_trainer():
             "progress_bar": False,
         }
         settings.update(overrides)
-        return Trainer(**settings)
+        return Trainer(**trainer_arguments(**settings))
 
     return build

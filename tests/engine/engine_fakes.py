@@ -174,6 +174,7 @@ def read_jsonl(work_dir: Path) -> list[dict[str, Any]]:
 def _train_one_distributed_run(rank: int, world_size: int, work_dir: Path,
                                nan_on_rank: int | None) -> dict[str, Any]:
     from detbox.engine import Trainer
+    from detbox.engine.settings import LogSettings, TrainSettings
     from detbox.errors import TrainingError
 
     torch.manual_seed(rank)  # DDP must make the replicas equal by broadcasting rank 0's weights
@@ -182,8 +183,8 @@ def _train_one_distributed_run(rank: int, world_size: int, work_dir: Path,
         model=model, train_loader=make_loader(rank=rank, world_size=world_size),
         optimizer_cfg={"type": "SGD", "lr": 0.05, "momentum": 0.9},
         lr_schedule_cfg={"policy": "step", "milestones": [1], "warmup": None},
-        max_epochs=2, work_dir=work_dir, evaluate_fn=make_evaluate_fn(), log_interval=1,
-        seed=None, progress_bar=False,
+        train=TrainSettings(max_epochs=2), work_dir=work_dir, evaluate_fn=make_evaluate_fn(),
+        log=LogSettings(interval=1, progress_bar=False), seed=None,
     )
     result: dict[str, Any] = {"seed": trainer.seed, "error": None}
     try:

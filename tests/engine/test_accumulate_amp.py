@@ -9,7 +9,7 @@ import torch
 from engine_fakes import FakeDetector, make_loader, read_jsonl
 
 from detbox.engine.amp import AmpSettings, build_amp
-from detbox.engine.optim_step import GradientStepper, micro_batch_position
+from detbox.engine.gradient_stepper import GradientStepper, micro_batch_position
 from detbox.errors import ConfigError
 
 SGD = {"type": "SGD", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}
@@ -59,8 +59,8 @@ def test_accumulation_steps_once_per_group_with_the_mean_gradient(tmp_path, make
                            optimizer_cfg=SGD, lr_schedule_cfg=CONSTANT, grad_clip=None,
                            accumulate_steps=2, evaluate_fn=None)
     calls = []
-    step = trainer.optimizer.step
-    trainer.optimizer.step = lambda *a, **k: calls.append(1) or step(*a, **k)
+    step = trainer.state.optimizer.step
+    trainer.state.optimizer.step = lambda *a, **k: calls.append(1) or step(*a, **k)
     trainer.train()
 
     assert len(calls) == 3 and trainer.iteration == 3 and trainer.iters_per_epoch == 3

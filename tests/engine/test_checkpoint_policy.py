@@ -106,7 +106,7 @@ def test_trainer_applies_and_logs_the_scaled_lr(tmp_path, make_trainer):
                            auto_scale_lr={"base_batch_size": 16, "enable": True},
                            lr_schedule_cfg={"policy": "constant", "warmup": None}, max_epochs=1)
     trainer.train()
-    assert trainer.scheduler.base_lrs[0] == pytest.approx(0.05 * 4 / 16)
+    assert trainer.state.scheduler.base_lrs[0] == pytest.approx(0.05 * 4 / 16)
     assert "total batch 4 = 2 per process x 1 process(es) x 2 accumulation step(s)" in \
         next(tmp_path.glob("*.log")).read_text()
 

@@ -10,7 +10,7 @@ import torch
 from engine_fakes import FakeDetector, make_loader, read_jsonl
 
 from detbox.engine.checkpoint import LATEST_NAME, find_latest, load_checkpoint
-from detbox.engine.step import check_weights_finite
+from detbox.engine.training_state import check_weights_finite
 from detbox.errors import CheckpointError, TrainingError
 
 LOSS_KEYS = ("loss", "loss_cls", "loss_bbox", "acc", "lr", "grad_norm")

@@ -1,25 +1,32 @@
-"""Pieces of one training step: the loss call, summing loss terms, the non-finite guard.
+"""One training step and its pieces: the loss call, summing loss terms, the non-finite guard.
 
-Kept apart from the trainer's loop so each piece is small and testable on its own.
+Kept apart from the trainer's loop so each piece is small and testable on its own;
+:class:`TrainingStep` puts them together for one loader batch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from detbox.engine.dist import get_world_size, unwrap_model
+from detbox.engine.amp import AmpSettings
+from detbox.engine.dist import all_reduce_mean, get_world_size
+from detbox.engine.gradient_stepper import micro_batch_position
 from detbox.errors import ConfigError, TrainingError
 from detbox.registry import closest_match
 from detbox.structures import ImageBatch
 
+if TYPE_CHECKING:
+    from detbox.engine.training_state import TrainingState
+
 __all__ = [
     "LossForward",
+    "TrainingStep",
     "check_grad_clip",
-    "check_weights_finite",
     "non_finite_message",
     "parse_losses",
     "wrap_for_training",
@@ -159,11 +166,90 @@ def check_grad_clip(grad_clip: Mapping[str, Any] | None) -> dict[str, float] | N
     }
 
 
-def check_weights_finite(model: nn.Module, epoch: int, last_checkpoint: Any) -> None:
-    """Refuse to checkpoint NaN/inf weights (e.g. from a finite loss with an inf gradient)."""
-    for name, param in unwrap_model(model).named_parameters():
-        if not torch.isfinite(param).all():
-            raise TrainingError(
-                f"parameter '{name}' holds NaN/inf after epoch {epoch}; the checkpoint was not "
-                f"written, so the last one ({last_checkpoint}) stays intact"
-            )
+class TrainingStep:
+    """Runs one loader batch: forward under autocast, the non-finite guard, backward, and at
+    the end of each accumulation group the clipped optimizer step.
+
+    A loss that is non-finite on any rank stops every rank at the same iteration, before the
+    optimizer step, so no weight changes.
+
+    Args:
+        state: the run's state; its schedule, optimizer, stepper and iteration count are used
+            and the iteration count advances with each optimizer step.
+        loss_module: ``loss_module(batch) -> dict[str, Tensor]`` (the DDP wrapper, if any).
+        amp: the mixed-precision settings.
+        device: where batches go.
+        batches_per_epoch: loader batches per epoch.
+        max_epochs: length of training (for messages).
+    """
+
+    def __init__(self, *, state: TrainingState, loss_module: nn.Module, amp: AmpSettings,
+                 device: torch.device, batches_per_epoch: int, max_epochs: int) -> None:
+        self.state = state
+        self.loss_module = loss_module
+        self.amp = amp
+        self.device = device
+        self.batches_per_epoch = batches_per_epoch
+        self.max_epochs = max_epochs
+
+    def __call__(self, batch: ImageBatch, epoch: int, index: int, last_checkpoint: Any = None
+                 ) -> tuple[dict[str, float], bool]:
+        """Run loader batch ``index`` (0-based) of ``epoch`` (0-based).
+
+        Returns:
+            The values to log (all-rank means, plus ``grad_norm`` after a step) and whether
+            the optimizer stepped.
+
+        Raises:
+            TrainingError: a non-finite loss, or a non-finite gradient norm that the fp16 loss
+                scaler does not handle; it names ``last_checkpoint`` as intact.
+        """
+        state, stepper = self.state, self.state.stepper
+        first, last, group_size = micro_batch_position(index, self.batches_per_epoch,
+                                                       stepper.accumulate_steps)
+        if first:
+            state.scheduler.apply(state.iteration)
+            state.optimizer.zero_grad(set_to_none=True)
+        batch = batch.to(self.device)
+        where = (batch, epoch, index, last_checkpoint)
+        with stepper.sync_context(last):
+            with self.amp.autocast():
+                losses = self.loss_module(batch)
+            total, names, values = parse_losses(losses, self.device)
+            local, averaged = self._check_losses(names, values, where)
+            stepper.backward(total, group_size)
+        logged = dict(zip(names, averaged))
+        if not last:
+            return logged, False
+        norm = stepper.clip()
+        if norm is not None and math.isfinite(norm):
+            logged["grad_norm"] = norm
+        elif norm is not None and not stepper.tolerates_non_finite_gradients():
+            self._raise_non_finite("gradient norm", [*names, "grad_norm"], [*local, norm], where)
+        stepper.step()
+        state.iteration += 1
+        return logged, True
+
+    def _check_losses(self, names: list[str], values: Tensor, where: tuple
+                      ) -> tuple[list[float], list[float]]:
+        """This rank's and the all-rank mean values; raises when a loss is non-finite on any
+        rank, so every rank stops at the same iteration."""
+        local = values.tolist()
+        averaged = all_reduce_mean(values).tolist() if get_world_size() > 1 else local
+        is_loss = [name.startswith("loss") for name in names]
+        if not all(math.isfinite(v) for v, loss in zip(averaged, is_loss) if loss):
+            local_ok = all(math.isfinite(v) for v, loss in zip(local, is_loss) if loss)
+            what = "loss on another rank" if local_ok else "loss"
+            self._raise_non_finite(what, names, averaged if local_ok else local, where)
+        return local, averaged
+
+    def _raise_non_finite(self, what: str, names: list[str], values: list[float],
+                          where: tuple) -> None:
+        batch, epoch, index, last_checkpoint = where
+        self.state.optimizer.zero_grad(set_to_none=True)
+        raise TrainingError(non_finite_message(
+            what=what, names=names, values=values, batch=batch,
+            iteration=self.state.iteration + 1, epoch=epoch + 1, max_epochs=self.max_epochs,
+            index=index + 1, iters_per_epoch=self.batches_per_epoch,
+            checkpoint=str(last_checkpoint) if last_checkpoint else None,
+        ))

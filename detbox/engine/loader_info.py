@@ -1,0 +1,57 @@
+"""What the trainer asks of its train loader: its length, batch size and epoch hook.
+
+The trainer accepts any iterable with a length (a ``DataLoader``, a list of batches in tests),
+so these look for what the loader offers instead of assuming a ``DataLoader``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from detbox.errors import ConfigError
+
+__all__ = ["loader_batch_size", "loader_generator", "loader_length", "set_loader_epoch"]
+
+
+def loader_length(loader: Any) -> int:
+    """Batches per epoch of a training loader."""
+    try:
+        length = len(loader)
+    except TypeError:
+        raise ConfigError("the train loader needs a length (iterations per epoch)") from None
+    if length < 1:
+        raise ConfigError("the train loader yields no batch: is the training set empty?")
+    return length
+
+
+def loader_batch_size(loader: Any) -> int | None:
+    """Images per batch of one process, when the loader or its batch sampler says."""
+    for source in (getattr(loader, "batch_sampler", None), loader):
+        size = getattr(source, "batch_size", None)
+        if isinstance(size, int):
+            return size
+    return None
+
+
+def loader_generator(loader: Any) -> torch.Generator | None:
+    """The loader's own random generator (its state is saved with the run's), if it has one."""
+    generator = getattr(loader, "generator", None)
+    return generator if isinstance(generator, torch.Generator) else None
+
+
+def set_loader_epoch(loader: Any, epoch: int) -> None:
+    """``loader.set_epoch(epoch)`` when the loader has it (it forwards to its samplers), else
+    ``set_epoch`` on each of its samplers that has it."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+        return
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    candidates = [batch_sampler, getattr(batch_sampler, "sampler", None),
+                  getattr(loader, "sampler", None)]
+    seen: set[int] = set()
+    for sampler in candidates:
+        if sampler is not None and id(sampler) not in seen and hasattr(sampler, "set_epoch"):
+            seen.add(id(sampler))
+            sampler.set_epoch(epoch)

@@ -1,0 +1,229 @@
+"""The trainer's settings, one frozen dataclass per config section.
+
+Each class mirrors one section of a training config: :class:`TrainSettings` is ``train_cfg``,
+:class:`CheckpointSettings` is ``checkpoint``, :class:`LogSettings` is ``log`` and
+:class:`RuntimeSettings` gathers the top-level ``amp``, ``auto_scale_lr`` and ``sync_bn``.
+``from_config`` reads a section and checks it: an unknown key names the closest valid one, and a
+value of the wrong type or outside its range is one error line naming the key's path (e.g.
+``train_cfg.max_epochs``), the value and what is expected. Settings built in code are checked
+the same way when constructed.
+
+A field whose metadata says ``config=False`` is set by code only (e.g. the progress bar, which
+follows the terminal) and is not a key of its section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar, Union
+
+from detbox.errors import ConfigError
+from detbox.registry import closest_match
+
+__all__ = ["CheckpointSettings", "LogSettings", "RuntimeSettings", "TrainSettings"]
+
+_S = TypeVar("_S", bound="_Section")
+# A range check: (test on a value of the right type, what is expected, in words).
+_Range = tuple[Callable[[Any], bool], str]
+
+
+def _type_matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits the annotation ``hint`` (simple types, unions, containers)."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_type_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    base = origin or hint
+    if base in (Mapping, dict):
+        return isinstance(value, Mapping)
+    if base in (Sequence, list, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, base)
+
+
+def _type_words(hint: Any) -> str:
+    """``int | None`` -> ``'an integer or None'``."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_words(arg) for arg in typing.get_args(hint))
+    base = origin or hint
+    words = {bool: "True or False", int: "an integer", float: "a number", str: "a string",
+             type(None): "None", Mapping: "a dict", dict: "a dict", Sequence: "a list",
+             list: "a list", tuple: "a list"}
+    return words.get(base, getattr(base, "__name__", str(base)))
+
+
+class _Section:
+    """What every settings class shares: reading its config section and checking values."""
+
+    SECTION: ClassVar[str] = ""
+    RANGES: ClassVar[dict[str, _Range]] = {}
+
+    def __post_init__(self) -> None:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        self.check_values(values, self.SECTION)
+
+    @classmethod
+    def config_keys(cls) -> list[str]:
+        """The keys the config section accepts, in field order."""
+        return [f.name for f in dataclasses.fields(cls) if f.metadata.get("config", True)]
+
+    @classmethod
+    def check_values(cls, values: Mapping[str, Any], name: str) -> None:
+        """Raise ConfigError for the first value of the wrong type or out of range.
+
+        Args:
+            values: field name -> value.
+            name: the section's path in the config (``''`` for top-level keys).
+        """
+        hints = typing.get_type_hints(cls)
+        for key, value in values.items():
+            path = f"{name}.{key}" if name else key
+            if not _type_matches(value, hints[key]):
+                raise ConfigError(f"{path} must be {_type_words(hints[key])}, got {value!r} "
+                                  f"({type(value).__name__})")
+            check = cls.RANGES.get(key)
+            if check is not None and value is not None and not check[0](value):
+                raise ConfigError(f"{path} must be {check[1]}, got {value!r}")
+
+    @classmethod
+    def from_config(cls: type[_S], section: Mapping[str, Any] | None, name: str | None = None
+                    ) -> _S:
+        """Settings from a config section; keys it leaves out keep their defaults.
+
+        Args:
+            section: the section (a dict), or None for all defaults.
+            name: its path in the config, used in error messages (default: the usual one).
+
+        Raises:
+            ConfigError: an unknown key (naming the closest valid one), or a value of the
+                wrong type or out of range (naming the key's path, the value and what fits).
+        """
+        name = cls.SECTION if name is None else name
+        if section is not None and not isinstance(section, Mapping):
+            raise ConfigError(f"{name or 'the config'} must be a dict, got {section!r}")
+        values = dict(section or {})
+        accepted = cls.config_keys()
+        for key in values:
+            if key not in accepted:
+                match = closest_match(str(key), accepted)
+                hint = f" Did you mean '{match}'?" if match else ""
+                where = f"config section '{name}'" if name else "the config"
+                raise ConfigError(f"{where} got an unknown key '{key}'.{hint} Valid keys: "
+                                  f"{', '.join(accepted)}")
+        cls.check_values(values, name)
+        return cls(**values)
+
+
+def _at_least(low: int) -> _Range:
+    return (lambda value: value >= low), f"an integer >= {low}"
+
+
+@dataclass(frozen=True)
+class TrainSettings(_Section):
+    """The ``train_cfg`` section: how long and how each step updates.
+
+    Attributes:
+        max_epochs: length of training.
+        val_interval: evaluate every this many epochs (and after the last; 0: only the last).
+        grad_clip: ``dict(max_norm=..., norm_type=2)`` or None.
+        accumulate_steps: loader batches per optimizer step (their mean gradient is applied).
+        patience: stop after this many evaluations without a better ``checkpoint.save_best``
+            value; None never stops early.
+    """
+
+    SECTION: ClassVar[str] = "train_cfg"
+    RANGES: ClassVar[dict[str, _Range]] = {
+        "max_epochs": _at_least(1), "val_interval": _at_least(0),
+        "accumulate_steps": _at_least(1), "patience": _at_least(1),
+    }
+
+    max_epochs: int = 12
+    val_interval: int = 1
+    grad_clip: Mapping[str, Any] | None = None
+    accumulate_steps: int = 1
+    patience: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointSettings(_Section):
+    """The ``checkpoint`` section: which checkpoints are written and kept.
+
+    Attributes:
+        interval: save every this many epochs (and after the last; 0: only the last).
+        max_keep: ``epoch_N.pth`` files kept (0 or None: all).
+        save_best: keep the checkpoints with the best value of this metric as
+            ``best_<metric>_epoch_N.pth``.
+        rule: ``'greater'`` or ``'less'`` is better (None: ``'less'`` for losses).
+        max_keep_best: best checkpoints kept (0: the metric is only watched).
+    """
+
+    SECTION: ClassVar[str] = "checkpoint"
+    RANGES: ClassVar[dict[str, _Range]] = {
+        "interval": _at_least(0), "max_keep": _at_least(0), "max_keep_best": _at_least(0),
+        "rule": ((lambda value: value in ("greater", "less")), "'greater' or 'less'"),
+    }
+
+    interval: int = 1
+    max_keep: int | None = 3
+    save_best: str | None = None
+    rule: str | None = None
+    max_keep_best: int = 1
+
+
+@dataclass(frozen=True)
+class LogSettings(_Section):
+    """The ``log`` section: how often and where training reports.
+
+    Attributes:
+        interval: log every this many iterations (and at each epoch's end).
+        tensorboard: also write TensorBoard events (``work_dir/tensorboard``).
+        num_vis_images: validation images whose predictions go to TensorBoard.
+        vis_score_thr: score threshold of the drawn predictions.
+        progress_bar: a tqdm bar per epoch; None shows it on a terminal (not a config key).
+    """
+
+    SECTION: ClassVar[str] = "log"
+    RANGES: ClassVar[dict[str, _Range]] = {
+        "interval": _at_least(1), "num_vis_images": _at_least(0),
+        "vis_score_thr": ((lambda value: 0 <= value <= 1), "a number in [0, 1]"),
+    }
+
+    interval: int = 50
+    tensorboard: bool = False
+    num_vis_images: int = 4
+    vis_score_thr: float = 0.3
+    progress_bar: bool | None = field(default=None, metadata={"config": False})
+
+
+@dataclass(frozen=True)
+class RuntimeSettings(_Section):
+    """How the computation runs: the top-level ``amp``, ``auto_scale_lr`` and ``sync_bn`` keys.
+
+    Attributes:
+        amp: mixed precision, see :func:`detbox.engine.amp.build_amp`.
+        auto_scale_lr: ``dict(base_batch_size=16, enable=True)``: scale the optimizer's ``lr``
+            by the total batch, see :func:`detbox.engine.optim.scale_lr`.
+        sync_bn: use ``SyncBatchNorm`` when several GPU processes train.
+        find_unused_parameters: passed to ``DistributedDataParallel`` (not a config key).
+    """
+
+    SECTION: ClassVar[str] = ""
+
+    amp: Mapping[str, Any] | bool | None = None
+    auto_scale_lr: Mapping[str, Any] | None = None
+    sync_bn: bool = False
+    find_unused_parameters: bool = field(default=False, metadata={"config": False})
