@@ -6,10 +6,11 @@ lazy import cannot hide an upward dependency). Layers, lowest first:
 0. ``errors``, ``utils``, ``registry``, ``config``, ``structures`` (and the package's own
    ``__init__``): shared vocabulary, no knowledge of models or data;
 1. ``models``, ``data``, ``evaluation``, ``visualization``: the library proper;
-2. ``converters``, ``engine``, ``config_defaults``: dataset conversion, the training loop,
-   configs expanded with every constructor default;
+2. ``dataset_converters``, ``engine``, ``config_defaults``: dataset conversion, the training
+   loop, configs expanded with every constructor default;
 3. ``apis``: the Python API gluing the layers below;
-4. ``tools``: deployment and analysis utilities;
+4. ``deploy`` (ONNX export, publishing, FLOPs, speed) and ``analysis`` (logs, plots, the
+   environment report);
 5. ``cli``: the ``detbox`` command.
 
 A module may import its own layer or a lower one, and within layer 1, models and data never
@@ -30,9 +31,9 @@ LAYERS = {
     "__init__": 0, "errors": 0, "utils": 0, "registry": 0, "config": 0, "structures": 0,
     "typecheck": 0,
     "models": 1, "data": 1, "evaluation": 1, "visualization": 1,
-    "converters": 2, "engine": 2, "config_defaults": 2,
+    "dataset_converters": 2, "engine": 2, "config_defaults": 2,
     "apis": 3,
-    "tools": 4,
+    "deploy": 4, "analysis": 4,
     "cli": 5,
 }
 FORBIDDEN_SIDEWAYS = {("models", "data"), ("data", "models")}

@@ -3,7 +3,7 @@
     python tools/webcam_demo.py CONFIG CHECKPOINT [--camera 0] [--score-thr 0.5] [--device cuda]
 
 Frames go through the same code as ``detbox infer`` on a video (``detect_frames`` and
-``draw_frame`` in ``detbox.tools.video``); only capturing and showing frames is specific to
+``draw_frame`` in ``detbox.apis.video``); only capturing and showing frames is specific to
 this script, and needs ``opencv-python`` (``pip install opencv-python``). Press q or Esc to quit.
 """
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print("the webcam demo needs OpenCV: pip install opencv-python", file=sys.stderr)
         return 2
     from detbox.apis.inference import init_detector
-    from detbox.tools.video import detect_frames, draw_frame
+    from detbox.apis.video import detect_frames, draw_frame
 
     args = parse_args(argv)
     model = init_detector(args.config, args.checkpoint, device=args.device)

@@ -1,6 +1,6 @@
 # torchvision's maskrcnn_resnet50_fpn as a detbox model, for inference with its weights:
 #   sd = convert_torchvision_state_dict("maskrcnn_resnet50_fpn", tv_model.state_dict())
-#   model.load_state_dict(sd)   (detbox.models.convert)
+#   model.load_state_dict(sd)   (detbox.models.weight_conversion)
 # Labels 0..89 are torchvision's 1..90 (COCO category ids). Below, only what differs from detbox's
 # defaults, to match torchvision: rounded anchors, per-level top-k, RoIAlign aligned=False with
 # sampling_ratio=2, BoxCoder weights (10, 10, 5, 5) = stds (0.1, 0.1, 0.2, 0.2), score threshold

@@ -1,6 +1,6 @@
 # torchvision's retinanet_resnet50_fpn as a detbox model, for inference with its weights:
 #   sd = convert_torchvision_state_dict("retinanet_resnet50_fpn", tv_model.state_dict())
-#   model.load_state_dict(sd)   (detbox.models.convert)
+#   model.load_state_dict(sd)   (detbox.models.weight_conversion)
 # Labels 0..89 are torchvision's 1..90 (COCO category ids); torchvision's unused sigmoid output for
 # index 0 is dropped. Below, only what differs from detbox's defaults, to match torchvision: P6 and
 # P7 from P5 (LastLevelP6P7(256, 256)), three rounded anchor sizes per level (x, int(x * 2**(1/3)),

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_plot_curve(args: argparse.Namespace) -> int:
-    from detbox.tools.log_analysis import collect_curves, plot_curves
+    from detbox.analysis.log_analysis import collect_curves, plot_curves
 
     curves = collect_curves(args.logs, args.keys, args.legend)
     for key, series in curves.items():
@@ -39,7 +39,7 @@ def run_plot_curve(args: argparse.Namespace) -> int:
 
 
 def run_cal_train_time(args: argparse.Namespace) -> int:
-    from detbox.tools.log_analysis import load_log, train_time_stats
+    from detbox.analysis.log_analysis import load_log, train_time_stats
 
     for path in args.logs:
         stats = train_time_stats(load_log(path), include_outliers=args.include_outliers)

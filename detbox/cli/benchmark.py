@@ -34,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from detbox.cli.infer import list_inputs
+    from detbox.deploy.benchmark import benchmark_detector, format_benchmark, synthetic_images
+    from detbox.deploy.model_loading import model_from_config
     from detbox.errors import ConfigError
-    from detbox.tools.benchmark import benchmark_detector, format_benchmark, synthetic_images
-    from detbox.tools.models import model_from_config
     from detbox.utils.device import resolve_device
     from detbox.utils.io import atomic_write_text
 

@@ -8,8 +8,8 @@ import json
 from detbox.errors import CheckpointError
 
 SOURCES = ("torchvision",)
-# detbox.models.convert.torchvision.SUPPORTED_ARCHS, spelled out so that building the parser
-# imports no torch (a test checks that the two agree).
+# detbox.models.weight_conversion.torchvision.SUPPORTED_ARCHS, spelled out so that building the
+# parser imports no torch (a test checks that the two agree).
 TORCHVISION_ARCHS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn")
 
 
@@ -39,7 +39,7 @@ def torchvision_coco_classes() -> tuple[list[str], list[int]]:
 def convert_torchvision_checkpoint(arch: str, source: str, target: str) -> dict:
     """Convert a torchvision detection checkpoint into a detbox checkpoint file."""
     from detbox.engine import extract_state_dict, load_checkpoint
-    from detbox.models.convert.torchvision import convert_torchvision_state_dict
+    from detbox.models.weight_conversion.torchvision import convert_torchvision_state_dict
     from detbox.utils.io import atomic_torch_save
 
     state = extract_state_dict(load_checkpoint(source))

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detbox.tools.env_report import collect_env, format_env
+    from detbox.analysis.env_report import collect_env, format_env
 
     env = collect_env()
     if args.json:

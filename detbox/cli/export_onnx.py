@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     from detbox.apis.inference import load_detector
     from detbox.cli.infer import list_inputs
+    from detbox.deploy.onnx_export import export_onnx, verification_images, verify_onnx
     from detbox.errors import DetboxError
-    from detbox.tools.onnx_export import export_onnx, verification_images, verify_onnx
 
     shape = parse_shape(args.shape)
     cfg = load_config_with_options(args)

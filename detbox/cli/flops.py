@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from detbox.tools.flops import count_flops, format_flops_report
-    from detbox.tools.models import model_from_config
+    from detbox.deploy.flops import count_flops, format_flops_report
+    from detbox.deploy.model_loading import model_from_config
     from detbox.utils.device import resolve_device
     from detbox.utils.io import atomic_write_text
 

@@ -91,8 +91,8 @@ def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None
 def run(args: argparse.Namespace) -> int:
     from detbox.apis.inference import load_detector
     from detbox.apis.tta import maybe_wrap_for_tta
+    from detbox.apis.video import VIDEO_SUFFIXES, infer_video
     from detbox.evaluation.prediction_records import records_to_coco_results
-    from detbox.tools.video import VIDEO_SUFFIXES, infer_video
     from detbox.utils.io import atomic_write_text
 
     cfg = load_config_with_options(args)

@@ -9,7 +9,7 @@ import sys
 from detbox.errors import DetboxError
 
 # Each module exposes ``register(subparsers)``, which adds its parser with ``func=run``.
-SUBCOMMANDS = ("train", "test", "infer", "eval", "demo", "convert_weights", "convert",
+SUBCOMMANDS = ("train", "test", "infer", "eval", "demo", "convert_weights", "convert_dataset",
                "analyze_logs", "flops", "publish", "export_onnx", "benchmark", "env",
                "check_dataset", "browse_dataset")
 

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detbox.tools.publish import publish_checkpoint
+    from detbox.deploy.publish import publish_checkpoint
 
     result = publish_checkpoint(args.in_file, args.out_file, safetensors=args.safetensors)
     dropped = ", ".join(result.dropped) if result.dropped else "nothing"

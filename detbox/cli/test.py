@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out:
         atomic_write_text(Path(args.json_out), json.dumps(results, indent=2, default=float) + "\n")
     if args.plots:
-        from detbox.tools.eval_plots import save_eval_plots
+        from detbox.analysis.eval_plots import save_eval_plots
 
         written = save_eval_plots(loader.dataset, run_.samples, run_.predictions, args.plots)
         print(f"plots written: {', '.join(str(p) for p in written)}")

@@ -16,7 +16,7 @@ from detbox.apis.inference import (
     show_result,
 )
 from detbox.cli.main import main
-from tests.tools._tiny import write_tiny
+from tests.tiny_detector import write_tiny
 
 _ORIENTATION = 0x0112  # EXIF tag; 6 means "rotate 90 degrees clockwise to view"
 

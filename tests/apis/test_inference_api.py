@@ -13,7 +13,7 @@ from detbox.apis.async_inference import async_inference_detector
 from detbox.apis.inference import inference_detector, init_detector, show_result
 from detbox.errors import ConfigError
 from detbox.structures import Instances
-from tests.tools._tiny import write_tiny
+from tests.tiny_detector import write_tiny
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_other_coroutines_run_while_the_model_works(model, image):
 
 def test_detectors_declare_cfg_and_dataset_meta(model):
     from detbox.apis.build import build_detector
-    from tests.tools._tiny import CAT_IDS, CLASS_NAMES, RETINANET
+    from tests.tiny_detector import CAT_IDS, CLASS_NAMES, RETINANET
 
     bare = build_detector(dict(RETINANET, bbox_head={**RETINANET["bbox_head"], "num_classes": 3}),
                           CLASS_NAMES, CAT_IDS)

@@ -5,7 +5,7 @@ def test_cli_parser_choices_match_the_library():
     from detbox.cli.convert_weights import TORCHVISION_ARCHS
     from detbox.cli.train import LAUNCHER_CHOICES
     from detbox.engine.launcher import LAUNCHERS
-    from detbox.models.convert.torchvision import SUPPORTED_ARCHS
+    from detbox.models.weight_conversion.torchvision import SUPPORTED_ARCHS
 
     assert LAUNCHER_CHOICES == LAUNCHERS
     assert TORCHVISION_ARCHS == SUPPORTED_ARCHS

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from detbox.cli.main import main
-from detbox.tools.publish import file_sha256
-from tests.tools._tiny import two_stage_model, write_tiny
+from detbox.deploy.publish import file_sha256
+from tests.tiny_detector import two_stage_model, write_tiny
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_export_onnx_faster_rcnn_and_a_failing_check(tmp_path, capsys, monkeypat
     assert "onnxruntime matches PyTorch on all 4 images" in printed
     assert "blank 64x64 at score_thr 1.0: input 96x96, 0 detections (PyTorch) vs 0" in printed
 
-    from detbox.tools.onnx_runtime import OnnxDetector
+    from detbox.deploy.onnx_runtime import OnnxDetector
 
     predict = OnnxDetector.predict_batch
 
@@ -114,7 +114,7 @@ def test_env(capsys):
 
 
 def test_infer_glob_coco_format_and_video(retina, tmp_path):
-    from tests.tools.test_video import write_video
+    from tests.apis.test_video import write_video
 
     folder = tmp_path / "imgs"
     folder.mkdir()

@@ -18,7 +18,7 @@ import torchvision
 from PIL import Image
 
 from detbox.config import load_config
-from detbox.models.convert import convert_torchvision_state_dict
+from detbox.models.weight_conversion import convert_torchvision_state_dict
 from detbox.registry import MODELS
 from detbox.structures import DetSample, ImageBatch, Instances
 from tests.conftest import shared_dataset

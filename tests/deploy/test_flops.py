@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from detbox.tools.flops import count_flops, format_flops_report, human
+from detbox.deploy.flops import count_flops, format_flops_report, human
 
 
 def test_single_conv_matches_the_formula():

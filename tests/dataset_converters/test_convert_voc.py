@@ -8,8 +8,8 @@ import pytest
 from convert_helpers import boxes_by_image, write_images
 
 from detbox.cli.main import main
-from detbox.converters import voc_to_coco
 from detbox.data import CocoDataset, VOCDataset
+from detbox.dataset_converters import voc_to_coco
 from detbox.errors import DatasetError
 from tests.conftest import shared_dataset
 

@@ -86,7 +86,7 @@ def _summary(data: dict, out: str) -> int:
 
 
 def _run_voc2coco(args: argparse.Namespace) -> int:
-    from detbox.converters import voc_to_coco
+    from detbox.dataset_converters import voc_to_coco
 
     data = voc_to_coco(args.data_root, args.out, ann_subdir=args.ann_subdir,
                        img_subdir=args.img_subdir, split_file=args.split_file,
@@ -95,7 +95,7 @@ def _run_voc2coco(args: argparse.Namespace) -> int:
 
 
 def _run_masks2coco(args: argparse.Namespace) -> int:
-    from detbox.converters import masks_to_coco
+    from detbox.dataset_converters import masks_to_coco
 
     patterns = []
     for option in args.category:
@@ -109,7 +109,7 @@ def _run_masks2coco(args: argparse.Namespace) -> int:
 
 
 def _run_labelme2coco(args: argparse.Namespace) -> int:
-    from detbox.converters import labelme_to_coco
+    from detbox.dataset_converters import labelme_to_coco
 
     data = labelme_to_coco(args.json_dir, args.out, img_dir=args.img_dir,
                            class_names=args.class_names)
@@ -117,14 +117,14 @@ def _run_labelme2coco(args: argparse.Namespace) -> int:
 
 
 def _run_yolo2coco(args: argparse.Namespace) -> int:
-    from detbox.converters import yolo_to_coco
+    from detbox.dataset_converters import yolo_to_coco
 
     data = yolo_to_coco(args.img_dir, args.label_dir, args.names, args.out)
     return _summary(data, args.out)
 
 
 def _run_coco2yolo(args: argparse.Namespace) -> int:
-    from detbox.converters import coco_to_yolo
+    from detbox.dataset_converters import coco_to_yolo
 
     counts = coco_to_yolo(args.ann_file, args.out_dir, names_file=args.names_file)
     print(f"wrote labels of {counts['images']} images ({counts['annotations']} boxes, "

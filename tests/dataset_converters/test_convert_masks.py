@@ -12,7 +12,7 @@ from convert_helpers import write_images
 from PIL import Image
 
 from detbox.cli.main import main
-from detbox.converters import masks_to_coco
+from detbox.dataset_converters import masks_to_coco
 from detbox.errors import ConfigError, DatasetError
 from tests.conftest import shared_dataset
 

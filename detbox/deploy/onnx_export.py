@@ -1,6 +1,6 @@
 """Export a detector to ONNX (network + decoding + NMS) and check it against PyTorch.
 
-The graph (see :mod:`detbox.tools.onnx_graphs`) takes one normalized image of any size and
+The graph (see :mod:`detbox.deploy.onnx_graphs`) takes one normalized image of any size and
 returns final detections, so a deployment only has to resize, normalize and map boxes back.
 :func:`verify_onnx` runs onnxruntime and the PyTorch model on the same prepared inputs and
 compares their detections one by one; ``detbox export-onnx`` always runs it and fails when
@@ -24,10 +24,10 @@ from torch import nn
 
 import detbox
 from detbox.config import config_to_jsonable
+from detbox.deploy.onnx_graphs import graph_for
+from detbox.deploy.onnx_runtime import META_PREFIX, OnnxDetector
 from detbox.errors import ConfigError, DetboxError
 from detbox.structures import Instances
-from detbox.tools.onnx_graphs import graph_for
-from detbox.tools.onnx_runtime import META_PREFIX, OnnxDetector
 
 __all__ = [
     "ParityReport", "compare_detections", "export_onnx", "final_score_thr",
@@ -220,7 +220,7 @@ def verify_onnx(
 def verification_images(shape: tuple[int, int]) -> list[tuple[str, np.ndarray, float | None]]:
     """Random images of three sizes and aspect ratios, and a blank one at threshold 1.0 (no
     detections), derived from ``shape``."""
-    from detbox.tools.benchmark import synthetic_images
+    from detbox.deploy.benchmark import synthetic_images
 
     height, width = shape
     sizes = [(height, width), (max(32, height * 3 // 4), width), (height, max(32, width * 2 // 3))]

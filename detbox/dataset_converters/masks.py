@@ -16,8 +16,8 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 
-from detbox.converters.common import categories_of, find_image, write_coco_json
 from detbox.data.records import read_image_size
+from detbox.dataset_converters.common import categories_of, find_image, write_coco_json
 from detbox.errors import ConfigError, DatasetError
 
 __all__ = ["masks_to_coco", "instance_annotations"]

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from detbox.apis.inference import inference_detector, init_detector
+from detbox.deploy.publish import file_sha256, publish_checkpoint, published_name
 from detbox.engine.checkpoint import extract_state_dict, load_checkpoint
-from detbox.tools.publish import file_sha256, publish_checkpoint, published_name
 
 
 def test_published_name():

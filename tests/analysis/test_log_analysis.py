@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from detbox.analysis.log_analysis import collect_curves, load_log, plot_curves, train_time_stats
 from detbox.errors import DetboxError
-from detbox.tools.log_analysis import collect_curves, load_log, plot_curves, train_time_stats
 
 # Two epochs of 3 logged steps each (iters_per_epoch 30, log interval 10), one val per epoch.
 RECORDS = [

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from detbox.structures import Instances
-from detbox.tools.onnx_export import (
+from detbox.deploy.onnx_export import (
     compare_detections,
     export_onnx,
     verification_images,
     verify_onnx,
 )
-from detbox.tools.onnx_runtime import OnnxDetector
-from tests.tools._tiny import RETINANET, build_tiny, tiny_config, two_stage_model
+from detbox.deploy.onnx_runtime import OnnxDetector
+from detbox.structures import Instances
+from tests.tiny_detector import RETINANET, build_tiny, tiny_config, two_stage_model
 
 pytest.importorskip("onnxruntime")
 

@@ -6,9 +6,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from detbox.converters.common import write_coco_json
 from detbox.data.records import records_to_coco
 from detbox.data.voc import read_voc_folder, voc_class_names, voc_records
+from detbox.dataset_converters.common import write_coco_json
 
 __all__ = ["voc_to_coco"]
 

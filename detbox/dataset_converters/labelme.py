@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pycocotools.mask as mask_utils
 
-from detbox.converters.common import categories_of, check_class_name, write_coco_json
 from detbox.data.records import read_image_size
+from detbox.dataset_converters.common import categories_of, check_class_name, write_coco_json
 from detbox.errors import DatasetError
 
 __all__ = ["labelme_to_coco"]

@@ -3,15 +3,15 @@
 import numpy as np
 import torch
 
-from detbox.evaluation import load_coco_gt
-from detbox.structures import Instances
-from detbox.tools.eval_plots import (
+from detbox.analysis.eval_plots import (
     coco_precision,
     confusion_matrix,
     gt_from_coco,
     plot_confusion_matrix,
     plot_pr_curves,
 )
+from detbox.evaluation import load_coco_gt
+from detbox.structures import Instances
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

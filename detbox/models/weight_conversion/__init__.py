@@ -1,5 +1,8 @@
 """Converters from other toolboxes' checkpoints to detbox state dicts."""
 
-from detbox.models.convert.torchvision import SUPPORTED_ARCHS, convert_torchvision_state_dict
+from detbox.models.weight_conversion.torchvision import (
+    SUPPORTED_ARCHS,
+    convert_torchvision_state_dict,
+)
 
 __all__ = ["SUPPORTED_ARCHS", "convert_torchvision_state_dict"]

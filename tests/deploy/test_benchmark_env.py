@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from detbox.tools.benchmark import (
+from detbox.analysis.env_report import collect_env, format_env
+from detbox.deploy.benchmark import (
     BenchmarkResult,
     benchmark_detector,
     format_benchmark,
     synthetic_images,
 )
-from detbox.tools.env_report import collect_env, format_env
-from tests.tools._tiny import build_tiny, tiny_config
+from tests.tiny_detector import build_tiny, tiny_config
 
 
 def test_benchmark_measures_the_requested_images_after_warmup(monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 from convert_helpers import boxes_by_image, write_images
 
 from detbox.cli.main import main
-from detbox.converters import coco_to_yolo, yolo_to_coco
+from detbox.dataset_converters import coco_to_yolo, yolo_to_coco
 from detbox.errors import DatasetError
 from tests.conftest import shared_dataset
 

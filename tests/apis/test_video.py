@@ -7,9 +7,9 @@ import types
 import numpy as np
 import pytest
 
-from detbox.tools.video import VideoWriter, detect_frames, infer_video, read_frames, video_info
+from detbox.apis.video import VideoWriter, detect_frames, infer_video, read_frames, video_info
 from tests.conftest import REPO_ROOT
-from tests.tools._tiny import build_tiny, tiny_config
+from tests.tiny_detector import build_tiny, tiny_config
 
 pytest.importorskip("av")
 
@@ -64,7 +64,7 @@ def test_detect_frames_is_lazy_and_batched():
 
 
 def test_webcam_demo_runs_on_a_fake_camera(tmp_path, monkeypatch):
-    from tests.tools._tiny import write_tiny
+    from tests.tiny_detector import write_tiny
 
     config, checkpoint = write_tiny(tmp_path)
     frames = _frames(3)

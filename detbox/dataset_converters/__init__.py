@@ -4,9 +4,9 @@
 interrupted conversion never leaves a half-written file behind.
 """
 
-from detbox.converters.labelme import labelme_to_coco
-from detbox.converters.masks import masks_to_coco
-from detbox.converters.voc import voc_to_coco
-from detbox.converters.yolo import coco_to_yolo, yolo_to_coco
+from detbox.dataset_converters.labelme import labelme_to_coco
+from detbox.dataset_converters.masks import masks_to_coco
+from detbox.dataset_converters.voc import voc_to_coco
+from detbox.dataset_converters.yolo import coco_to_yolo, yolo_to_coco
 
 __all__ = ["coco_to_yolo", "labelme_to_coco", "masks_to_coco", "voc_to_coco", "yolo_to_coco"]

@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from detbox.converters.common import (
+from detbox.data.coco_validation import check_coco_dict, read_coco_json
+from detbox.data.records import read_image_size
+from detbox.dataset_converters.common import (
     categories_of,
     list_images,
     read_class_names,
     write_coco_json,
 )
-from detbox.data.coco_validation import check_coco_dict, read_coco_json
-from detbox.data.records import read_image_size
 from detbox.errors import DatasetError
 from detbox.utils.io import atomic_write_text
 

@@ -9,8 +9,8 @@ import pytest
 from convert_helpers import write_images
 
 from detbox.cli.main import main
-from detbox.converters import labelme_to_coco
 from detbox.data import CocoDataset
+from detbox.dataset_converters import labelme_to_coco
 from detbox.errors import DatasetError
 
 TRIANGLE = [[10, 10], [30, 10], [20, 25]]

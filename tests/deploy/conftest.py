@@ -1,6 +1,6 @@
 import pytest
 
-from tests.tools._tiny import write_tiny
+from tests.tiny_detector import write_tiny
 
 
 @pytest.fixture(scope="session")
