@@ -8,4 +8,9 @@ _base_ = [
     "../_base_/default_runtime.py",
 ]
 
-model = dict(type="MaskScoringRCNN", roi_head=dict(mask_iou_head=dict(type="MaskIoUHead")))
+# ImageNet weights for the backbone (frozen stem and stage 1, FrozenBN), cached by torch.hub.
+model = dict(
+    type="MaskScoringRCNN",
+    init_cfg=dict(backbone_checkpoint="torchvision://resnet50"),
+    roi_head=dict(mask_iou_head=dict(type="MaskIoUHead")),
+)

@@ -1,5 +1,5 @@
 # RetinaNet, ResNet-50 FPN, the standard 1x COCO schedule (12 epochs, steps at 8 and 11).
-# Batch 16 in total (2 images x 8 GPUs); with another total batch size scale optimizer.lr linearly.
+# Batch 16 in total (2 images x 8 GPUs); with another total batch, --auto-scale-lr scales the lr.
 _base_ = [
     "../_base_/models/retinanet_r50_fpn.py",
     "../_base_/datasets/coco_detection.py",
@@ -7,7 +7,11 @@ _base_ = [
     "../_base_/default_runtime.py",
 ]
 
-model = dict(bbox_head=dict(num_classes=80))
+# ImageNet weights for the backbone (frozen stem and stage 1, FrozenBN), cached by torch.hub.
+model = dict(
+    init_cfg=dict(backbone_checkpoint="torchvision://resnet50"),
+    bbox_head=dict(num_classes=80),
+)
 
 # The focal loss trains with half the LR of the two-stage detectors, and with gradient clipping.
 optimizer = dict(lr=0.01)

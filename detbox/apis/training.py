@@ -162,7 +162,10 @@ def train_detector(
         write_label_map(work_dir, train_set.class_names, train_set.cat_ids)
 
     evaluate_fn, visualize_fn = _validation(cfg, train_set, device, seed, shard)
-    model = build_detector(cfg.model, train_set.class_names, train_set.cat_ids).to(device)
+    model = build_detector(cfg.model, train_set.class_names, train_set.cat_ids)
+    if not load_from and hasattr(model, "init_weights"):  # --load-from brings every weight
+        model.init_weights()
+    model = model.to(device)
     trainer = Trainer(
         model=model,
         train_loader=train_loader,

@@ -157,8 +157,9 @@ def scale_lr(
         accumulate_steps: micro-batches per optimizer step.
 
     Returns:
-        ``(optimizer_cfg, message)``: the message explains the LR used, for the log (None when
-        there is nothing to explain).
+        ``(optimizer_cfg, message)``: the message states the LR used and why, for the log;
+        with scaling off and a total batch other than ``base_batch_size`` it also gives the LR
+        ``--auto-scale-lr`` would use. None only when ``lr`` is missing.
 
     Raises:
         ConfigError: an unknown key, a missing or non-positive ``base_batch_size``, or an
@@ -166,7 +167,10 @@ def scale_lr(
     """
     cfg = dict(optimizer_cfg)
     if not auto_scale_lr:
-        return cfg, None
+        if "lr" not in cfg:
+            return cfg, None
+        return cfg, (f"lr {cfg['lr']} as configured (the config states no "
+                     "auto_scale_lr.base_batch_size, the total batch this lr was tuned for)")
     settings = dict(auto_scale_lr)
     for key in settings:
         if key not in ("base_batch_size", "enable"):
@@ -178,15 +182,21 @@ def scale_lr(
         raise ConfigError(f"auto_scale_lr.base_batch_size must be a positive integer, got {base!r}")
     if batch_per_process is None:
         raise ConfigError("auto_scale_lr needs the train loader's batch_size, which it lacks")
+    if "lr" not in cfg:
+        raise ConfigError("optimizer needs a learning rate: set 'lr'")
     total = batch_per_process * world_size * accumulate_steps
     how = (f"total batch {total} = {batch_per_process} per process x {world_size} process(es) x "
            f"{accumulate_steps} accumulation step(s)")
-    if not settings.get("enable", False):
-        note = "" if total == base else "; enable it to scale lr linearly"
-        return cfg, f"auto_scale_lr off: lr {cfg.get('lr')} used as is ({how}, base {base}{note})"
-    if "lr" not in cfg:
-        raise ConfigError("optimizer needs a learning rate: set 'lr'")
     old = float(cfg["lr"])
-    cfg["lr"] = old * total / base
-    return cfg, (f"auto_scale_lr: lr {old:g} -> {cfg['lr']:g} by the linear scaling rule "
-                 f"({how}; base_batch_size {base})")
+    scaled = old * total / base
+    if not settings.get("enable", False):
+        if total == base:
+            return cfg, (f"auto_scale_lr off: lr {old:g} as configured, for the recipe's {base} "
+                         f"images per step ({how})")
+        return cfg, (f"auto_scale_lr off: lr {old:g} as configured; the recipe assumes {base} "
+                     f"images per step, this run has {total} ({how}). To follow the batch, "
+                     f"enable it (--auto-scale-lr): lr {scaled:g} = {old:g} x {total} / {base}")
+    cfg["lr"] = scaled
+    return cfg, (f"auto_scale_lr: lr {old:g} -> {scaled:g} by the linear scaling rule "
+                 f"({how}; base_batch_size {base}): lr {scaled:g} = {old:g} x {total} "
+                 f"(total batch) / {base} (base_batch_size)")

@@ -19,6 +19,7 @@ from torchvision.models import resnet as tv_resnet
 from detbox.errors import CheckpointError, ConfigError
 from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import BATCH_NORMS, norm_factory
+from detbox.models.pretrained import resolve_checkpoint, torchvision_name
 from detbox.registry import MODELS
 from detbox.typecheck import Range
 
@@ -64,10 +65,13 @@ def make_resnet_stage(*, depth: int = 50, stage: int = 3, norm: str = "FrozenBN"
 def read_torchvision_state_dict(checkpoint: str | os.PathLike | Mapping) -> dict[str, Tensor]:
     """Read a torchvision-format ImageNet ResNet state dict (keys ``conv1.weight``, ``layer1..``).
 
-    Accepts a path or an already-loaded mapping, optionally wrapped in ``{'state_dict': ...}`` or
+    Accepts a path, a ``torchvision://resnet50`` / ``https://`` name (see
+    :func:`detbox.models.pretrained.resolve_checkpoint`: read from torch's hub cache, downloaded
+    when absent) or an already-loaded mapping, optionally wrapped in ``{'state_dict': ...}`` or
     ``{'model': ...}`` and with ``module.`` prefixes (as saved from DataParallel).
     """
     if not isinstance(checkpoint, Mapping):
+        checkpoint = resolve_checkpoint(checkpoint)
         if not os.path.isfile(checkpoint):
             raise CheckpointError(f"ResNet checkpoint not found: {checkpoint}")
         checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -126,6 +130,7 @@ class ResNet(nn.Module):
         for name in _STEM_NAMES + _STAGE_NAMES[:num_stages]:
             self.add_module(name, getattr(net, name))
         self.depth = depth
+        self.norm = norm
         self.num_stages = num_stages
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
@@ -171,6 +176,24 @@ class ResNet(nn.Module):
         ]
         return stem + stages + non_local
 
+    def frozen_parts(self) -> list[str]:
+        """What never changes from its initial value while training, in words (empty: nothing).
+
+        Frozen stages, FrozenBN layers and BN statistics kept in eval mode (``norm_eval``) only
+        make sense on pretrained weights; the detector warns when they got none.
+        """
+        parts = []
+        if self.frozen_stages >= 0:
+            stages = "" if self.frozen_stages == 0 else (
+                f" and stage{'s' if self.frozen_stages > 1 else ''} "
+                + ", ".join(str(i + 1) for i in range(self.frozen_stages)))
+            parts.append(f"the stem{stages} (frozen_stages={self.frozen_stages})")
+        if self.norm == "FrozenBN":
+            parts.append("every norm layer (norm='FrozenBN')")
+        elif self.norm in ("BN", "SyncBN") and self.norm_eval:
+            parts.append(f"the {self.norm} statistics (norm_eval=True)")
+        return parts
+
     def _freeze(self) -> None:
         for module in self._frozen_modules():
             module.eval()
@@ -200,12 +223,18 @@ class ResNet(nn.Module):
         return outs
 
     def load_torchvision_weights(self, checkpoint: str | os.PathLike | Mapping) -> None:
-        """Load a torchvision-format ImageNet ResNet state dict (path or mapping).
+        """Load a torchvision-format ImageNet ResNet state dict (path, URI or mapping).
 
         The classifier (``fc.*``) and stages this backbone does not build are skipped; running
         statistics are skipped when the norm layer has none (GN). Anything else that does not
         fit raises CheckpointError naming the keys.
         """
+        name = torchvision_name(checkpoint) if not isinstance(checkpoint, Mapping) else None
+        if name is not None and name != f"resnet{self.depth}":
+            raise ConfigError(
+                f"backbone checkpoint '{checkpoint}' holds {name} weights, but the backbone is a "
+                f"ResNet-{self.depth}: use 'torchvision://resnet{self.depth}'"
+            )
         source = read_torchvision_state_dict(checkpoint)
         own = {k: v for k, v in self.state_dict().items() if not k.startswith("non_local.")}
         missing = sorted(

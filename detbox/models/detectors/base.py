@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -13,7 +14,8 @@ from detbox.registry import MODELS
 from detbox.structures import DetSample, ImageBatch, Instances, boxes_to_original
 
 __all__ = [
-    "BaseDetector", "neck_in_channels_missing", "rescale_to_original", "with_neck_in_channels",
+    "BaseDetector", "frozen_without_weights", "neck_in_channels_missing", "rescale_to_original",
+    "with_neck_in_channels",
 ]
 
 _INIT_KEYS = ("backbone_checkpoint",)
@@ -48,6 +50,27 @@ def with_neck_in_channels(neck: Mapping[str, Any], backbone: nn.Module) -> dict[
     return {**neck, "in_channels": list(channels)}
 
 
+def frozen_without_weights(backbone: nn.Module) -> str | None:
+    """The warning for a backbone that trains from random weights with frozen parts, or None.
+
+    Args:
+        backbone: a backbone; one reporting ``frozen_parts() -> list[str]`` (e.g. ``ResNet``)
+            is checked, any other passes.
+    """
+    parts = backbone.frozen_parts() if hasattr(backbone, "frozen_parts") else []
+    if not parts:
+        return None
+    name = type(backbone).__name__
+    depth = getattr(backbone, "depth", None)
+    uri = f"torchvision://resnet{depth}" if name == "ResNet" else "torchvision://<name>"
+    return (
+        f"the {name} backbone starts from random weights (no model.init_cfg.backbone_checkpoint) "
+        f"but keeps {'; '.join(parts)} fixed: they will never train. Set "
+        f"model.init_cfg=dict(backbone_checkpoint='{uri}') (or a file path), or train from "
+        "scratch with model.backbone.frozen_stages=-1 and norm='BN' (norm_eval=False) or 'GN'"
+    )
+
+
 class BaseDetector(nn.Module):
     """Backbone, optional neck, and the shared last step of ``predict``.
 
@@ -58,8 +81,11 @@ class BaseDetector(nn.Module):
         backbone: ``MODELS`` config (or module) of the backbone.
         neck: ``MODELS`` config (or module) of the neck, or None to use backbone maps directly.
             Without ``in_channels`` (or with None) it gets the backbone's ``out_channels``.
-        init_cfg: optional ``dict(backbone_checkpoint=PATH)``: a torchvision-format ImageNet
-            state dict loaded into the backbone after construction.
+        init_cfg: optional ``dict(backbone_checkpoint=CKPT)``: torchvision-format ImageNet
+            weights for the backbone (and for any other part that takes them, such as a C4
+            head's res5), loaded by :meth:`init_weights`. ``CKPT`` is
+            ``'torchvision://resnet50'``, an ``https://`` URL (both cached in torch's hub
+            directory, see :mod:`detbox.models.pretrained`) or a file path.
 
     Attributes:
         cfg: the whole config the detector was loaded from (its test pipeline is what
@@ -82,23 +108,49 @@ class BaseDetector(nn.Module):
         if neck_in_channels_missing(neck):
             neck = with_neck_in_channels(neck, self.backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
-        self._apply_init_cfg(init_cfg or {})
+        self.init_cfg = self._check_init_cfg(init_cfg or {})
 
-    def _apply_init_cfg(self, init_cfg: Mapping[str, Any]) -> None:
+    def _check_init_cfg(self, init_cfg: Mapping[str, Any]) -> dict[str, Any]:
         for key in init_cfg:
             if key not in _INIT_KEYS:
                 raise ConfigError(
                     f"{type(self).__name__} init_cfg got an unknown key '{key}'; "
                     f"valid keys: {', '.join(_INIT_KEYS)}"
                 )
-        checkpoint = init_cfg.get("backbone_checkpoint")
-        if checkpoint is not None:
-            if not hasattr(self.backbone, "load_torchvision_weights"):
-                raise ConfigError(
-                    f"init_cfg.backbone_checkpoint: {type(self.backbone).__name__} cannot load "
-                    "torchvision weights"
-                )
-            self.backbone.load_torchvision_weights(checkpoint)
+        if init_cfg.get("backbone_checkpoint") is not None and not hasattr(
+            self.backbone, "load_torchvision_weights"
+        ):
+            raise ConfigError(
+                f"init_cfg.backbone_checkpoint: {type(self.backbone).__name__} cannot load "
+                "torchvision weights"
+            )
+        return dict(init_cfg)
+
+    def init_weights(self) -> str | None:
+        """Load ``init_cfg``'s pretrained weights; called once before training from scratch.
+
+        Construction never reads checkpoints, so building a model to load a trained checkpoint
+        into (inference, export, ``--load-from``) needs neither the file nor the network. The
+        backbone gets the weights first, then every other direct part that takes torchvision
+        weights (``load_torchvision_weights``, e.g. a C4 head's res5).
+
+        Without a checkpoint, warns when the backbone keeps parts frozen (``frozen_parts()``):
+        they would stay at their random initialization for the whole training.
+
+        Returns:
+            A line for the training log saying where the weights came from, or None.
+        """
+        checkpoint = self.init_cfg.get("backbone_checkpoint")
+        if checkpoint is None:
+            message = frozen_without_weights(self.backbone)
+            if message:
+                warnings.warn(message, UserWarning, stacklevel=2)
+            return None
+        self.backbone.load_torchvision_weights(checkpoint)
+        for name, module in self.named_children():
+            if name != "backbone" and hasattr(module, "load_torchvision_weights"):
+                module.load_torchvision_weights(checkpoint)
+        return f"pretrained backbone weights from {checkpoint}"
 
     def extract_feat(self, images: Tensor) -> list[Tensor]:
         """(B, 3, H, W) normalized images -> multi-scale maps, finest first."""

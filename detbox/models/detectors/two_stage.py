@@ -42,8 +42,8 @@ class TwoStageDetector(BaseDetector):
         neck: ``MODELS`` config of the neck (FPN), or None for C4 detectors.
         rpn_head: ``MODELS`` config of the ``RPNHead``.
         roi_head: ``MODELS`` config of the RoI head (``StandardRoIHead`` or ``Res5RoIHead``).
-        init_cfg: see ``BaseDetector``; a C4 head's res5 is initialized from the same
-            checkpoint (its ``layer4.*``).
+        init_cfg: see ``BaseDetector``; ``init_weights()`` initializes a C4 head's res5 from
+            the same checkpoint (its ``layer4.*``).
     """
 
     def __init__(
@@ -58,9 +58,6 @@ class TwoStageDetector(BaseDetector):
         super().__init__(backbone=backbone, neck=neck, init_cfg=init_cfg)
         self.rpn_head = MODELS.build(rpn_head)
         self.roi_head = MODELS.build(roi_head)
-        checkpoint = (init_cfg or {}).get("backbone_checkpoint")
-        if checkpoint is not None and hasattr(self.roi_head, "load_torchvision_weights"):
-            self.roi_head.load_torchvision_weights(checkpoint)
 
     @property
     def num_classes(self) -> int:
