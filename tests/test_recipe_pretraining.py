@@ -64,3 +64,27 @@ def test_auto_scale_lr_flag_turns_the_recipe_scaling_on():
     demo = load_config(CONFIGS / "demo/retinanet_r18_fpn_synthetic.py")
     with pytest.raises(ConfigError, match="--auto-scale-lr needs auto_scale_lr"):
         apply_flags(demo, argparse.Namespace(amp=None, auto_scale_lr=True))
+
+
+@pytest.mark.slow
+def test_training_starts_from_the_backbone_checkpoint(tmp_path, monkeypatch):
+    from detbox.cli.main import main
+    from detbox.engine import extract_state_dict, load_checkpoint
+    from tests.models.test_pretrained import save_random_resnet18
+
+    monkeypatch.setenv("DETBOX_CACHE", str(tmp_path / "cache"))
+    state = save_random_resnet18(tmp_path / "r18.pth")
+    work = tmp_path / "run"
+    code = main([
+        "train", str(CONFIGS / "demo/retinanet_r18_fpn_synthetic.py"), "--work-dir", str(work),
+        "--cfg-options", "train_dataloader.dataset.num_images=2",
+        "train_dataloader.dataset.image_size=64", "train_dataloader.batch_size=2",
+        "train_dataloader.num_workers=0", "train_cfg.max_epochs=1", "train_cfg.val_interval=0",
+        "model.backbone.frozen_stages=0",  # the stem keeps the checkpoint's weights
+        f"model.init_cfg=dict(backbone_checkpoint='{tmp_path / 'r18.pth'}')",
+    ])
+    assert code == 0
+    trained = extract_state_dict(load_checkpoint(work / "latest.pth"))
+    assert torch.equal(trained["backbone.conv1.weight"], state["conv1.weight"])
+    log = next(work.glob("*.log")).read_text()
+    assert "lr 0.002 as configured" in log

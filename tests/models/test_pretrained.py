@@ -37,9 +37,11 @@ def torch_home(tmp_path, monkeypatch) -> Path:
 def save_random_resnet18(path: Path) -> dict[str, torch.Tensor]:
     torch.manual_seed(3)
     state = torchvision.models.resnet18(weights=None).state_dict()
-    for value in state.values():
-        if value.is_floating_point():
-            value.copy_(torch.randn_like(value))
+    for key, value in state.items():
+        if key.endswith("running_var"):
+            value.copy_(torch.rand_like(value) + 0.5)  # a valid variance: training stays finite
+        elif value.is_floating_point():
+            value.copy_(torch.randn_like(value) * 0.05)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return state
