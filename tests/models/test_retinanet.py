@@ -92,6 +92,7 @@ def test_init_cfg_loads_backbone_checkpoint(tmp_path):
     cfg["backbone"]["norm"] = "FrozenBN"
     cfg["init_cfg"] = {"backbone_checkpoint": str(tmp_path / "r18.pth")}
     model = MODELS.build(cfg)
+    model.init_weights()  # construction reads no checkpoint; training calls this first
     assert torch.equal(model.backbone.layer2[0].conv1.weight, weights["layer2.0.conv1.weight"])
     cfg["init_cfg"] = {"checkpoint": "x.pth"}
     with pytest.raises(ConfigError, match="backbone_checkpoint"):

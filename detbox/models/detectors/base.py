@@ -10,6 +10,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from detbox.errors import ConfigError
+from detbox.models.pretrained import checkpoint_url
 from detbox.registry import MODELS
 from detbox.structures import DetSample, ImageBatch, Instances, boxes_to_original
 
@@ -117,13 +118,14 @@ class BaseDetector(nn.Module):
                     f"{type(self).__name__} init_cfg got an unknown key '{key}'; "
                     f"valid keys: {', '.join(_INIT_KEYS)}"
                 )
-        if init_cfg.get("backbone_checkpoint") is not None and not hasattr(
-            self.backbone, "load_torchvision_weights"
-        ):
-            raise ConfigError(
-                f"init_cfg.backbone_checkpoint: {type(self.backbone).__name__} cannot load "
-                "torchvision weights"
-            )
+        checkpoint = init_cfg.get("backbone_checkpoint")
+        if checkpoint is not None:
+            if not hasattr(self.backbone, "load_torchvision_weights"):
+                raise ConfigError(
+                    f"init_cfg.backbone_checkpoint: {type(self.backbone).__name__} cannot load "
+                    "torchvision weights"
+                )
+            checkpoint_url(checkpoint)  # an unknown torchvision:// name fails here, not later
         return dict(init_cfg)
 
     def init_weights(self) -> str | None:
