@@ -39,6 +39,7 @@ def test_res5_is_initialized_from_the_backbone_checkpoint(tmp_path):
     cfg["backbone"]["norm"] = cfg["roi_head"]["norm"] = "FrozenBN"
     cfg["init_cfg"] = {"backbone_checkpoint": str(path)}
     model = build(cfg)
+    model.init_weights()  # construction reads no checkpoint; training calls this first
     res5 = model.roi_head.res5.state_dict()
     assert torch.equal(res5["0.conv1.weight"], state["layer4.0.conv1.weight"])
     assert torch.equal(res5["1.bn2.running_var"], state["layer4.1.bn2.running_var"])
