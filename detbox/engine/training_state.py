@@ -36,7 +36,10 @@ from detbox.engine.lr_schedule import LRSchedule
 from detbox.engine.seed import get_rng_state, set_rng_state
 from detbox.errors import CheckpointError, TrainingError
 
-__all__ = ["TrainingState", "check_weights_finite", "save_training_checkpoints"]
+__all__ = [
+    "TrainingState", "check_weights_finite", "save_interrupt_checkpoint",
+    "save_training_checkpoints",
+]
 
 REQUIRED_KEYS = ("state_dict", "optimizer", "epoch", "iteration")
 
@@ -55,6 +58,8 @@ class TrainingState:
     Attributes:
         epoch: completed epochs.
         iteration: completed iterations (optimizer steps).
+        epoch_batches: loader batches already trained in epoch ``epoch + 1`` (non-zero only in
+            a checkpoint written when training was interrupted mid-epoch).
     """
 
     def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -69,6 +74,7 @@ class TrainingState:
         self.loader_generator = loader_generator
         self.epoch = 0
         self.iteration = 0
+        self.epoch_batches = 0
 
     def rng_state(self) -> dict[str, Any]:
         """This process's random states: Python, numpy, torch (CPU and CUDA) and the loader's."""
@@ -79,7 +85,7 @@ class TrainingState:
 
     def state_dict(self, rng_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The checkpoint entries: ``state_dict``, ``optimizer``, ``scheduler``, ``epoch``,
-        ``iteration``, ``rng`` (one state per rank), ``amp`` and ``best``.
+        ``iteration``, ``epoch_batches``, ``rng`` (one state per rank), ``amp`` and ``best``.
 
         Args:
             rng_states: every rank's :meth:`rng_state`; defaults to this process's alone.
@@ -90,6 +96,7 @@ class TrainingState:
             "scheduler": self.scheduler.state_dict(),
             "epoch": int(self.epoch),
             "iteration": int(self.iteration),
+            "epoch_batches": int(self.epoch_batches),
             "rng": rng_states if rng_states is not None else [self.rng_state()],
             "amp": self.stepper.state_dict(),
             "best": self.tracker.state_dict() if self.tracker is not None else None,
@@ -126,6 +133,7 @@ class TrainingState:
             ) from exc
         warnings = self._load_schedule_and_history(state, source)
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
+        self.epoch_batches = int(state.get("epoch_batches", 0))
         return warnings + self._load_rng(state.get("rng"), source)
 
     def _load_schedule_and_history(self, state: dict[str, Any], source: str) -> list[str]:
@@ -212,6 +220,24 @@ def save_training_checkpoints(
         for name in dropped:
             (work_dir / name).unlink(missing_ok=True)
     return paths
+
+
+def save_interrupt_checkpoint(state: TrainingState, *, work_dir: str | os.PathLike,
+                              meta: dict[str, Any], last_checkpoint: Path | None) -> Path:
+    """Write ``iter_N.pth`` mid-epoch (``state.epoch_batches`` says where) and point
+    ``latest.pth`` at it, so ``--resume`` continues at the next batch; every rank calls it.
+
+    Raises:
+        TrainingError: the weights hold NaN/inf; nothing is written.
+        CheckpointError: the disk is full; the previous checkpoints are intact.
+    """
+    check_weights_finite(state.model, state.epoch, last_checkpoint)
+    rng_states = all_gather_object(state.rng_state())
+    path = Path(work_dir) / f"iter_{state.iteration}.pth"
+    if is_main_process():
+        write_checkpoint(path, state.state_dict(rng_states), meta=meta)
+        update_latest(work_dir, path)
+    return path
 
 
 def check_weights_finite(model: nn.Module, epoch: int, last_checkpoint: Any) -> None:
