@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from detbox.engine.seed import preserved_rng_state
 from detbox.errors import ConfigError
 
 __all__ = [
@@ -93,5 +94,8 @@ def iterate_from(loader: Any, start: int) -> Iterable[Any]:
         clone = copy.copy(loader)
         object.__setattr__(clone, "batch_sampler", _SkipBatches(loader.batch_sampler, start))
         object.__setattr__(clone, "_iterator", None)
-        return clone
+        # A loader without its own generator draws its workers' base seed from the global RNG
+        # when the pass starts; the uninterrupted run drew it before the checkpoint was saved.
+        with preserved_rng_state():
+            return iter(clone)
     return itertools.islice(iter(loader), start, None)
