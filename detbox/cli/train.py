@@ -91,13 +91,15 @@ def run(args: argparse.Namespace) -> int:
     apply_flags(cfg, args)
     work_dir = Path(args.work_dir or cfg.get("work_dir") or default_work_dir(args.config))
     cfg["work_dir"] = str(work_dir)
+    main_process = True
     try:
         with distributed_session(args.launcher, args.device or cfg.get("device")) as device:
+            main_process = is_main_process()
             metrics = _train(cfg, args, work_dir, device)
-            if not is_main_process():
+            if not main_process:
                 return 0
-    except TrainingInterrupted as exc:
-        if is_main_process():
+    except TrainingInterrupted as exc:  # a resumable checkpoint was written
+        if main_process:
             print(f"detbox train: {exc}", file=sys.stderr)
         return exc.exit_code
     print(f"training finished; checkpoints and logs in {work_dir}")

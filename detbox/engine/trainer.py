@@ -44,13 +44,7 @@ from detbox.engine.loader_info import (
     loader_length,
     set_loader_epoch,
 )
-from detbox.engine.logger import (
-    TrainLogger,
-    WindowMeter,
-    describe_run,
-    format_eta,
-    plain_metric,
-)
+from detbox.engine.logger import TrainLogger, WindowMeter, describe_run, format_eta, plain_metric
 from detbox.engine.lr_schedule import build_lr_schedule
 from detbox.engine.optim import build_optimizer, scale_lr
 from detbox.engine.resume import load_start_weights, resume_state
