@@ -132,7 +132,13 @@ def load_exact_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
         CheckpointError: one line naming both files, the first mismatched keys with both
             shapes, the missing and unexpected key counts, and the fix.
     """
+    own = unwrap_model(model).state_dict()
+    # BatchNorm's step counter is optional both ways: frozen BatchNorm has none, and older
+    # checkpoints may lack it.
+    state_dict = {k: v for k, v in state_dict.items()
+                  if k in own or not k.endswith("num_batches_tracked")}
     report = compare_weights(model, state_dict)
+    report.missing = [(k, s) for k, s in report.missing if not k.endswith("num_batches_tracked")]
     if report.skipped:
         raise CheckpointError(mismatch_message(report, checkpoint, config))
-    unwrap_model(model).load_state_dict(dict(state_dict))
+    unwrap_model(model).load_state_dict(state_dict, strict=False)
