@@ -18,7 +18,8 @@ from detbox.engine.dist import unwrap_model
 from detbox.errors import CheckpointError
 
 __all__ = [
-    "LoadReport", "compare_weights", "load_exact_weights", "load_weights", "mismatch_message",
+    "LoadReport", "compare_weights", "exact_fit", "load_exact_weights", "load_weights",
+    "mismatch_message",
 ]
 
 SHOWN_KEYS = 3
@@ -92,9 +93,9 @@ def _looks_like_class_count(report: LoadReport) -> bool:
         len(ckpt) == len(ours) and ckpt[1:] == ours[1:] for _, ckpt, ours in report.mismatched)
 
 
-def mismatch_message(report: LoadReport, checkpoint: str, config: str) -> str:
+def mismatch_message(report: LoadReport, checkpoint: str, config: str | None) -> str:
     """One line: which files disagree, the first mismatched keys with both shapes, the counts
-    and the fix."""
+    and the fix (``config`` None: the running training's config)."""
     parts = []
     if report.mismatched:
         shown = "; ".join(f"{key}: checkpoint {tuple(ckpt)} vs model {tuple(ours)}"
@@ -114,8 +115,21 @@ def mismatch_message(report: LoadReport, checkpoint: str, config: str) -> str:
     else:
         fix = (f"the checkpoint was trained with another model; use its config ({CONFIG_HINT}), "
                f"or start training from its matching weights with --load-from {checkpoint}")
-    return (f"checkpoint {checkpoint} does not fit the model of config {config}: "
+    model = f"the model of config {config}" if config else "the model of this run's config"
+    return (f"checkpoint {checkpoint} does not fit {model}: "
             f"{', '.join(parts)}. Fix: {fix}")
+
+
+def exact_fit(model: nn.Module, state_dict: Mapping[str, torch.Tensor]
+              ) -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """The weights to load exactly and how they fit; BatchNorm's step counter is optional
+    both ways, as in torch (frozen BatchNorm has none, older checkpoints may lack it)."""
+    own = unwrap_model(model).state_dict()
+    state_dict = {k: v for k, v in state_dict.items()
+                  if k in own or not k.endswith("num_batches_tracked")}
+    report = compare_weights(model, state_dict)
+    report.missing = [(k, s) for k, s in report.missing if not k.endswith("num_batches_tracked")]
+    return state_dict, report
 
 
 def load_exact_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
@@ -132,13 +146,7 @@ def load_exact_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
         CheckpointError: one line naming both files, the first mismatched keys with both
             shapes, the missing and unexpected key counts, and the fix.
     """
-    own = unwrap_model(model).state_dict()
-    # BatchNorm's step counter is optional both ways: frozen BatchNorm has none, and older
-    # checkpoints may lack it.
-    state_dict = {k: v for k, v in state_dict.items()
-                  if k in own or not k.endswith("num_batches_tracked")}
-    report = compare_weights(model, state_dict)
-    report.missing = [(k, s) for k, s in report.missing if not k.endswith("num_batches_tracked")]
+    state_dict, report = exact_fit(model, state_dict)
     if report.skipped:
         raise CheckpointError(mismatch_message(report, checkpoint, config))
     unwrap_model(model).load_state_dict(state_dict, strict=False)

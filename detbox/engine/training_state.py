@@ -24,6 +24,7 @@ from detbox.engine.checkpoint import (
     update_latest,
     write_checkpoint,
 )
+from detbox.engine.checkpoint_fit import exact_fit, mismatch_message
 from detbox.engine.dist import (
     all_gather_object,
     get_rank,
@@ -123,8 +124,11 @@ class TrainingState:
                     f"{source} is not a training checkpoint (no '{key}'); to start from its "
                     "weights only, use load_from / --load-from instead"
                 )
+        weights, report = exact_fit(self.model, state["state_dict"])
+        if report.skipped:
+            raise CheckpointError(mismatch_message(report, source, None))
         try:
-            unwrap_model(self.model).load_state_dict(state["state_dict"])
+            unwrap_model(self.model).load_state_dict(weights, strict=False)
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(
