@@ -9,6 +9,7 @@ seen by one rank stops every rank at the same iteration.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -35,6 +36,10 @@ class TrainingInterrupted(TrainingError):
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.signum = signum
+        again = " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""
+        # os.write: print() could re-enter a stream the interrupted code is writing to.
+        os.write(2, f"{self.name(signum)} received: stopping after the current step and writing "
+                    f"a checkpoint{again}\n".encode())
         self.exit_code = 128 + signum
 
 
@@ -64,6 +69,10 @@ class StopSignals:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt("second Ctrl-C: stopped at once, without a checkpoint")
         self.signum = signum
+        again = " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""
+        # os.write: print() could re-enter a stream the interrupted code is writing to.
+        os.write(2, f"{self.name(signum)} received: stopping after the current step and writing "
+                    f"a checkpoint{again}\n".encode())
 
     def agreed_signal(self, device: torch.device) -> int | None:
         """The signal any rank received (all ranks call this at the same step), or None."""
