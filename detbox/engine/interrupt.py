@@ -36,10 +36,6 @@ class TrainingInterrupted(TrainingError):
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.signum = signum
-        again = " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""
-        # os.write: print() could re-enter a stream the interrupted code is writing to.
-        os.write(2, f"{self.name(signum)} received: stopping after the current step and writing "
-                    f"a checkpoint{again}\n".encode())
         self.exit_code = 128 + signum
 
 
