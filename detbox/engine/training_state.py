@@ -195,8 +195,8 @@ def save_training_checkpoints(
         state: what is saved.
         work_dir: where the files go.
         meta: JSON-able data stored in the checkpoint.
-        regular: write ``epoch_N.pth``, point ``latest.pth`` at it and keep the newest
-            ``max_keep`` of them.
+        regular: write ``epoch_N.pth``, point ``latest.pth`` at it, keep the newest
+            ``max_keep`` of them and delete the ``iter_N.pth`` of an interruption.
         best_file: also write this best checkpoint (a hard link to ``epoch_N.pth`` when both
             are written).
         dropped: best checkpoints that fell out of the kept ones, to delete.
@@ -221,6 +221,8 @@ def save_training_checkpoints(
         if regular:
             update_latest(work_dir, paths[0])
             remove_old_checkpoints(work_dir, max_keep)
+            for interrupted in work_dir.glob("iter_*.pth"):  # superseded by this epoch's
+                interrupted.unlink(missing_ok=True)
         for name in dropped:
             (work_dir / name).unlink(missing_ok=True)
     return paths

@@ -58,6 +58,7 @@ def test_signal_mid_epoch_writes_checkpoint_and_resume_equals_straight_run(
     for key, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     assert _losses(tmp_path / "cut") == _losses(tmp_path / "straight")
+    assert not (tmp_path / "cut" / "iter_8.pth").exists()  # superseded by epoch_2.pth
 
 
 def test_second_ctrl_c_stops_at_once():
