@@ -60,21 +60,31 @@ def _label_map(checkpoint: Mapping[str, Any], dataset, path: str) -> tuple[list[
 def load_detector(
     cfg: ConfigDict, checkpoint: str | os.PathLike, device: torch.device, dataset=None
 ) -> nn.Module:
-    """Build ``cfg.model`` for the checkpoint's classes and load its weights (all must fit)."""
+    """Build ``cfg.model`` for the checkpoint's classes and load its weights (all must fit).
+
+    Raises:
+        CheckpointError: unreadable, or its weights do not fit the config's model (one line
+            naming both files, the first mismatched keys with both shapes, and the fix).
+        ConfigError: the config fixes another number of classes than the checkpoint has.
+    """
     from detbox.engine import extract_state_dict, load_checkpoint
+    from detbox.engine.checkpoint_fit import CONFIG_HINT, load_exact_weights
 
     state = load_checkpoint(checkpoint, map_location="cpu")
+    config = str(cfg.get("_filename", "(given in code)"))
     class_names, cat_ids = _label_map(state, dataset, str(checkpoint))
-    fill_num_classes(cfg, class_names, source=f"checkpoint {checkpoint}")
+    try:
+        fill_num_classes(cfg, class_names, source=f"checkpoint {checkpoint}")
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc} The checkpoint was trained on {len(class_names)} classes and config "
+            f"{config} sets another number: test with the config it was trained with "
+            f"({CONFIG_HINT}); to fine-tune it on new classes, train with --load-from "
+            f"{checkpoint}"
+        ) from None
     model = build_detector(cfg.model, class_names, cat_ids)
-    missing, unexpected = model.load_state_dict(extract_state_dict(state), strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{checkpoint} does not fit the model of the config: missing keys "
-            f"{missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected keys "
-            f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}; use the config it was "
-            "trained with (its work dir has config.json)"
-        )
+    load_exact_weights(model, extract_state_dict(state), checkpoint=str(checkpoint),
+                       config=config)
     model.cfg = cfg
     return model.to(device).eval()
 

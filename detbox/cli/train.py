@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -83,27 +84,40 @@ def apply_flags(cfg: ConfigDict, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detbox.apis.training import train_detector
     from detbox.engine import distributed_session, is_main_process
+    from detbox.engine.interrupt import TrainingInterrupted
 
     cfg = load_config_with_options(args)
     apply_flags(cfg, args)
     work_dir = Path(args.work_dir or cfg.get("work_dir") or default_work_dir(args.config))
     cfg["work_dir"] = str(work_dir)
-    with distributed_session(args.launcher, args.device or cfg.get("device")) as device:
-        metrics = train_detector(
-            cfg,
-            work_dir=work_dir,
-            device=device,
-            resume=args.resume or cfg.get("resume"),
-            load_from=args.load_from or cfg.get("load_from"),
-            seed=args.seed,
-            deterministic=args.deterministic or bool(cfg.get("deterministic", False)),
-        )
-        if not is_main_process():
-            return 0
+    main_process = True
+    try:
+        with distributed_session(args.launcher, args.device or cfg.get("device")) as device:
+            main_process = is_main_process()
+            metrics = _train(cfg, args, work_dir, device)
+            if not main_process:
+                return 0
+    except TrainingInterrupted as exc:  # a resumable checkpoint was written
+        if main_process:
+            print(f"detbox train: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(f"training finished; checkpoints and logs in {work_dir}")
     if metrics:
         print("final metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
                                              if isinstance(v, float)))
     return 0
+
+
+def _train(cfg: ConfigDict, args: argparse.Namespace, work_dir: Path, device) -> dict:
+    from detbox.apis.training import train_detector
+
+    return train_detector(
+        cfg,
+        work_dir=work_dir,
+        device=device,
+        resume=args.resume or cfg.get("resume"),
+        load_from=args.load_from or cfg.get("load_from"),
+        seed=args.seed,
+        deterministic=args.deterministic or bool(cfg.get("deterministic", False)),
+    )

@@ -10,6 +10,7 @@ from detbox.engine.checkpoint import (
     save_checkpoint,
 )
 from detbox.engine.dist import get_rank, get_world_size, is_main_process
+from detbox.engine.interrupt import TrainingInterrupted
 from detbox.engine.launcher import distributed_session, init_distributed
 from detbox.engine.lr_schedule import LRSchedule, build_lr_schedule
 from detbox.engine.optim import build_optimizer
@@ -27,6 +28,7 @@ __all__ = [
     "RuntimeSettings",
     "TrainSettings",
     "Trainer",
+    "TrainingInterrupted",
     "TrainingState",
     "build_lr_schedule",
     "build_optimizer",

@@ -1,4 +1,7 @@
-"""Checkpoints: atomic writes, weights-only loading, rotation and partial weight loading.
+"""Checkpoints: atomic writes, weights-only loading, format versions and rotation.
+
+Partial weight loading (``--load-from``) lives in :mod:`detbox.engine.checkpoint_fit` and is
+re-exported here.
 
 A checkpoint holds only tensors and plain Python values, so it always loads with
 ``torch.load(..., weights_only=True)``: opening a downloaded file never runs its code. The
@@ -8,7 +11,11 @@ Layout of a training checkpoint::
 
     {'state_dict': model weights, 'optimizer': ..., 'scheduler': ..., 'epoch': completed epochs,
      'iteration': completed iterations, 'meta': JSON text, 'rng': [per-rank RNG states],
-     'detbox_version': str, 'torch_version': str}
+     'detbox_version': str, 'torch_version': str, 'format_version': int}
+
+``meta`` holds the config the run was trained with (``meta['config']``) and the label map.
+``format_version`` (:data:`FORMAT_VERSION`) grows when the layout changes incompatibly; an
+older detbox refuses a newer format in one line instead of misreading it.
 
 plus the trainer's extra entries: ``'amp'`` (the fp16 loss scaler and its skipped-step count)
 and ``'best'`` (the history of the ``save_best`` metric).
@@ -16,12 +23,12 @@ and ``'best'`` (the history of the ``save_best`` metric).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +37,14 @@ from torch import nn
 
 import detbox
 from detbox.config import config_to_jsonable
+from detbox.engine.checkpoint_fit import LoadReport, load_weights
 from detbox.engine.dist import unwrap_model
 from detbox.engine.seed import get_rng_state
 from detbox.errors import CheckpointError
 from detbox.utils.io import atomic_torch_save, atomic_write
 
 __all__ = [
+    "FORMAT_VERSION",
     "LATEST_NAME",
     "LoadReport",
     "checkpoint_name",
@@ -45,16 +54,18 @@ __all__ = [
     "load_checkpoint",
     "load_weights",
     "remove_old_checkpoints",
+    "resume_candidates",
     "save_checkpoint",
     "update_latest",
     "write_checkpoint",
 ]
 
 LATEST_NAME = "latest.pth"
+FORMAT_VERSION = 1
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pth$")
 # Exact types: subclasses such as torch's TorchVersion (a str) are refused by weights_only.
 _PLAIN_TYPES = (str, int, float, bool, type(None), torch.Size, torch.dtype)
-_WRITER_KEYS = ("meta", "detbox_version", "torch_version")
+_WRITER_KEYS = ("meta", "detbox_version", "torch_version", "format_version")
 
 
 def _check_loadable(obj: Any, where: str) -> None:
@@ -136,8 +147,9 @@ def write_checkpoint(path: str | os.PathLike, entries: Mapping[str, Any], *,
         The path written.
 
     Raises:
-        CheckpointError: an entry would replace ``meta`` or a version, or a value
-            ``torch.load(weights_only=True)`` could not read back.
+        CheckpointError: an entry would replace ``meta`` or a version, a value
+            ``torch.load(weights_only=True)`` could not read back, or the disk is full (the
+            file at ``path`` is left as it was and no temporary file remains).
     """
     for key in _WRITER_KEYS:
         if key in entries:
@@ -147,9 +159,19 @@ def write_checkpoint(path: str | os.PathLike, entries: Mapping[str, Any], *,
         "meta": json.dumps(config_to_jsonable(dict(meta or {}))),
         "detbox_version": detbox.__version__,
         "torch_version": str(torch.__version__),
+        "format_version": FORMAT_VERSION,
     }
     _check_loadable(checkpoint, "checkpoint")
-    atomic_torch_save(checkpoint, path)
+    try:
+        atomic_torch_save(checkpoint, path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise CheckpointError(
+            f"no space left on the device writing checkpoint {path} ({os.strerror(exc.errno)}); "
+            "the partial file was removed and the previous checkpoints are intact: free some "
+            "space (or lower checkpoint.max_keep) and continue with --resume"
+        ) from exc
     return Path(path)
 
 
@@ -185,12 +207,25 @@ def load_checkpoint(
         ) from exc
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    _check_format(checkpoint, path)
     if isinstance(checkpoint.get("meta"), str):
         try:
             checkpoint["meta"] = json.loads(checkpoint["meta"])
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"{path}: its 'meta' is not valid JSON ({exc})") from exc
     return checkpoint
+
+
+def _check_format(checkpoint: Mapping[str, Any], path: Path) -> None:
+    """Refuse a checkpoint written in a newer format than this detbox reads."""
+    version = checkpoint.get("format_version", 1)
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {version}, written by detbox "
+            f"{checkpoint.get('detbox_version', '(unknown)')}; this detbox "
+            f"({detbox.__version__}) reads formats up to {FORMAT_VERSION}: upgrade detbox "
+            "(pip install -U detbox)"
+        )
 
 
 def _load_safetensors(path: Path, map_location: str | torch.device | None) -> dict[str, Any]:
@@ -314,58 +349,13 @@ def find_latest(work_dir: str | os.PathLike) -> Path | None:
     return files[-1][1] if files else None
 
 
-@dataclass
-class LoadReport:
-    """What :func:`load_weights` did, key by key.
-
-    Attributes:
-        loaded: keys copied into the model.
-        mismatched: ``(key, checkpoint shape, model shape)`` of keys skipped for their shape.
-        missing: ``(key, model shape)`` of model keys the checkpoint lacks.
-        unexpected: ``(key, checkpoint shape)`` of checkpoint keys the model lacks.
-    """
-
-    loaded: list[str] = field(default_factory=list)
-    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
-    missing: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
-    unexpected: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
-
-    @property
-    def skipped(self) -> int:
-        return len(self.mismatched) + len(self.missing) + len(self.unexpected)
-
-    def __str__(self) -> str:
-        lines = [f"loaded {len(self.loaded)} tensors, skipped {self.skipped}"]
-        lines += [
-            f"  shape mismatch (kept the model's initialisation): {key}: checkpoint "
-            f"{tuple(ckpt)} vs model {tuple(ours)}"
-            for key, ckpt, ours in self.mismatched
-        ]
-        lines += [f"  missing in checkpoint: {key}: model {tuple(s)}" for key, s in self.missing]
-        lines += [
-            f"  not in model (ignored): {key}: checkpoint {tuple(s)}" for key, s in self.unexpected
-        ]
-        return "\n".join(lines)
-
-
-def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> LoadReport:
-    """Copy every checkpoint tensor whose key and shape match the model; report the rest.
-
-    This is ``--load-from``: fine-tuning with another number of classes keeps the freshly
-    initialised heads whose shapes differ and loads everything else.
-    """
-    target = unwrap_model(model)
-    own = target.state_dict()
-    report = LoadReport()
-    accepted = {}
-    for key, value in state_dict.items():
-        if key not in own:
-            report.unexpected.append((key, tuple(value.shape)))
-        elif tuple(value.shape) != tuple(own[key].shape):
-            report.mismatched.append((key, tuple(value.shape), tuple(own[key].shape)))
-        else:
-            accepted[key] = value
-            report.loaded.append(key)
-    report.missing = [(k, tuple(v.shape)) for k, v in own.items() if k not in state_dict]
-    target.load_state_dict(accepted, strict=False)
-    return report
+def resume_candidates(work_dir: str | os.PathLike) -> list[Path]:
+    """The checkpoints ``--resume auto`` tries, best first: ``latest.pth``, then the
+    ``epoch_N.pth`` files from the newest (a truncated ``latest.pth``, e.g. after a full disk,
+    falls back to them)."""
+    work_dir = Path(work_dir)
+    if not work_dir.is_dir():
+        return []
+    latest = work_dir / LATEST_NAME
+    found = [latest] if latest.is_file() else []
+    return found + [path for _, path in reversed(_epoch_files(work_dir))]

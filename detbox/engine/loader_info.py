@@ -6,13 +6,20 @@ so these look for what the loader offers instead of assuming a ``DataLoader``.
 
 from __future__ import annotations
 
+import copy
+import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
+from detbox.engine.seed import preserved_rng_state
 from detbox.errors import ConfigError
 
-__all__ = ["loader_batch_size", "loader_generator", "loader_length", "set_loader_epoch"]
+__all__ = [
+    "iterate_from", "loader_batch_size", "loader_generator", "loader_length", "set_loader_epoch",
+]
 
 
 def loader_length(loader: Any) -> int:
@@ -55,3 +62,40 @@ def set_loader_epoch(loader: Any, epoch: int) -> None:
         if sampler is not None and id(sampler) not in seen and hasattr(sampler, "set_epoch"):
             seen.add(id(sampler))
             sampler.set_epoch(epoch)
+
+
+class _SkipBatches:
+    """A batch sampler without its first ``start`` batches (their images are never loaded)."""
+
+    def __init__(self, batch_sampler: Any, start: int) -> None:
+        self.inner, self.start = batch_sampler, start
+
+    def __iter__(self) -> Any:
+        return itertools.islice(iter(self.inner), self.start, None)
+
+    def __len__(self) -> int:
+        return max(len(self.inner) - self.start, 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def iterate_from(loader: Any, start: int) -> Iterable[Any]:
+    """The loader's batches of this epoch from batch ``start`` (0-based) on.
+
+    A ``DataLoader`` skips the first batches in its batch sampler, so their images are neither
+    read nor augmented and the random state restored from a mid-epoch checkpoint meets the next
+    batch exactly as in the uninterrupted run (with ``num_workers=0``; worker processes draw
+    their own augmentation streams). Any other iterable is sliced.
+    """
+    if start <= 0:
+        return loader
+    if isinstance(loader, DataLoader) and loader.batch_sampler is not None:
+        clone = copy.copy(loader)
+        object.__setattr__(clone, "batch_sampler", _SkipBatches(loader.batch_sampler, start))
+        object.__setattr__(clone, "_iterator", None)
+        # A loader without its own generator draws its workers' base seed from the global RNG
+        # when the pass starts; the uninterrupted run drew it before the checkpoint was saved.
+        with preserved_rng_state():
+            return iter(clone)
+    return itertools.islice(iter(loader), start, None)

@@ -132,6 +132,19 @@ def _at_least(low: int) -> _Range:
     return (lambda value: value >= low), f"an integer >= {low}"
 
 
+def _valid_divergence(value: Mapping[str, Any] | bool) -> bool:
+    """``True``, ``False`` or a dict of ``factor`` (> 1), ``window`` (>= 2) and ``patience``
+    (>= 1), each optional."""
+    if isinstance(value, bool):
+        return True
+    checks = {
+        "factor": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 1,
+        "window": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2,
+        "patience": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    }
+    return all(key in checks and checks[key](v) for key, v in value.items())
+
+
 @dataclass(frozen=True)
 class TrainSettings(_Section):
     """The ``train_cfg`` section: how long and how each step updates.
@@ -143,12 +156,17 @@ class TrainSettings(_Section):
         accumulate_steps: loader batches per optimizer step (their mean gradient is applied).
         patience: stop after this many evaluations without a better ``checkpoint.save_best``
             value; None never stops early.
+        divergence: warn when the loss explodes while still finite: True (default:
+            ``dict(factor=100, window=50, patience=3)``, i.e. above 100x the median of the last
+            50 steps for 3 steps in a row), False (off) or a dict overriding those keys.
     """
 
     SECTION: ClassVar[str] = "train_cfg"
     RANGES: ClassVar[dict[str, _Range]] = {
         "max_epochs": _at_least(1), "val_interval": _at_least(0),
         "accumulate_steps": _at_least(1), "patience": _at_least(1),
+        "divergence": (_valid_divergence, "True, False or a dict with factor (a number > 1), "
+                       "window (an integer >= 2) and patience (an integer >= 1)"),
     }
 
     max_epochs: int = 12
@@ -156,6 +174,7 @@ class TrainSettings(_Section):
     grad_clip: Mapping[str, Any] | None = None
     accumulate_steps: int = 1
     patience: int | None = None
+    divergence: Mapping[str, Any] | bool = True
 
 
 @dataclass(frozen=True)

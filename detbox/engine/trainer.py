@@ -25,13 +25,7 @@ from torch import nn
 
 from detbox.engine.amp import build_amp
 from detbox.engine.best import MetricTracker, build_tracker
-from detbox.engine.checkpoint import (
-    LoadReport,
-    extract_state_dict,
-    find_latest,
-    load_checkpoint,
-    load_weights,
-)
+from detbox.engine.checkpoint import LoadReport
 from detbox.engine.dist import (
     broadcast_object,
     get_rank,
@@ -40,29 +34,31 @@ from detbox.engine.dist import (
     resolve_device,
     unwrap_model,
 )
+from detbox.engine.divergence import build_divergence_monitor
 from detbox.engine.gradient_stepper import GradientStepper
+from detbox.engine.interrupt import StopSignals, TrainingInterrupted
 from detbox.engine.loader_info import (
+    iterate_from,
     loader_batch_size,
     loader_generator,
     loader_length,
     set_loader_epoch,
 )
-from detbox.engine.logger import (
-    TrainLogger,
-    WindowMeter,
-    describe_run,
-    format_eta,
-    plain_metric,
-)
+from detbox.engine.logger import TrainLogger, WindowMeter, describe_run, format_eta, plain_metric
 from detbox.engine.lr_schedule import build_lr_schedule
 from detbox.engine.optim import build_optimizer, scale_lr
+from detbox.engine.resume import load_start_weights, resume_state
 from detbox.engine.seed import make_seed, preserved_rng_state, set_random_seed
 from detbox.engine.settings import CheckpointSettings, LogSettings, RuntimeSettings, TrainSettings
 from detbox.engine.sync_bn import prepare_batch_norms
 from detbox.engine.tensorboard import check_tensorboard_available
-from detbox.engine.training_state import TrainingState, save_training_checkpoints
+from detbox.engine.training_state import (
+    TrainingState,
+    save_interrupt_checkpoint,
+    save_training_checkpoints,
+)
 from detbox.engine.training_step import TrainingStep, check_grad_clip, wrap_for_training
-from detbox.errors import CheckpointError, TrainingError
+from detbox.errors import TrainingError
 
 __all__ = ["Trainer"]
 
@@ -150,6 +146,8 @@ class Trainer:
         self.visualize_fn = visualize_fn
         self.meta = dict(meta or {})
         self.last_checkpoint: Path | None = None
+        self.divergence = build_divergence_monitor(train.divergence)
+        self.stop_signals = StopSignals()
         self._timer_start = (time.perf_counter(), 0)
         self.logger = TrainLogger(self.work_dir, progress_bar=self.log_settings.progress_bar,
                                   tensorboard=self.log_settings.tensorboard)
@@ -213,10 +211,12 @@ class Trainer:
 
     def resume(self, path: str | os.PathLike) -> bool:
         """Continue from a training checkpoint: weights, optimizer, LR schedule, counters, RNGs,
-        the loss scaler and the ``save_best`` history.
+        the loss scaler and the ``save_best`` history; a checkpoint written on an interruption
+        continues at the next batch of its epoch.
 
         Args:
-            path: a checkpoint file, or ``'auto'`` for the newest one in ``work_dir``.
+            path: a checkpoint file, or ``'auto'`` for the newest one in ``work_dir`` that
+                loads (a truncated ``latest.pth`` is skipped, and the log says why).
 
         Returns:
             False when ``'auto'`` found no checkpoint (training starts from scratch).
@@ -224,25 +224,12 @@ class Trainer:
         Raises:
             CheckpointError: unreadable, not a training checkpoint, or not this model's.
         """
-        if str(path) == "auto":
-            found = find_latest(self.work_dir)
-            if found is None:
-                self.logger.info(f"no checkpoint in {self.work_dir} to resume; starting fresh")
-                return False
-            path = found
-        for warning in self.state.load_state_dict(load_checkpoint(path, map_location="cpu"),
-                                                  source=str(path)):
-            self.logger.warning(warning)
-        epoch, iteration = self.state.epoch, self.state.iteration
-        if iteration != epoch * self.iters_per_epoch:
-            self.logger.warning(
-                f"{path} was saved with another number of iterations per epoch "
-                f"({iteration} iterations in {epoch} epochs, now {self.iters_per_epoch} per "
-                "epoch); the LR schedule follows the iteration count"
-            )
-        self.last_checkpoint = Path(path)
-        self.logger.info(f"resumed from {path}: epoch {epoch}, iteration {iteration}")
-        return True
+        found = resume_state(self.state, path, work_dir=self.work_dir,
+                             iters_per_epoch=self.iters_per_epoch,
+                             batches_per_epoch=self.batches_per_epoch, logger=self.logger)
+        if found is not None:
+            self.last_checkpoint = found
+        return found is not None
 
     def load_from(self, path: str | os.PathLike) -> LoadReport:
         """Start from another checkpoint's weights; keys whose shape differs keep their init.
@@ -250,12 +237,7 @@ class Trainer:
         Raises:
             CheckpointError: unreadable, or not a single tensor fits the model.
         """
-        report = load_weights(self.model, extract_state_dict(load_checkpoint(path)))
-        if not report.loaded:
-            raise CheckpointError(f"no weight in {path} matches the model:\n{report}")
-        log = self.logger.warning if report.skipped else self.logger.info
-        log(f"weights from {path}: {report}")
-        return report
+        return load_start_weights(self.model, path, self.logger)
 
     # ----------------------------------------------------------------- the loop
 
@@ -269,42 +251,56 @@ class Trainer:
         Raises:
             TrainingError: a non-finite loss, or a non-finite gradient without fp16 loss
                 scaling (the message names the iteration, the loss terms and the images).
+            TrainingInterrupted: SIGINT or SIGTERM arrived; the current step finished and a
+                resumable checkpoint was written.
         """
-        metrics: dict[str, Any] = {}
-        evaluated_at = None
         self._timer_start = (time.perf_counter(), self.iteration)
         try:
-            if self.epoch >= self.max_epochs or self.stopped_early:
-                self.logger.info(f"already trained for {self.epoch}/{self.max_epochs} epochs"
-                                 + (" (stopped early)" if self.stopped_early else ""))
-            for epoch in range(self.epoch, self.max_epochs):
-                if self.stopped_early:
-                    break
-                self._train_epoch(epoch)
-                self.state.epoch = epoch + 1
-                if self.evaluate_fn is not None and _due(
-                        self.epoch, self.train_settings.val_interval, self.max_epochs):
-                    metrics, evaluated_at = self._evaluate(), self.epoch
-                self._end_epoch(metrics if evaluated_at == self.epoch else None)
-            if self.evaluate_fn is not None and evaluated_at != self.epoch:
-                metrics = self._evaluate()
+            with self.stop_signals:
+                return self._run_epochs()
+        except TrainingInterrupted as exc:
+            self.logger.info(str(exc))
+            raise
         except TrainingError as exc:
             self.logger.error(str(exc))
             raise
         finally:
             self.logger.close()
+
+    def _run_epochs(self) -> dict[str, Any]:
+        metrics: dict[str, Any] = {}
+        evaluated_at = None
+        if self.epoch >= self.max_epochs or self.stopped_early:
+            self.logger.info(f"already trained for {self.epoch}/{self.max_epochs} epochs"
+                             + (" (stopped early)" if self.stopped_early else ""))
+        for epoch in range(self.epoch, self.max_epochs):
+            if self.stopped_early:
+                break
+            self._train_epoch(epoch)
+            self.state.epoch, self.state.epoch_batches = epoch + 1, 0
+            if self.evaluate_fn is not None and _due(
+                    self.epoch, self.train_settings.val_interval, self.max_epochs):
+                metrics, evaluated_at = self._evaluate(), self.epoch
+            self._end_epoch(metrics if evaluated_at == self.epoch else None)
+        if self.evaluate_fn is not None and evaluated_at != self.epoch:
+            metrics = self._evaluate()
         return metrics
 
     def _train_epoch(self, epoch: int) -> None:
+        """Train epoch ``epoch`` (0-based) from batch ``state.epoch_batches`` (non-zero after
+        resuming an interrupted epoch)."""
         self.model.train()
         set_loader_epoch(self.train_loader, epoch)
+        start = self.state.epoch_batches
         meter = WindowMeter()
-        steps = 0
+        steps = start // self.train_settings.accumulate_steps
         elapsed = data_elapsed = 0.0
         bar = self.logger.progress(self.batches_per_epoch, f"epoch {epoch + 1}/{self.max_epochs}")
+        if bar is not None and start:
+            bar.update(start)
         try:
             tick = time.perf_counter()
-            for index, batch in enumerate(self.train_loader):
+            for index, batch in enumerate(iterate_from(self.train_loader, start), start):
                 data_elapsed += time.perf_counter() - tick
                 values, stepped = self.training_step(batch, epoch, index, self.last_checkpoint)
                 elapsed += time.perf_counter() - tick
@@ -317,6 +313,7 @@ class Trainer:
                     if steps % self.log_settings.interval == 0 or steps == self.iters_per_epoch:
                         self._log_step(meter.average(), lr, epoch, steps)
                         meter.reset()
+                    self._after_step(values, lr, index + 1)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.1e}",
@@ -325,6 +322,25 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _after_step(self, values: Mapping[str, float], lr: float, batches_done: int) -> None:
+        """The divergence warning, and stopping on a signal: all ranks agree on it, write a
+        checkpoint that resumes at the next batch and raise TrainingInterrupted."""
+        if self.divergence is not None:
+            warning = self.divergence.observe(values, lr, self.iteration)
+            if warning:
+                self.logger.warning(warning)
+        signum = self.stop_signals.agreed_signal(self.device)
+        if signum is None:
+            return
+        self.state.epoch_batches = batches_done
+        path = save_interrupt_checkpoint(self.state, work_dir=self.work_dir, meta=self.meta,
+                                         last_checkpoint=self.last_checkpoint)
+        raise TrainingInterrupted(
+            f"{StopSignals.name(signum)} received: stopped after iteration {self.iteration} "
+            f"(epoch {self.epoch + 1}, batch {batches_done}/{self.batches_per_epoch}) and wrote "
+            f"{path} (also latest.pth); continue exactly from there with --resume",
+            signum)
 
     def _eta_seconds(self) -> float:
         """Time left for the whole run at this run's average speed so far (NaN at first)."""

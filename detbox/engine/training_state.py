@@ -24,6 +24,7 @@ from detbox.engine.checkpoint import (
     update_latest,
     write_checkpoint,
 )
+from detbox.engine.checkpoint_fit import exact_fit, mismatch_message
 from detbox.engine.dist import (
     all_gather_object,
     get_rank,
@@ -36,7 +37,10 @@ from detbox.engine.lr_schedule import LRSchedule
 from detbox.engine.seed import get_rng_state, set_rng_state
 from detbox.errors import CheckpointError, TrainingError
 
-__all__ = ["TrainingState", "check_weights_finite", "save_training_checkpoints"]
+__all__ = [
+    "TrainingState", "check_weights_finite", "save_interrupt_checkpoint",
+    "save_training_checkpoints",
+]
 
 REQUIRED_KEYS = ("state_dict", "optimizer", "epoch", "iteration")
 
@@ -55,6 +59,8 @@ class TrainingState:
     Attributes:
         epoch: completed epochs.
         iteration: completed iterations (optimizer steps).
+        epoch_batches: loader batches already trained in epoch ``epoch + 1`` (non-zero only in
+            a checkpoint written when training was interrupted mid-epoch).
     """
 
     def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -69,6 +75,7 @@ class TrainingState:
         self.loader_generator = loader_generator
         self.epoch = 0
         self.iteration = 0
+        self.epoch_batches = 0
 
     def rng_state(self) -> dict[str, Any]:
         """This process's random states: Python, numpy, torch (CPU and CUDA) and the loader's."""
@@ -79,7 +86,7 @@ class TrainingState:
 
     def state_dict(self, rng_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The checkpoint entries: ``state_dict``, ``optimizer``, ``scheduler``, ``epoch``,
-        ``iteration``, ``rng`` (one state per rank), ``amp`` and ``best``.
+        ``iteration``, ``epoch_batches``, ``rng`` (one state per rank), ``amp`` and ``best``.
 
         Args:
             rng_states: every rank's :meth:`rng_state`; defaults to this process's alone.
@@ -90,6 +97,7 @@ class TrainingState:
             "scheduler": self.scheduler.state_dict(),
             "epoch": int(self.epoch),
             "iteration": int(self.iteration),
+            "epoch_batches": int(self.epoch_batches),
             "rng": rng_states if rng_states is not None else [self.rng_state()],
             "amp": self.stepper.state_dict(),
             "best": self.tracker.state_dict() if self.tracker is not None else None,
@@ -116,8 +124,11 @@ class TrainingState:
                     f"{source} is not a training checkpoint (no '{key}'); to start from its "
                     "weights only, use load_from / --load-from instead"
                 )
+        weights, report = exact_fit(self.model, state["state_dict"])
+        if report.skipped:
+            raise CheckpointError(mismatch_message(report, source, None))
         try:
-            unwrap_model(self.model).load_state_dict(state["state_dict"])
+            unwrap_model(self.model).load_state_dict(weights, strict=False)
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(
@@ -126,6 +137,7 @@ class TrainingState:
             ) from exc
         warnings = self._load_schedule_and_history(state, source)
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
+        self.epoch_batches = int(state.get("epoch_batches", 0))
         return warnings + self._load_rng(state.get("rng"), source)
 
     def _load_schedule_and_history(self, state: dict[str, Any], source: str) -> list[str]:
@@ -183,8 +195,8 @@ def save_training_checkpoints(
         state: what is saved.
         work_dir: where the files go.
         meta: JSON-able data stored in the checkpoint.
-        regular: write ``epoch_N.pth``, point ``latest.pth`` at it and keep the newest
-            ``max_keep`` of them.
+        regular: write ``epoch_N.pth``, point ``latest.pth`` at it, keep the newest
+            ``max_keep`` of them and delete the ``iter_N.pth`` of an interruption.
         best_file: also write this best checkpoint (a hard link to ``epoch_N.pth`` when both
             are written).
         dropped: best checkpoints that fell out of the kept ones, to delete.
@@ -209,9 +221,29 @@ def save_training_checkpoints(
         if regular:
             update_latest(work_dir, paths[0])
             remove_old_checkpoints(work_dir, max_keep)
+            for interrupted in work_dir.glob("iter_*.pth"):  # superseded by this epoch's
+                interrupted.unlink(missing_ok=True)
         for name in dropped:
             (work_dir / name).unlink(missing_ok=True)
     return paths
+
+
+def save_interrupt_checkpoint(state: TrainingState, *, work_dir: str | os.PathLike,
+                              meta: dict[str, Any], last_checkpoint: Path | None) -> Path:
+    """Write ``iter_N.pth`` mid-epoch (``state.epoch_batches`` says where) and point
+    ``latest.pth`` at it, so ``--resume`` continues at the next batch; every rank calls it.
+
+    Raises:
+        TrainingError: the weights hold NaN/inf; nothing is written.
+        CheckpointError: the disk is full; the previous checkpoints are intact.
+    """
+    check_weights_finite(state.model, state.epoch, last_checkpoint)
+    rng_states = all_gather_object(state.rng_state())
+    path = Path(work_dir) / f"iter_{state.iteration}.pth"
+    if is_main_process():
+        write_checkpoint(path, state.state_dict(rng_states), meta=meta)
+        update_latest(work_dir, path)
+    return path
 
 
 def check_weights_finite(model: nn.Module, epoch: int, last_checkpoint: Any) -> None:

@@ -29,6 +29,7 @@ _SETTING_KEYS = {
     "grad_clip": (TrainSettings, "grad_clip"),
     "accumulate_steps": (TrainSettings, "accumulate_steps"),
     "patience": (TrainSettings, "patience"),
+    "divergence": (TrainSettings, "divergence"),
     "checkpoint_interval": (CheckpointSettings, "interval"),
     "max_keep_checkpoints": (CheckpointSettings, "max_keep"),
     "save_best": (CheckpointSettings, "save_best"),

@@ -7,7 +7,9 @@ exercised.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,10 +102,12 @@ class FakeDetector(nn.Module):
         num_classes: classifier outputs.
         nan_at_call: make ``loss_cls`` NaN on this (1-based) call of ``loss``.
         bad_grad_at_call: add a term that is finite but has a NaN gradient on this call.
+        sigterm_at_call: send SIGTERM to this process during this call.
     """
 
     def __init__(self, num_classes: int = 3, nan_at_call: int | None = None,
-                 bad_grad_at_call: int | None = None) -> None:
+                 bad_grad_at_call: int | None = None,
+                 sigterm_at_call: int | None = None) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3, padding=1)
         self.norm = nn.BatchNorm2d(8)
@@ -112,6 +116,7 @@ class FakeDetector(nn.Module):
         self.reg = nn.Linear(8, 4)
         self.nan_at_call = nan_at_call
         self.bad_grad_at_call = bad_grad_at_call
+        self.sigterm_at_call = sigterm_at_call
         self.calls = 0
         self.last_files: list[str] = []
 
@@ -134,6 +139,8 @@ class FakeDetector(nn.Module):
             losses["loss_cls"] = losses["loss_cls"] * float("nan")
         if self.calls == self.bad_grad_at_call:
             losses["loss_bbox"] = losses["loss_bbox"] + (self.reg.weight.sum() * 0).sqrt()
+        if self.calls == self.sigterm_at_call:
+            os.kill(os.getpid(), signal.SIGTERM)
         return losses
 
     def predict(self, batch: ImageBatch) -> list[Instances]:
@@ -172,13 +179,15 @@ def read_jsonl(work_dir: Path) -> list[dict[str, Any]]:
 
 
 def _train_one_distributed_run(rank: int, world_size: int, work_dir: Path,
-                               nan_on_rank: int | None) -> dict[str, Any]:
+                               nan_on_rank: int | None, sigterm_on_rank: int | None = None
+                               ) -> dict[str, Any]:
     from detbox.engine import Trainer
     from detbox.engine.settings import LogSettings, TrainSettings
     from detbox.errors import TrainingError
 
     torch.manual_seed(rank)  # DDP must make the replicas equal by broadcasting rank 0's weights
-    model = FakeDetector(nan_at_call=4 if rank == nan_on_rank else None)
+    model = FakeDetector(nan_at_call=4 if rank == nan_on_rank else None,
+                         sigterm_at_call=5 if rank == sigterm_on_rank else None)
     trainer = Trainer(
         model=model, train_loader=make_loader(rank=rank, world_size=world_size),
         optimizer_cfg={"type": "SGD", "lr": 0.05, "momentum": 0.9},
@@ -196,8 +205,9 @@ def _train_one_distributed_run(rank: int, world_size: int, work_dir: Path,
 
 
 def distributed_worker(rank: int, world_size: int, port: int, root: str) -> None:
-    """One rank of two CPU (gloo) runs: ``root/clean`` trains normally, ``root/nan`` hits a
-    NaN loss on rank 1 only. Writes ``root/result_<rank>.json`` for the test to check."""
+    """One rank of three CPU (gloo) runs: ``root/clean`` trains normally, ``root/nan`` hits a
+    NaN loss on rank 1 only, ``root/sigterm`` gets SIGTERM on rank 0 only. Writes
+    ``root/result_<rank>.json`` for the test to check."""
     import json
     import os
 
@@ -206,8 +216,10 @@ def distributed_worker(rank: int, world_size: int, port: int, root: str) -> None
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     results = {
-        name: _train_one_distributed_run(rank, world_size, Path(root) / name, nan_on_rank)
-        for name, nan_on_rank in (("clean", None), ("nan", 1))
+        name: _train_one_distributed_run(rank, world_size, Path(root) / name, nan_on_rank,
+                                         sigterm_on_rank)
+        for name, nan_on_rank, sigterm_on_rank in (("clean", None, None), ("nan", 1, None),
+                                                   ("sigterm", None, 0))
     }
     (Path(root) / f"result_{rank}.json").write_text(json.dumps(results))
     dist.destroy_process_group()

@@ -57,3 +57,14 @@ def test_non_finite_loss_on_one_rank_stops_both(two_ranks):
     assert "loss_cls=nan" in errors[1]
     assert "non-finite loss on another rank at iteration 4" in errors[0]
     assert sorted(p.name for p in (root / "nan").glob("*.pth")) == ["epoch_1.pth", LATEST_NAME]
+
+
+def test_sigterm_on_rank0_stops_both_at_the_same_iteration(two_ranks):
+    root, results = two_ranks
+    errors = [r["sigterm"]["error"] for r in results]
+    for error in errors:
+        assert "SIGTERM received: stopped after iteration 5 (epoch 2, batch 2/3)" in error
+    checkpoint = load_checkpoint(root / "sigterm" / LATEST_NAME)
+    assert (checkpoint["iteration"], checkpoint["epoch_batches"]) == (5, 2)
+    assert len(checkpoint["rng"]) == 2
+    assert (root / "sigterm" / "iter_5.pth").is_file()

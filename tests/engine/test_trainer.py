@@ -148,7 +148,9 @@ def test_resume_refuses_weights_only_and_foreign_checkpoints(tmp_path, make_trai
     trainer = make_trainer(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not a training checkpoint.*load_from"):
         trainer.resume(tmp_path / "weights.pth")
-    with pytest.raises(CheckpointError, match="does not fit this model"):
+    with pytest.raises(CheckpointError, match="does not fit the model of this run's config: "
+                       r"2 tensor\(s\) differ in shape \(cls.weight: checkpoint \(7, 8\) vs "
+                       r"model \(3, 8\).*another number of classes.*--load-from"):
         trainer.resume(tmp_path / "other.pth")
     trainer.logger.close()
 

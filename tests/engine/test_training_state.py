@@ -12,7 +12,8 @@ from engine_fakes import make_evaluate_fn
 from detbox.engine import TrainingState, find_latest, load_checkpoint
 from detbox.errors import CheckpointError
 
-STATE_KEYS = {"state_dict", "optimizer", "scheduler", "epoch", "iteration", "rng", "amp", "best"}
+STATE_KEYS = {"state_dict", "optimizer", "scheduler", "epoch", "iteration", "epoch_batches", "rng",
+              "amp", "best"}
 
 
 def _draws() -> tuple:
@@ -46,7 +47,8 @@ def test_state_dict_round_trip_restores_weights_optimizer_counters_history_and_r
 def test_a_training_checkpoint_holds_the_state_dict_plus_meta_and_versions(tmp_path, make_trainer):
     make_trainer(tmp_path, max_epochs=1).train()
     checkpoint = load_checkpoint(find_latest(tmp_path))
-    assert set(checkpoint) == STATE_KEYS | {"meta", "detbox_version", "torch_version"}
+    assert set(checkpoint) == STATE_KEYS | {"meta", "detbox_version", "torch_version",
+                                                  "format_version"}
     assert checkpoint["meta"]["class_names"] == ["a", "b", "c"]
 
 
