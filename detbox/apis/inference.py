@@ -146,18 +146,18 @@ def iter_predictions(
                 loaded.append(load_image(img, start + i))
             except ImageReadError as exc:
                 loaded.append(exc)
+        pictures = [None if isinstance(r, ImageReadError) or not keep_images
+                    else img if isinstance(img, np.ndarray) else upright_array(r)
+                    for img, r in zip(chunk, loaded)]  # before the pipeline changes records
         records = [r for r in loaded if not isinstance(r, ImageReadError)]
         with torch.no_grad():
             outputs = (iter(model.predict(collate([pipeline(r) for r in records]).to(device)))
                        if records else iter(()))
-        for img, record in zip(chunk, loaded):
+        for record, picture in zip(loaded, pictures):
             if isinstance(record, ImageReadError):
                 yield record
-                continue
-            picture = None
-            if keep_images:
-                picture = img if isinstance(img, np.ndarray) else upright_array(record)
-            yield Prediction(next(outputs).to("cpu"), picture)
+            else:
+                yield Prediction(next(outputs).to("cpu"), picture)
 
 
 def _collect(

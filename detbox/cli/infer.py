@@ -7,7 +7,7 @@ import argparse
 import glob
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detbox.cli.common import (
     add_config_arguments,
@@ -15,8 +15,10 @@ from detbox.cli.common import (
     load_config_with_options,
     report_unreadable,
 )
-from detbox.data.skipping import UnreadableFiles
 from detbox.errors import DetboxError, ImageReadError
+
+if TYPE_CHECKING:
+    from detbox.data.skipping import UnreadableFiles
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -82,6 +84,7 @@ def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None
     from tqdm import tqdm
 
     from detbox.apis.inference import iter_predictions
+    from detbox.data.skipping import UnreadableFiles
     from detbox.evaluation.prediction_records import prediction_record
     from detbox.visualization import save_visualization
 
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from detbox.apis.inference import load_detector
     from detbox.apis.tta import maybe_wrap_for_tta
     from detbox.apis.video import VIDEO_SUFFIXES, infer_video
+    from detbox.data.skipping import UnreadableFiles
     from detbox.evaluation.prediction_records import records_to_coco_results
     from detbox.utils.device import resolve_device
     from detbox.utils.io import atomic_write_text
