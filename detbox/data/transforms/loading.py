@@ -75,7 +75,7 @@ def image_read_error(path: str, exc: BaseException, in_dataset: bool = False) ->
         advice = "check the path" if reason == "missing" else "replace or remove the file"
     if reason == "missing":
         return ImageReadError(path, reason, f"{path}: image file not found; {advice}")
-    detail = "" if reason in ("empty file", "permission denied") else f": {exc}"
+    detail = "" if reason in ("empty file", "not an image", "permission denied") else f": {exc}"
     return ImageReadError(path, reason, f"{path}: cannot read image ({reason}{detail}); {advice}")
 
 
