@@ -204,6 +204,7 @@ def infer_video(
         plus its ``frame`` index and ``time`` in seconds.
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from detbox.evaluation.prediction_records import prediction_record
 
@@ -215,7 +216,7 @@ def infer_video(
 
     def frames() -> Iterator[np.ndarray]:
         def bad(index: int, reason: str) -> None:
-            unreadable.add(f"{path}#{index}", "corrupt frame", f"skipped {path}#{index}: {reason}")
+            unreadable.add(f"{path}#{index}", "corrupt frame", f"{path}#{index}: {reason}")
 
         for index, seconds, frame in read_frames(path, bad):
             stamps.append((index, seconds))
@@ -224,16 +225,17 @@ def infer_video(
     records: dict[str, dict] = {}
     progress = tqdm(total=info.num_frames or None, desc="infer", unit="frame")
     try:
-        for count, (frame, instances) in enumerate(detect_frames(model, frames(), batch_size)):
-            instances = instances[instances.scores >= score_thr]
-            height, width = frame.shape[:2]
-            record = prediction_record(instances, height, width, names, cat_ids)
-            index, seconds = stamps[count]
-            time = seconds if math.isfinite(seconds) else None
-            records[f"{path}#{index}"] = {"frame": index, "time": time, **record}
-            if writer is not None:
-                writer.write(draw_frame(frame, instances, names, score_thr))
-            progress.update(1)
+        with logging_redirect_tqdm():  # a skipped frame's warning on its own line
+            for count, (frame, instances) in enumerate(detect_frames(model, frames(), batch_size)):
+                instances = instances[instances.scores >= score_thr]
+                height, width = frame.shape[:2]
+                record = prediction_record(instances, height, width, names, cat_ids)
+                index, seconds = stamps[count]
+                time = seconds if math.isfinite(seconds) else None
+                records[f"{path}#{index}"] = {"frame": index, "time": time, **record}
+                if writer is not None:
+                    writer.write(draw_frame(frame, instances, names, score_thr))
+                progress.update(1)
     finally:
         progress.close()
         if writer is not None:

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("browse-dataset needs a pipeline ending in PackDetInputs")
         image, sample = item
         for path, reason in sample.extra.get("skipped_images", ()):
-            unreadable.add(path, "replaced by another image", f"skipped: {reason}")
+            unreadable.add(path, "replaced by another image", reason)
         pixels = denormalize(image, sample.extra.get("img_norm"))
         instances = ground_truth(sample, len(names) - 1)
         save_visualization(pixels, instances, names,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,17 @@ def list_inputs(source: str | Path) -> list[Path]:
     return list_images(source)
 
 
+def picture_names(paths: list[Path]) -> dict[Path, str]:
+    """The ``--vis-dir`` file of each input: ``<stem>.png``, or ``<name>.png`` when inputs
+    share a stem (``a.jpg``, ``a.webp``), or ``<position>_<name>.png`` when they share a name
+    (``x/a.jpg``, ``y/a.jpg``), so that no picture overwrites another."""
+    stems = Counter(p.stem for p in paths)
+    names = Counter(p.name for p in paths)
+    return {p: f"{p.stem}.png" if stems[p.stem] == 1
+            else f"{p.name}.png" if names[p.name] == 1 else f"{i:05d}_{p.name}.png"
+            for i, p in enumerate(paths)}
+
+
 def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None,
                  batch_size: int = 4, unreadable: UnreadableFiles | None = None
                  ) -> dict[str, Any]:
@@ -82,6 +94,7 @@ def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None
     read twice.
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from detbox.apis.inference import iter_predictions
     from detbox.data.skipping import UnreadableFiles
@@ -91,18 +104,20 @@ def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None
     unreadable = UnreadableFiles() if unreadable is None else unreadable
     names, cat_ids = model.dataset_meta["class_names"], model.dataset_meta["cat_ids"]
     records: dict[str, Any] = {}
+    pictures = picture_names(paths)
     results = iter_predictions(model, paths, batch_size, keep_images=True)
-    for path, prediction in tqdm(zip(paths, results), total=len(paths), desc="infer",
-                                 unit="image"):
-        if isinstance(prediction, ImageReadError):
-            unreadable.add_error(prediction)
-            continue
-        instances = prediction.instances[prediction.instances.scores >= score_thr]
-        if vis_dir:
-            save_visualization(prediction.image, instances, names,
-                               Path(vis_dir) / f"{path.stem}.png", score_thr)
-        height, width = prediction.ori_shape
-        records[str(path)] = prediction_record(instances, height, width, names, cat_ids)
+    progress = tqdm(zip(paths, results), total=len(paths), desc="infer", unit="image")
+    with logging_redirect_tqdm():  # a skipped file's warning on its own line, not in the bar
+        for path, prediction in progress:
+            if isinstance(prediction, ImageReadError):
+                unreadable.add_error(prediction)
+                continue
+            instances = prediction.instances[prediction.instances.scores >= score_thr]
+            if vis_dir:
+                save_visualization(prediction.image, instances, names,
+                                   Path(vis_dir) / pictures[path], score_thr)
+            height, width = prediction.ori_shape
+            records[str(path)] = prediction_record(instances, height, width, names, cat_ids)
     return records
 
 

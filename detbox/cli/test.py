@@ -111,7 +111,7 @@ def _unreadable(run_):
 
     unreadable = UnreadableFiles("images")
     for image in run_.skipped:
-        unreadable.add(image.path, image.reason,
-                       f"left out: {image.path} cannot be read ({image.reason})")
+        unreadable.add(image.path, image.reason, f"{image.path}: cannot read image "
+                       f"({image.reason}); left out of the predictions and the evaluation")
     unreadable.check_some_read(len(run_.samples) + len(unreadable))
     return unreadable

@@ -151,18 +151,20 @@ class UnreadableFiles:
     def __init__(self, unit: str = "files") -> None:
         self.unit = unit
         self.entries: list[tuple[str, str]] = []
+        self.details: list[str] = []
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def add(self, path: str, reason: str, message: str | None = None) -> None:
-        """Record one skipped input and log ``message`` (default: the path and reason)."""
+    def add(self, path: str, reason: str, detail: str | None = None) -> None:
+        """Record one skipped input and log ``skipped <detail>`` (default: path and reason)."""
         self.entries.append((str(path), reason))
-        logger.warning(message or f"skipped {path}: {reason}")
+        self.details.append(detail or f"{path}: {reason}")
+        logger.warning(f"skipped {self.details[-1]}")
 
     def add_error(self, error: ImageReadError) -> None:
         """Record the file of ``error``, logging its message."""
-        self.add(error.path, error.reason, f"skipped: {error}")
+        self.add(error.path, error.reason, str(error))
 
     def summary(self, total: int) -> str:
         """``3 of 11 files could not be read: a.jpg (empty file), ...`` (file names only)."""
@@ -173,8 +175,11 @@ class UnreadableFiles:
         """Raise when every one of ``total`` inputs was skipped (nothing to report on).
 
         Raises:
-            DatasetError: ``total`` inputs, all of them skipped.
+            DatasetError: ``total`` inputs, all of them skipped; for a single input, its own
+                message.
         """
+        if total == 1 and len(self) == 1:
+            raise DatasetError(self.details[0])
         if total and len(self) >= total:
             listed = ", ".join(f"{Path(path).name} ({reason})" for path, reason in self.entries)
             raise DatasetError(f"none of the {total} {self.unit} could be read: {listed}")
