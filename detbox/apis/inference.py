@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("detbox.inference")
+
+# What a file that cannot be read does in ``inference_detector``: raise, or give None.
+OnError = Literal["raise", "skip"]
 
 
 def _label_map(checkpoint: Mapping[str, Any], dataset, path: str) -> tuple[list[str], list[int]]:
@@ -111,7 +114,8 @@ class Prediction:
     Attributes:
         instances: detections in original image coordinates (``inference_detector``'s output).
         image: (H, W, 3) uint8 RGB pixels the boxes refer to: a file decoded with its EXIF
-            orientation applied, or the array that was given.
+            orientation applied, or the array that was given; None from ``iter_predictions``
+            without ``keep_images``.
     """
 
     instances: Instances
@@ -161,7 +165,8 @@ def iter_predictions(
 
 
 def _collect(
-    model: nn.Module, items: list[ImageInput], batch_size: int, keep_images: bool, on_error: str
+    model: nn.Module, items: list[ImageInput], batch_size: int, keep_images: bool,
+    on_error: OnError,
 ) -> list[Prediction | None]:
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -178,7 +183,7 @@ def _collect(
 
 def inference_detector(
     model: nn.Module, images: ImageInput | Sequence[ImageInput], batch_size: int = 4,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
 ) -> Instances | None | list[Instances | None]:
     """Detect objects in one image (path or RGB array) or a list of them.
 
@@ -204,7 +209,7 @@ def inference_detector(
 
 def inference_with_images(
     model: nn.Module, images: Sequence[ImageInput], batch_size: int = 4,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
 ) -> list[Prediction | None]:
     """Like ``inference_detector`` on a list, with each image's upright pixels kept.
 
