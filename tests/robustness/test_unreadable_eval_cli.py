@@ -105,3 +105,20 @@ def test_browse_dataset_skips_the_broken_val_image(setup, tmp_path, capsys):
         "1 of 4 images could not be read: img2.png (truncated)")
     assert main(["browse-dataset", str(config), "--split", "val", "--out", str(out),
                  "--strict"]) == 1
+
+
+def test_training_pictures_of_validation_leave_the_broken_image_out(setup):
+    import torch
+
+    from detbox.apis.inference import load_detector
+    from detbox.apis.training import _make_visualize_fn
+    from detbox.config import load_config
+    from detbox.data import build_dataset
+
+    cfg = load_config(setup[0])
+    dataset = build_dataset(cfg.test_dataloader.dataset)
+    model = load_detector(cfg, setup[1], torch.device("cpu"), dataset)
+    visualize = _make_visualize_fn(dataset, torch.device("cpu"), NUM_IMAGES, 0.0)
+    pictures = visualize(model)
+    assert [name for name, _ in pictures] == ["0_img1", "2_img3", "3_img4"]
+    assert all(picture.shape == (48, 64, 3) for _, picture in pictures)
