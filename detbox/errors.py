@@ -19,3 +19,18 @@ class CheckpointError(DetboxError):
 
 class TrainingError(DetboxError):
     """Training cannot go on (e.g. a non-finite loss)."""
+
+
+class ImageReadError(DatasetError):
+    """An image file that cannot be read.
+
+    Attributes:
+        path: the file.
+        reason: why, in a few words: ``missing``, ``permission denied``, ``empty file``,
+            ``not an image``, ``truncated``, ``too large``, ``unsupported mode`` or ``corrupt``.
+    """
+
+    def __init__(self, path: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason

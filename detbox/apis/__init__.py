@@ -6,6 +6,7 @@ from detbox.apis.inference import (
     inference_detector,
     inference_with_images,
     init_detector,
+    iter_predictions,
     show_result,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "inference_detector",
     "inference_with_images",
     "init_detector",
+    "iter_predictions",
     "show_result",
 ]

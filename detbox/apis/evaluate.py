@@ -23,11 +23,16 @@ __all__ = [
 
 @dataclass
 class InferenceRun:
-    """Predictions of one pass over a dataset, with the time the model took."""
+    """Predictions of one pass over a dataset, with the time the model took.
+
+    ``skipped`` holds the images that could not be read (``UnreadableImage``: path, reason,
+    image id); they have no sample or prediction, so evaluation covers the others only.
+    """
 
     samples: list[DetSample] = field(default_factory=list)
     predictions: list[Instances] = field(default_factory=list)
     model_seconds: float = 0.0
+    skipped: list = field(default_factory=list)
 
     @property
     def seconds_per_image(self) -> float:
@@ -49,6 +54,9 @@ def run_inference(
         batches = tqdm(loader, desc="inference", unit="batch", dynamic_ncols=True)
     try:
         for batch in batches:
+            run.skipped.extend(batch.skipped)
+            if not batch.samples:
+                continue
             batch = batch.to(device)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -150,12 +158,13 @@ def gather_inference(run: InferenceRun) -> InferenceRun | None:
         return run
     packed = [_pack(p) for p in run.predictions]
     shapes = [tuple(int(v) for v in s.ori_shape) for s in run.samples]
-    parts = all_gather_object((run.samples, packed, shapes, run.model_seconds))
+    parts = all_gather_object((run.samples, packed, shapes, run.model_seconds, run.skipped))
     if get_rank() != 0:
         return None
     merged = InferenceRun()
-    for samples, rank_packed, rank_shapes, seconds in parts:
+    for samples, rank_packed, rank_shapes, seconds, skipped in parts:
         merged.samples.extend(samples)
+        merged.skipped.extend(skipped)
         merged.predictions.extend(_unpack(p, rles, shape)
                                   for (p, rles), shape in zip(rank_packed, rank_shapes))
         merged.model_seconds += seconds
@@ -176,5 +185,8 @@ def evaluate_detector(
     evaluator = build_evaluator(loader.dataset, metrics, classwise)
     evaluator.process(run.samples, run.predictions)
     results = evaluator.evaluate()
+    for image in run.skipped:
+        logger.warning("left out of the evaluation, cannot be read: %s (%s)", image.path,
+                       image.reason)
     logger.info("evaluation on %d images:\n%s", len(run.samples), evaluator.report())
     return results

@@ -7,11 +7,12 @@ Images are loaded and batched by ``detbox.data.inference`` (``prepare_batch`` an
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,14 +29,19 @@ from detbox.data.inference import (
     read_rgb,
     upright_array,
 )
-from detbox.errors import CheckpointError, ConfigError
+from detbox.errors import CheckpointError, ConfigError, ImageReadError
 from detbox.structures import Instances
 from detbox.utils.device import resolve_device
 
 __all__ = [
-    "ImageInput", "Prediction", "inference_detector", "inference_with_images", "init_detector",
-    "load_detector", "prepare_batch", "show_result",
+    "ImageInput", "ImageReadError", "Prediction", "inference_detector", "inference_with_images",
+    "init_detector", "iter_predictions", "load_detector", "prepare_batch", "show_result",
 ]
+
+logger = logging.getLogger("detbox.inference")
+
+# What a file that cannot be read does in ``inference_detector``: raise, or give None.
+OnError = Literal["raise", "skip"]
 
 
 def _label_map(checkpoint: Mapping[str, Any], dataset, path: str) -> tuple[list[str], list[int]]:
@@ -118,67 +124,111 @@ class Prediction:
     Attributes:
         instances: detections in original image coordinates (``inference_detector``'s output).
         image: (H, W, 3) uint8 RGB pixels the boxes refer to: a file decoded with its EXIF
-            orientation applied, or the array that was given.
+            orientation applied, or the array that was given; None from ``iter_predictions``
+            without ``keep_images``.
     """
 
     instances: Instances
-    image: np.ndarray
+    image: np.ndarray | None
 
     @property
     def ori_shape(self) -> tuple[int, int]:
-        """(height, width) of the upright image."""
+        """(height, width) of the upright image (kept with ``keep_images``)."""
         return int(self.image.shape[0]), int(self.image.shape[1])
 
 
-def _predict(
-    model: nn.Module, items: list[ImageInput], batch_size: int, keep_images: bool
-) -> Iterator[tuple[Instances, np.ndarray | None]]:
-    """``(detections on the CPU, upright image or None)`` per item, ``batch_size`` at a time."""
+def iter_predictions(
+    model: nn.Module, images: Sequence[ImageInput], batch_size: int = 4,
+    keep_images: bool = False,
+) -> Iterator[Prediction | ImageReadError]:
+    """A ``Prediction`` per image, in order, or the ``ImageReadError`` of a file not read.
+
+    Images are read and detected ``batch_size`` at a time, so a long list streams through;
+    an unreadable file takes no place in its batch. ``keep_images`` keeps each image's upright
+    pixels in ``Prediction.image`` (else it is None).
+    """
     if getattr(model, "cfg", None) is None:
         raise ConfigError("the model has no cfg (its test pipeline); load it with init_detector")
     device = next(model.parameters()).device
     model.eval()
     pipeline = build_test_pipeline(model.cfg)
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        records = [load_image(img, start + i) for i, img in enumerate(chunk)]
-        pictures: list[np.ndarray | None] = [None] * len(chunk)
-        if keep_images:
-            pictures = [img if isinstance(img, np.ndarray) else upright_array(record)
-                        for img, record in zip(chunk, records)]
-        batch = collate([pipeline(record) for record in records])
-        for instances, picture in zip(model.predict(batch.to(device)), pictures, strict=True):
-            yield instances.to("cpu"), picture
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        loaded: list[dict[str, Any] | ImageReadError] = []
+        for i, img in enumerate(chunk):
+            try:
+                loaded.append(load_image(img, start + i))
+            except ImageReadError as exc:
+                loaded.append(exc)
+        pictures = [None if isinstance(r, ImageReadError) or not keep_images
+                    else img if isinstance(img, np.ndarray) else upright_array(r)
+                    for img, r in zip(chunk, loaded)]  # before the pipeline changes records
+        records = [r for r in loaded if not isinstance(r, ImageReadError)]
+        with torch.no_grad():
+            outputs = (iter(model.predict(collate([pipeline(r) for r in records]).to(device)))
+                       if records else iter(()))
+        for record, picture in zip(loaded, pictures):
+            if isinstance(record, ImageReadError):
+                yield record
+            else:
+                yield Prediction(next(outputs).to("cpu"), picture)
 
 
-@torch.no_grad()
+def _collect(
+    model: nn.Module, items: list[ImageInput], batch_size: int, keep_images: bool,
+    on_error: OnError,
+) -> list[Prediction | None]:
+    if on_error not in ("raise", "skip"):
+        raise ConfigError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    results: list[Prediction | None] = []
+    for result in iter_predictions(model, items, batch_size, keep_images):
+        if isinstance(result, ImageReadError):
+            if on_error == "raise":
+                raise result
+            logger.warning(f"skipped: {result}")
+            result = None
+        results.append(result)
+    return results
+
+
 def inference_detector(
-    model: nn.Module, images: ImageInput | Sequence[ImageInput], batch_size: int = 4
-) -> Instances | list[Instances]:
+    model: nn.Module, images: ImageInput | Sequence[ImageInput], batch_size: int = 4,
+    on_error: OnError = "raise",
+) -> Instances | None | list[Instances | None]:
     """Detect objects in one image (path or RGB array) or a list of them.
 
     Returns ``Instances`` in original image coordinates (a list for a list input), with
     ``labels`` indexing ``model.dataset_meta['class_names']``. A file is read upright (its
     EXIF orientation applied); ``inference_with_images`` also returns those pixels.
+
+    Args:
+        on_error: what a file that cannot be read does: ``"raise"`` (default) raises its
+            ``ImageReadError`` (``.path``, ``.reason``); ``"skip"`` logs a warning and puts
+            ``None`` in its place, so the other images are still detected and the result
+            stays aligned with the input.
+
+    Raises:
+        ImageReadError: an unreadable file, with ``on_error="raise"``.
     """
     single = not isinstance(images, (list, tuple))
     items = [images] if single else list(images)
-    outputs = [instances for instances, _ in _predict(model, items, batch_size, False)]
+    outputs = [None if p is None else p.instances
+               for p in _collect(model, items, batch_size, False, on_error)]
     return outputs[0] if single else outputs
 
 
-@torch.no_grad()
 def inference_with_images(
-    model: nn.Module, images: Sequence[ImageInput], batch_size: int = 4
-) -> list[Prediction]:
+    model: nn.Module, images: Sequence[ImageInput], batch_size: int = 4,
+    on_error: OnError = "raise",
+) -> list[Prediction | None]:
     """Like ``inference_detector`` on a list, with each image's upright pixels kept.
 
     What drawing or reporting image sizes needs, so that no file is read a second time (and
     a photo's size and picture follow the orientation the model saw). All images are held in
-    memory: call it batch by batch for long lists.
+    memory: call it batch by batch for long lists, or use ``iter_predictions``. ``on_error``
+    is as for ``inference_detector`` (``None`` for a skipped file).
     """
-    return [Prediction(instances, picture)
-            for instances, picture in _predict(model, list(images), batch_size, True)]
+    return _collect(model, list(images), batch_size, True, on_error)
 
 
 def show_result(

@@ -75,11 +75,16 @@ def _make_visualize_fn(dataset, device: torch.device, count: int, score_thr: flo
         from PIL import Image
 
         from detbox.data.collate import collate
+        from detbox.data.skipping import UnreadableImage
         from detbox.visualization import draw_instances
 
-        batch = collate([dataset[i] for i in indices]).to(device)
+        items = {i: dataset[i] for i in indices}
+        readable = [i for i in indices if not isinstance(items[i], UnreadableImage)]
+        if not readable:
+            return []
+        batch = collate([items[i] for i in readable]).to(device)
         pictures = []
-        for index, sample, prediction in zip(indices, batch.samples, model.predict(batch)):
+        for index, sample, prediction in zip(readable, batch.samples, model.predict(batch)):
             with Image.open(dataset.get_record(index)["img_path"]) as image:
                 drawn = draw_instances(image, prediction.to("cpu"), dataset.class_names,
                                        score_thr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from detbox.data.skipping import UnreadableFiles
 from detbox.errors import DetboxError
 from detbox.structures import Instances
 
@@ -78,15 +79,32 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
         container.close()
 
 
-def read_frames(path: str | os.PathLike) -> Iterator[tuple[int, float, np.ndarray]]:
+def read_frames(
+    path: str | os.PathLike, on_bad_packet: Callable[[int, str], None] | None = None,
+) -> Iterator[tuple[int, float, np.ndarray]]:
     """``(index, time in seconds, (H, W, 3) uint8 RGB frame)`` for every frame, decoded as
-    they are read (the video is never held in memory whole)."""
+    they are read (the video is never held in memory whole).
+
+    A packet the decoder rejects (a damaged frame) is skipped: ``on_bad_packet(index, reason)``
+    is told the frame index it would have had, and that index is left unused.
+    """
+    av = _av()
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        for index, frame in enumerate(container.decode(stream)):
-            seconds = float(frame.time) if frame.time is not None else float("nan")
-            yield index, seconds, frame.to_ndarray(format="rgb24")
+        index = 0
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except (av.error.FFmpegError, ValueError) as exc:
+                if on_bad_packet is not None:
+                    on_bad_packet(index, f"corrupt frame: {exc}")
+                index += 1
+                continue
+            for frame in frames:
+                seconds = float(frame.time) if frame.time is not None else float("nan")
+                yield index, seconds, frame.to_ndarray(format="rgb24")
+                index += 1
     finally:
         container.close()
 
@@ -174,39 +192,50 @@ def infer_video(
     score_thr: float = 0.3,
     out_video: str | os.PathLike | None = None,
     batch_size: int = 4,
+    unreadable: UnreadableFiles | None = None,
 ) -> dict[str, dict]:
     """Detect objects in every frame of a video; optionally write the annotated video.
+
+    A frame that cannot be decoded is skipped (and added to ``unreadable`` as
+    ``<path>#<frame index>``); the frames after it are still detected.
 
     Returns:
         ``{"<path>#<frame index>": record}`` with the ``detbox infer`` record of each frame
         plus its ``frame`` index and ``time`` in seconds.
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from detbox.evaluation.prediction_records import prediction_record
 
     info = video_info(path)
     names, cat_ids = model.dataset_meta["class_names"], model.dataset_meta["cat_ids"]
     writer = VideoWriter(out_video, info.fps) if out_video is not None else None
-    times: list[float] = []
+    unreadable = UnreadableFiles("frames") if unreadable is None else unreadable
+    stamps: list[tuple[int, float]] = []
 
     def frames() -> Iterator[np.ndarray]:
-        for _, seconds, frame in read_frames(path):
-            times.append(seconds)
+        def bad(index: int, reason: str) -> None:
+            unreadable.add(f"{path}#{index}", "corrupt frame", f"{path}#{index}: {reason}")
+
+        for index, seconds, frame in read_frames(path, bad):
+            stamps.append((index, seconds))
             yield frame
 
     records: dict[str, dict] = {}
     progress = tqdm(total=info.num_frames or None, desc="infer", unit="frame")
     try:
-        for index, (frame, instances) in enumerate(detect_frames(model, frames(), batch_size)):
-            instances = instances[instances.scores >= score_thr]
-            height, width = frame.shape[:2]
-            record = prediction_record(instances, height, width, names, cat_ids)
-            seconds = times[index] if math.isfinite(times[index]) else None
-            records[f"{path}#{index}"] = {"frame": index, "time": seconds, **record}
-            if writer is not None:
-                writer.write(draw_frame(frame, instances, names, score_thr))
-            progress.update(1)
+        with logging_redirect_tqdm():  # a skipped frame's warning on its own line
+            for count, (frame, instances) in enumerate(detect_frames(model, frames(), batch_size)):
+                instances = instances[instances.scores >= score_thr]
+                height, width = frame.shape[:2]
+                record = prediction_record(instances, height, width, names, cat_ids)
+                index, seconds = stamps[count]
+                time = seconds if math.isfinite(seconds) else None
+                records[f"{path}#{index}"] = {"frame": index, "time": time, **record}
+                if writer is not None:
+                    writer.write(draw_frame(frame, instances, names, score_thr))
+                progress.update(1)
     finally:
         progress.close()
         if writer is not None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from detbox.cli.common import add_config_arguments, load_config_with_options
+from detbox.cli.common import (
+    add_config_arguments,
+    add_strict_argument,
+    load_config_with_options,
+    report_unreadable,
+)
 from detbox.cli.flops import add_shape_argument, parse_shape
 
 
@@ -27,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "num_classes to the data (default: 80)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json-out", help="also write the numbers as JSON to this file")
+    add_strict_argument(parser, "a file of --images could not be read (it is skipped either "
+                        "way)")
     parser.set_defaults(func=run)
 
 
@@ -34,7 +41,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from detbox.cli.infer import list_inputs
-    from detbox.deploy.benchmark import benchmark_detector, format_benchmark, synthetic_images
+    from detbox.data.skipping import UnreadableFiles
+    from detbox.deploy.benchmark import (
+        benchmark_detector,
+        format_benchmark,
+        readable_images,
+        synthetic_images,
+    )
     from detbox.deploy.model_loading import model_from_config
     from detbox.errors import ConfigError
     from detbox.utils.device import resolve_device
@@ -47,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config_with_options(args)
     device = resolve_device(args.device or cfg.get("device"))
     model = model_from_config(cfg, args.checkpoint, device, args.num_classes)
+    unreadable = UnreadableFiles()
     if args.images:
-        images = list_inputs(args.images)
+        listed = list_inputs(args.images)
+        images = readable_images(listed, unreadable)
+        unreadable.check_some_read(len(listed))
         source = f"{len(images)} images from {args.images}"
     else:
         shape = parse_shape(args.shape)
@@ -62,4 +78,4 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(result.to_dict(), indent=1) + "\n")
         print(f"numbers written to {args.json_out}")
-    return 0
+    return report_unreadable(unreadable, len(images) + len(unreadable), args.strict)

@@ -3,7 +3,8 @@
 Each picture is a dataset item after the whole pipeline (augmentations included), with the
 normalization undone and the ground truth drawn: boxes, class names, masks, and crowd/ignored
 regions labelled ``ignored``. Wrong boxes, flipped masks or an over-strong augmentation show at
-a glance.
+a glance. An image that cannot be read is reported and skipped (the train split draws another
+one in its place, as training does).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="seed of --shuffle and of the random augmentations (default: 0)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override config keys, as for train")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 1 when an image could not be read")
     parser.set_defaults(func=run)
 
 
@@ -46,7 +49,8 @@ def _dataset(cfg: Mapping[str, Any], split: str):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from detbox.cli.common import load_config_with_options
+    from detbox.cli.common import load_config_with_options, report_unreadable
+    from detbox.data.skipping import UnreadableFiles, UnreadableImage
     from detbox.structures import DetSample
     from detbox.visualization import denormalize, ground_truth, save_visualization
 
@@ -58,16 +62,23 @@ def run(args: argparse.Namespace) -> int:
     indices = random.sample(range(len(dataset)), count) if args.shuffle else range(count)
     names = [*getattr(dataset, "class_names", []), "ignored"]
     out = Path(args.out)
+    unreadable = UnreadableFiles("images")
+    written = 0
     for index in indices:
         item = dataset[index]
+        if isinstance(item, UnreadableImage):
+            unreadable.add(item.path, item.reason)
+            continue
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], DetSample)):
             raise ConfigError("browse-dataset needs a pipeline ending in PackDetInputs")
         image, sample = item
         for path, reason in sample.extra.get("skipped_images", ()):
-            print(f"skipped {path}: {reason}")
+            unreadable.add(path, "replaced by another image", reason)
         pixels = denormalize(image, sample.extra.get("img_norm"))
         instances = ground_truth(sample, len(names) - 1)
         save_visualization(pixels, instances, names,
                            out / f"{index:05d}_{Path(sample.file_name).stem}.png", score_thr=0.0)
-    print(f"{count} pictures of the {args.split} data (after its pipeline) written to {out}")
-    return 0
+        written += 1
+    unreadable.check_some_read(count)
+    print(f"{written} pictures of the {args.split} data (after its pipeline) written to {out}")
+    return report_unreadable(unreadable, written + len(unreadable), args.strict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from detbox.config import ConfigDict, apply_options, load_config, parse_options
@@ -28,3 +29,23 @@ def load_config_with_options(args: argparse.Namespace) -> ConfigDict:
 def default_work_dir(config_path: str) -> Path:
     """``work_dirs/<config name>``, as MMDetection users expect."""
     return Path("work_dirs") / Path(config_path).stem
+
+
+def add_strict_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--strict``: exit with status 1 when ``what`` happened."""
+    parser.add_argument("--strict", action="store_true",
+                        help=f"exit with status 1 when {what}")
+
+
+def report_unreadable(unreadable, total: int, strict: bool) -> int:
+    """Print the summary of the skipped inputs (if any) to stderr; the exit status.
+
+    Args:
+        unreadable: the command's ``detbox.data.skipping.UnreadableFiles``.
+        total: how many inputs there were, read or not.
+        strict: whether a skipped input fails the command (status 1).
+    """
+    if not len(unreadable):
+        return 0
+    print(unreadable.summary(total), file=sys.stderr)
+    return 1 if strict else 0

@@ -6,11 +6,20 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detbox.cli.common import add_config_arguments, load_config_with_options
-from detbox.errors import DetboxError
+from detbox.cli.common import (
+    add_config_arguments,
+    add_strict_argument,
+    load_config_with_options,
+    report_unreadable,
+)
+from detbox.errors import DetboxError, ImageReadError
+
+if TYPE_CHECKING:
+    from detbox.data.skipping import UnreadableFiles
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -33,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: the config's tta section (multi-scale + "
                              "flip, merged), or a flip at the test scale when it has none")
+    add_strict_argument(parser, "an input file or video frame could not be read (it is "
+                        "skipped either way)")
     parser.set_defaults(func=run)
 
 
@@ -62,27 +73,49 @@ def list_inputs(source: str | Path) -> list[Path]:
     return list_images(source)
 
 
+def picture_names(paths: list[Path]) -> dict[Path, str]:
+    """The ``--vis-dir`` file of each input: ``<stem>.png``, or ``<name>.png`` when inputs
+    share a stem (``a.jpg``, ``a.webp``), or ``<position>_<name>.png`` when they share a name
+    (``x/a.jpg``, ``y/a.jpg``), so that no picture overwrites another."""
+    stems = Counter(p.stem for p in paths)
+    names = Counter(p.name for p in paths)
+    return {p: f"{p.stem}.png" if stems[p.stem] == 1
+            else f"{p.name}.png" if names[p.name] == 1 else f"{i:05d}_{p.name}.png"
+            for i, p in enumerate(paths)}
+
+
 def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None,
-                 batch_size: int = 4) -> dict[str, Any]:
+                 batch_size: int = 4, unreadable: UnreadableFiles | None = None
+                 ) -> dict[str, Any]:
     """Predict every image and return the ``preds.json`` mapping (path -> record).
 
-    Sizes and drawings come from the upright decode the model saw; no file is read twice.
+    A file that cannot be read is logged, added to ``unreadable`` and left out; the others are
+    still predicted. Sizes and drawings come from the upright decode the model saw; no file is
+    read twice.
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from detbox.apis.inference import inference_with_images
+    from detbox.apis.inference import iter_predictions
+    from detbox.data.skipping import UnreadableFiles
     from detbox.evaluation.prediction_records import prediction_record
     from detbox.visualization import save_visualization
 
+    unreadable = UnreadableFiles() if unreadable is None else unreadable
     names, cat_ids = model.dataset_meta["class_names"], model.dataset_meta["cat_ids"]
     records: dict[str, Any] = {}
-    for start in tqdm(range(0, len(paths), batch_size), desc="infer", unit="batch"):
-        chunk = paths[start:start + batch_size]
-        for path, prediction in zip(chunk, inference_with_images(model, chunk, batch_size)):
+    pictures = picture_names(paths)
+    results = iter_predictions(model, paths, batch_size, keep_images=True)
+    progress = tqdm(zip(paths, results), total=len(paths), desc="infer", unit="image")
+    with logging_redirect_tqdm():  # a skipped file's warning on its own line, not in the bar
+        for path, prediction in progress:
+            if isinstance(prediction, ImageReadError):
+                unreadable.add_error(prediction)
+                continue
             instances = prediction.instances[prediction.instances.scores >= score_thr]
             if vis_dir:
                 save_visualization(prediction.image, instances, names,
-                                   Path(vis_dir) / f"{path.stem}.png", score_thr)
+                                   Path(vis_dir) / pictures[path], score_thr)
             height, width = prediction.ori_shape
             records[str(path)] = prediction_record(instances, height, width, names, cat_ids)
     return records
@@ -92,22 +125,26 @@ def run(args: argparse.Namespace) -> int:
     from detbox.apis.inference import load_detector
     from detbox.apis.tta import maybe_wrap_for_tta
     from detbox.apis.video import VIDEO_SUFFIXES, infer_video
+    from detbox.data.skipping import UnreadableFiles
     from detbox.evaluation.prediction_records import records_to_coco_results
+    from detbox.utils.device import resolve_device
     from detbox.utils.io import atomic_write_text
 
     cfg = load_config_with_options(args)
     source = Path(args.input)
     is_video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
     paths = [] if is_video else list_inputs(args.input)
-    from detbox.utils.device import resolve_device
-
     model = load_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")))
     model = maybe_wrap_for_tta(model, cfg, True if args.tta else None)
+    unreadable = UnreadableFiles("frames" if is_video else "files")
     if is_video:
         out_video = Path(args.vis_dir) / f"{source.stem}.mp4" if args.vis_dir else None
-        records = infer_video(model, source, args.score_thr, out_video, args.batch_size)
+        records = infer_video(model, source, args.score_thr, out_video, args.batch_size,
+                              unreadable)
     else:
-        records = infer_images(model, paths, args.score_thr, args.vis_dir, args.batch_size)
+        records = infer_images(model, paths, args.score_thr, args.vis_dir, args.batch_size,
+                               unreadable)
+    unreadable.check_some_read(len(records) + len(unreadable))
     count = sum(len(r["predictions"]) for r in records.values())
     unit = "frames" if is_video else "images"
     print(f"{count} detections (score >= {args.score_thr}) in {len(records)} {unit}")
@@ -117,4 +154,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"predictions written to {args.out}")
     if args.vis_dir:
         print(f"pictures written to {args.vis_dir}")
-    return 0
+    return report_unreadable(unreadable, len(records) + len(unreadable), args.strict)

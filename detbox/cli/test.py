@@ -6,7 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from detbox.cli.common import add_config_arguments, load_config_with_options
+from detbox.cli.common import (
+    add_config_arguments,
+    add_strict_argument,
+    load_config_with_options,
+    report_unreadable,
+)
 from detbox.cli.train import add_launcher_argument
 from detbox.errors import ConfigError
 
@@ -34,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: the config's tta section (multi-scale + "
                              "flip, merged), or a flip at the test scale when it has none")
+    add_strict_argument(parser, "an image of the test split could not be read (it is left "
+                        "out of the predictions and the evaluation either way)")
     parser.set_defaults(func=run)
 
 
@@ -66,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     run_ = gather_inference(run_inference(model, loader, device, progress=shard["rank"] == 0))
     if run_ is None:
         return 0
+    unreadable = _unreadable(run_)
+    total = len(run_.samples) + len(unreadable)
     print(f"inference: {len(run_.samples)} images, "
           f"{run_.seconds_per_image * 1000:.1f} ms per image (model time on {device})")
     if args.out:
@@ -75,13 +84,16 @@ def run(args: argparse.Namespace) -> int:
         write_results(args.out, results)
         print(f"wrote {len(results)} results to {args.out}")
     if args.format_only:
-        return 0
+        return report_unreadable(unreadable, total, args.strict)
     metrics = args.eval or (cfg.get("evaluation") or {}).get("metric", ["bbox"])
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     evaluator = build_evaluator(loader.dataset, metrics)
     evaluator.process(run_.samples, run_.predictions)
     results = evaluator.evaluate()
     print(evaluator.report())
+    if unreadable:
+        print(f"evaluation covered {len(run_.samples)} of {total} images "
+              f"({len(unreadable)} could not be read)")
     if args.json_out:
         atomic_write_text(Path(args.json_out), json.dumps(results, indent=2, default=float) + "\n")
     if args.plots:
@@ -89,4 +101,17 @@ def run(args: argparse.Namespace) -> int:
 
         written = save_eval_plots(loader.dataset, run_.samples, run_.predictions, args.plots)
         print(f"plots written: {', '.join(str(p) for p in written)}")
-    return 0
+    return report_unreadable(unreadable, total, args.strict)
+
+
+def _unreadable(run_):
+    """The run's unreadable images (``UnreadableFiles``), logged; an error when no image
+    could be read."""
+    from detbox.data.skipping import UnreadableFiles
+
+    unreadable = UnreadableFiles("images")
+    for image in run_.skipped:
+        unreadable.add(image.path, image.reason, f"{image.path}: cannot read image "
+                       f"({image.reason}); left out of the predictions and the evaluation")
+    unreadable.check_some_read(len(run_.samples) + len(unreadable))
+    return unreadable

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from detbox.data.coco_validation import check_image_files
-from detbox.data.skipping import SkippedImages, load_skipping_unreadable
+from detbox.data.skipping import SkippedImages, load_or_unreadable, load_skipping_unreadable
 from detbox.data.transforms import Compose
 from detbox.structures import DetSample
 from detbox.utils.io import atomic_write_text
@@ -87,11 +87,13 @@ class DetectionDataset(Dataset):
         with_mask: whether the default pipeline loads masks.
         filter_empty: drop images with no (non-ignored) object of a kept class; training only,
             ignored with ``test_mode``.
-        test_mode: inference/evaluation use: no image is filtered or skipped.
-        max_skipped_images: training only (ignored with ``test_mode``, where every image must
-            be evaluated): an image that cannot be loaded is replaced by another with a warning
-            naming the file, up to this many distinct files; one more is an error. 0 fails at
-            the first one. See ``detbox.data.skipping``.
+        test_mode: inference/evaluation use: no image is filtered; an image that cannot be
+            read gives an ``UnreadableImage`` (see ``detbox.data.skipping``) instead of the
+            item, which evaluation reports and leaves out.
+        max_skipped_images: training only (ignored with ``test_mode``): an image that
+            cannot be loaded is replaced by another with a warning naming the file, up to this
+            many distinct files; one more is an error. 0 fails at the first one. See
+            ``detbox.data.skipping``.
         label_map_out: write ``label_map.json`` here (a folder or a ``.json`` path).
 
     ``dataset[i]`` is what the pipeline returns, normally ``(image (3, H, W) float32, DetSample)``
@@ -151,6 +153,8 @@ class DetectionDataset(Dataset):
         return len(self.image_ids)
 
     def __getitem__(self, index: int) -> tuple[Tensor, DetSample]:
+        if self.test_mode:
+            return load_or_unreadable(self.pipeline, self.get_record(index))
         if self.max_skipped_images == 0:
             return self.pipeline(self.get_record(index))
         return load_skipping_unreadable(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 
+from detbox.data.skipping import UnreadableImage
 from detbox.structures import DetSample, ImageBatch
 
 __all__ = ["collate"]
@@ -21,11 +23,19 @@ def collate(items: Sequence[tuple[Tensor, DetSample]], size_divisor: int = 32) -
     on the normalized scale, i.e. the mean colour. Samples (and their masks) are unchanged:
     ``img_shape`` still tells each image's valid region.
 
+    An ``UnreadableImage`` among the items (a test-mode dataset's unreadable file) goes to
+    ``ImageBatch.skipped`` instead; a batch of only those has no images.
+
     Returns:
         ImageBatch with ``images`` (B, 3, H, W) in the dtype of the first image.
     """
     if not items:
         raise ValueError("collate needs at least one (image, sample) pair")
+    skipped = [item for item in items if isinstance(item, UnreadableImage)]
+    if skipped:
+        items = [item for item in items if not isinstance(item, UnreadableImage)]
+        if not items:
+            return ImageBatch(images=torch.zeros((0, 3, 0, 0)), samples=[], skipped=skipped)
     images = [image for image, _ in items]
     height = max(int(image.shape[-2]) for image in images)
     width = max(int(image.shape[-1]) for image in images)
@@ -35,4 +45,4 @@ def collate(items: Sequence[tuple[Tensor, DetSample]], size_divisor: int = 32) -
     batch = images[0].new_zeros((len(images), images[0].shape[0], height, width))
     for slot, image in zip(batch, images):
         slot[:, : image.shape[-2], : image.shape[-1]].copy_(image)
-    return ImageBatch(images=batch, samples=[sample for _, sample in items])
+    return ImageBatch(images=batch, samples=[sample for _, sample in items], skipped=skipped)

@@ -18,13 +18,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from detbox.data.inference import ImageInput, prepare_batch
+from detbox.data.inference import ImageInput, load_image, prepare_batch
+from detbox.data.skipping import UnreadableFiles
+from detbox.errors import ImageReadError
 
 __all__ = [
     "BenchmarkResult",
     "benchmark_detector",
     "format_benchmark",
     "peak_rss_bytes",
+    "readable_images",
     "synthetic_images",
 ]
 
@@ -101,6 +104,24 @@ def synthetic_images(count: int, shape: tuple[int, int], seed: int = 0) -> list[
             image[y1:y2, x1:x2] = rng.integers(0, 256, size=3, dtype=np.uint8)
         images.append(image)
     return images
+
+
+def readable_images(images: Sequence[ImageInput], unreadable: UnreadableFiles
+                    ) -> list[ImageInput]:
+    """``images`` without the files that cannot be read, which go to ``unreadable``.
+
+    Checked once before timing, so that the measured batches are made of the same readable
+    images every time (a benchmark reads its files many times anyway).
+    """
+    kept = []
+    for image in images:
+        try:
+            load_image(image)
+        except ImageReadError as exc:
+            unreadable.add_error(exc)
+            continue
+        kept.append(image)
+    return kept
 
 
 def peak_rss_bytes() -> int:

@@ -30,6 +30,8 @@ def _loss_sums(model: nn.Module, loader: Iterable[ImageBatch], device: torch.dev
     sums: dict[str, float] = {}
     count = 0
     for batch in loader:
+        if not batch.samples:  # every image of the batch unreadable (reported by evaluation)
+            continue
         if any(sample.gt is None for sample in batch.samples):
             raise ConfigError(
                 "evaluation.val_loss needs ground truth in the validation data: load it in the "

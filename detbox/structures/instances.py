@@ -107,10 +107,13 @@ class ImageBatch:
         images: (B, 3, H, W) float, normalized, zero-padded at the bottom and right so that
             H and W are multiples of the size divisor.
         samples: one DetSample per image; ``samples[i].img_shape`` is its unpadded size.
+        skipped: images of this batch that could not be read (``detbox.data.skipping``
+            ``UnreadableImage``), not in ``images``; evaluation leaves them out.
     """
 
     images: Tensor
     samples: list[DetSample]
+    skipped: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -119,4 +122,5 @@ class ImageBatch:
         return ImageBatch(
             images=self.images.to(device, non_blocking=True),
             samples=[s.to(device) for s in self.samples],
+            skipped=self.skipped,
         )

@@ -12,6 +12,7 @@ from coco_factory import CATEGORIES, box_annotation, image_entry, write_coco
 from PIL import Image
 
 from detbox.data import CocoDataset, build_dataloader
+from detbox.data.skipping import UnreadableImage
 from detbox.data.transforms import LoadImage
 from detbox.errors import DatasetError
 
@@ -124,9 +125,12 @@ def test_skipped_images_are_counted_across_worker_processes(tmp_path: Path, capl
     assert sorted(Path(p).name for p in loader.skipped.reasons) == ["img1.png", "img2.png"]
 
 
-def test_evaluation_data_never_skips(tmp_path: Path) -> None:
+def test_evaluation_data_marks_an_unreadable_image_instead_of_replacing_it(
+        tmp_path: Path) -> None:
     ann_file, img_dir = _dataset_with_bad_images(tmp_path, bad=1)
     dataset = CocoDataset(ann_file, img_dir, test_mode=True, max_skipped_images=5)
     assert dataset.max_skipped_images == 0
-    with pytest.raises(DatasetError, match="img1.png: cannot read image"):
-        dataset[0]
+    item = dataset[0]
+    assert isinstance(item, UnreadableImage)
+    assert (Path(item.path).name, item.reason) == ("img1.png", "truncated")
+    assert dataset[1][1].file_name == "img2.png"

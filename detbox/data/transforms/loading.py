@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -11,13 +12,14 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detbox.data.transforms.geometric import drop_degenerate_boxes
-from detbox.errors import ConfigError, DatasetError
+from detbox.errors import ConfigError, DatasetError, ImageReadError
 from detbox.registry import TRANSFORMS
 
 __all__ = [
     "LoadAnnotations",
     "LoadImage",
     "decode_rles",
+    "image_read_error",
     "pil_to_rgb_array",
     "segmentation_to_rle",
 ]
@@ -43,16 +45,8 @@ class LoadImage:
         try:
             with Image.open(path) as pil:
                 array = pil_to_rgb_array(ImageOps.exif_transpose(pil))
-        except FileNotFoundError:
-            raise DatasetError(
-                f"{path}: image file not found; check img_dir and the file_name in the "
-                "annotation file"
-            ) from None
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-            raise DatasetError(
-                f"{path}: cannot read image ({exc}); replace the file or remove it from the "
-                "annotation file"
-            ) from None
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise image_read_error(path, exc, in_dataset="ann_file" in results) from None
         height, width = array.shape[:2]
         expected = (results.get("height"), results.get("width"))
         if None not in expected and expected != (height, width):
@@ -66,6 +60,43 @@ class LoadImage:
         results["scale_factor"] = (1.0, 1.0)
         results["flip"] = None
         return results
+
+
+def image_read_error(path: str, exc: BaseException, in_dataset: bool = False) -> ImageReadError:
+    """The ``ImageReadError`` for ``exc`` raised while decoding ``path``, its reason classified.
+
+    ``in_dataset``: the file comes from an annotation file, so the advice names it.
+    """
+    reason = _read_failure_reason(path, exc)
+    if in_dataset:
+        advice = ("check img_dir and the file_name in the annotation file" if reason == "missing"
+                  else "replace the file or remove it from the annotation file")
+    else:
+        advice = "check the path" if reason == "missing" else "replace or remove the file"
+    if reason == "missing":
+        return ImageReadError(path, reason, f"{path}: image file not found; {advice}")
+    detail = "" if reason in ("empty file", "not an image", "permission denied") else f": {exc}"
+    return ImageReadError(path, reason, f"{path}: cannot read image ({reason}{detail}); {advice}")
+
+
+def _read_failure_reason(path: str, exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "missing"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, Image.DecompressionBombError):
+        return "too large"
+    if isinstance(exc, UnidentifiedImageError):
+        try:
+            return "empty file" if os.path.getsize(path) == 0 else "not an image"
+        except OSError:
+            return "not an image"
+    text = str(exc).lower()
+    if "truncated" in text:
+        return "truncated"
+    if isinstance(exc, ValueError) and "mode" in text:
+        return "unsupported mode"
+    return "corrupt"
 
 
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
