@@ -13,16 +13,16 @@ modules before anything is built, so their ``@MODELS.register`` classes exist; a
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import importlib
-import inspect
 import json
 import os
 import runpy
 import sys
 import types
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,8 @@ def _read_file(path: Path) -> dict:
     suffix = path.suffix.lower()
     try:
         if suffix == ".py":
-            namespace = runpy.run_path(str(path))
+            with _cwd_importable():
+                namespace = runpy.run_path(str(path))
             return {
                 k: v for k, v in namespace.items()
                 if not (k.startswith("_") and k != "_base_") and not _is_code(v)
@@ -150,15 +151,19 @@ def _read_file(path: Path) -> dict:
                 return json.load(f)
     except (SyntaxError, yaml.YAMLError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot parse config: {exc}") from exc
+    except ImportError as exc:
+        raise ConfigError(f"{path}: {exc} (the config's imports run from the current "
+                          "directory and PYTHONPATH)") from exc
     raise ConfigError(f"{path}: config files must end in .py, .yaml, .yml or .json")
 
 
 def _is_code(value: Any) -> bool:
-    """Classes, functions and modules a Python config imports or defines: not config keys."""
-    return (
-        inspect.isclass(value) or inspect.ismodule(value) or inspect.isroutine(value)
-        or callable(value) and not isinstance(value, (Mapping, list, tuple, str))
-    )
+    """Whether a Python config's top-level name is code rather than a config value.
+
+    Classes, functions, modules and other objects a config imports or defines (``from
+    detbox.registry import DATASETS``) are not config keys; plain values are.
+    """
+    return not isinstance(value, (Mapping, list, tuple, str, int, float, type(None), os.PathLike))
 
 
 def merge_configs(base: Mapping, override: Mapping) -> dict:
@@ -256,10 +261,7 @@ def import_custom_modules(section: Any, source: str = "config") -> list[types.Mo
         raise ConfigError(f"{source}: custom_imports.imports must be module names, got {names!r}")
     allow_failed = bool(section.get("allow_failed_imports", False))
     modules = []
-    added = os.getcwd() not in sys.path
-    if added:
-        sys.path.append(os.getcwd())
-    try:
+    with _cwd_importable():
         for name in names:
             try:
                 modules.append(importlib.import_module(name))
@@ -269,10 +271,21 @@ def import_custom_modules(section: Any, source: str = "config") -> list[types.Mo
                 if not allow_failed:
                     raise ConfigError(message) from exc
                 warnings.warn(message, stacklevel=2)
-    finally:
-        if added:
-            sys.path.remove(os.getcwd())
     return modules
+
+
+@contextlib.contextmanager
+def _cwd_importable() -> Iterator[None]:
+    """Modules in the current directory import (as under ``python -m``) while inside."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 def _leaf_datasets(node: Any) -> list[dict]:
