@@ -13,16 +13,11 @@ modules before anything is built, so their ``@MODELS.register`` classes exist; a
 from __future__ import annotations
 
 import ast
-import contextlib
 import copy
-import importlib
 import json
 import os
 import runpy
-import sys
-import types
-import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +25,7 @@ import yaml
 
 from detbox.errors import ConfigError
 from detbox.registry import closest_match
+from detbox.utils.imports import cwd_importable, import_custom_modules
 
 __all__ = [
     "ConfigDict",
@@ -137,7 +133,7 @@ def _read_file(path: Path) -> dict:
     suffix = path.suffix.lower()
     try:
         if suffix == ".py":
-            with _cwd_importable():
+            with cwd_importable():
                 namespace = runpy.run_path(str(path))
             return {
                 k: v for k, v in namespace.items()
@@ -229,63 +225,6 @@ def _check_recipe_variables(child: Mapping, bases: Mapping, source: str) -> None
                 f"is executed on its own), so changing it here changes no dataloader; override "
                 f"the dataloader keys instead, e.g. train_dataloader = dict(dataset=dict(...))"
             )
-
-
-def import_custom_modules(section: Any, source: str = "config") -> list[types.ModuleType]:
-    """Import ``custom_imports=dict(imports=[...], allow_failed_imports=False)``.
-
-    The modules register their components (``@MODELS.register``) when imported, so a config
-    can name them by ``type``. The current directory is searched too, as ``python -m`` would.
-
-    Args:
-        section: the config's ``custom_imports`` value (None: nothing to import).
-        source: the config file, named in errors.
-
-    Returns:
-        The imported modules.
-
-    Raises:
-        ConfigError: a malformed section, or a module that cannot be imported (unless
-            ``allow_failed_imports=True``, which warns instead).
-    """
-    if section is None:
-        return []
-    if not isinstance(section, Mapping) or set(section) - {"imports", "allow_failed_imports"}:
-        raise ConfigError(
-            f"{source}: custom_imports must be dict(imports=['my_pkg.my_module'], "
-            f"allow_failed_imports=False), got {section!r}"
-        )
-    names = section.get("imports", [])
-    names = [names] if isinstance(names, str) else list(names)
-    if not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"{source}: custom_imports.imports must be module names, got {names!r}")
-    allow_failed = bool(section.get("allow_failed_imports", False))
-    modules = []
-    with _cwd_importable():
-        for name in names:
-            try:
-                modules.append(importlib.import_module(name))
-            except Exception as exc:  # noqa: BLE001 - any failure is reported with the module
-                message = (f"{source}: custom_imports: cannot import '{name}' "
-                           f"({type(exc).__name__}: {exc})")
-                if not allow_failed:
-                    raise ConfigError(message) from exc
-                warnings.warn(message, stacklevel=2)
-    return modules
-
-
-@contextlib.contextmanager
-def _cwd_importable() -> Iterator[None]:
-    """Modules in the current directory import (as under ``python -m``) while inside."""
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.append(cwd)
-    try:
-        yield
-    finally:
-        if added and cwd in sys.path:
-            sys.path.remove(cwd)
 
 
 def _leaf_datasets(node: Any) -> list[dict]:

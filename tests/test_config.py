@@ -188,3 +188,10 @@ def test_a_childs_recipe_variable_that_no_dataloader_uses_is_an_error(tmp_path):
 def test_dataset_type_is_no_longer_an_accepted_key(tmp_path):
     with pytest.raises(ConfigError, match="unknown top-level config key 'dataset_type'"):
         load_config(write(tmp_path / "a.py", "dataset_type = 'CocoDataset'\n"))
+
+
+def test_a_failed_import_in_a_python_config_is_a_config_error(tmp_path):
+    text = "from no_such_module_xyz import Thing\nmodel = dict(type=Thing)\n"
+    path = write(tmp_path / "a.py", text)
+    with pytest.raises(ConfigError, match=r"a\.py: No module named 'no_such_module_xyz'"):
+        load_config(path)
