@@ -215,10 +215,16 @@ def load_config(path: str | os.PathLike, check_keys: bool = True) -> ConfigDict:
 
 
 def _check_recipe_variables(child: Mapping, bases: Mapping, source: str) -> None:
-    """Refuse a child's new ``data_root`` (etc.) that no dataloader of its own uses."""
+    """Refuse a child's new ``data_root`` (etc.) that nothing of its own can use.
+
+    Only the child's own dataloaders (or, for ``data_root`` and ``img_norm``, its own
+    ``test_pipeline``) can use its values; MMDetection users often expect the base's to change.
+    """
     if any(key in child for key in DATALOADER_KEYS):
         return
-    for key in RECIPE_VARIABLES:
+    for key in ("data_root", "img_norm", "train_pipeline"):
+        if key != "train_pipeline" and "test_pipeline" in child:
+            continue
         if key in child and key in bases and child[key] != bases[key]:
             raise ConfigError(
                 f"{source}: {key} is only used inside the file that defines it (each config file "

@@ -195,3 +195,10 @@ def test_a_failed_import_in_a_python_config_is_a_config_error(tmp_path):
     path = write(tmp_path / "a.py", text)
     with pytest.raises(ConfigError, match=r"a\.py: No module named 'no_such_module_xyz'"):
         load_config(path)
+
+
+def test_a_childs_test_pipeline_may_use_its_own_img_norm(tmp_path):
+    write(tmp_path / "base.py", "img_norm = dict(mean=[0, 0, 0])\ntest_pipeline = []\n")
+    child = write(tmp_path / "child.py", "_base_ = 'base.py'\nimg_norm = dict(mean=[1, 1, 1])\n"
+                  "test_pipeline = [dict(type='Normalize', **img_norm)]\n")
+    assert load_config(child).test_pipeline[0].mean == [1, 1, 1]
