@@ -3,6 +3,11 @@
 A config reads top to bottom like a recipe. It may inherit from base files with ``_base_`` (one
 level deep); a dict in the child is merged into the base's dict key by key unless it sets
 ``_delete_=True``. ``--cfg-options a.b.c=value`` overrides parse ``value`` as a Python literal.
+
+A Python config may name components by class (``type=RetinaNet``): names it imports or defines
+(classes, functions, modules) are not config keys. ``custom_imports`` imports the user's own
+modules before anything is built, so their ``@MODELS.register`` classes exist; a top-level
+``class_names`` selects the classes of every dataloader's dataset.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import copy
 import json
 import os
 import runpy
-import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ import yaml
 
 from detbox.errors import ConfigError
 from detbox.registry import closest_match
+from detbox.utils.imports import cwd_importable, import_custom_modules
 
 __all__ = [
     "ConfigDict",
@@ -31,7 +36,17 @@ __all__ = [
     "config_to_jsonable",
     "dump_config",
     "TOP_LEVEL_KEYS",
+    "RECIPE_VARIABLES",
+    "import_custom_modules",
+    "apply_class_names",
 ]
+
+# Values a config file defines to write its own dataloader dicts (``pipeline=train_pipeline``).
+# Each file is executed on its own, so overriding one in a child changes nothing by itself: a
+# child that sets one must also write the dataloaders that use it (``_check_recipe_variables``).
+# ``test_pipeline`` is also what ``detbox infer`` runs.
+RECIPE_VARIABLES = ("data_root", "img_norm", "train_pipeline", "test_pipeline")
+DATALOADER_KEYS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
 # Every top-level key a config may set; anything else is reported as a likely typo.
 TOP_LEVEL_KEYS = (
@@ -53,13 +68,10 @@ TOP_LEVEL_KEYS = (
     "resume",
     "num_classes",
     "class_names",
-    "dataset_type",
-    "data_root",
-    "train_pipeline",
-    "test_pipeline",
-    "img_norm",
+    *RECIPE_VARIABLES,
     "amp", "auto_scale_lr", "sync_bn",
     "tta",
+    "custom_imports",
 )
 
 
@@ -121,11 +133,11 @@ def _read_file(path: Path) -> dict:
     suffix = path.suffix.lower()
     try:
         if suffix == ".py":
-            namespace = runpy.run_path(str(path))
+            with cwd_importable():
+                namespace = runpy.run_path(str(path))
             return {
                 k: v for k, v in namespace.items()
-                if (not k.startswith("__")) and not isinstance(v, types.ModuleType)
-                and not (k.startswith("_") and k != "_base_")
+                if not (k.startswith("_") and k != "_base_") and not _is_code(v)
             }
         if suffix in (".yaml", ".yml"):
             with open(path, encoding="utf-8") as f:
@@ -135,7 +147,19 @@ def _read_file(path: Path) -> dict:
                 return json.load(f)
     except (SyntaxError, yaml.YAMLError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot parse config: {exc}") from exc
+    except ImportError as exc:
+        raise ConfigError(f"{path}: {exc} (the config's imports run from the current "
+                          "directory and PYTHONPATH)") from exc
     raise ConfigError(f"{path}: config files must end in .py, .yaml, .yml or .json")
+
+
+def _is_code(value: Any) -> bool:
+    """Whether a Python config's top-level name is code rather than a config value.
+
+    Classes, functions, modules and other objects a config imports or defines (``from
+    detbox.registry import DATASETS``) are not config keys; plain values are.
+    """
+    return not isinstance(value, (Mapping, list, tuple, str, int, float, type(None), os.PathLike))
 
 
 def merge_configs(base: Mapping, override: Mapping) -> dict:
@@ -153,7 +177,11 @@ def merge_configs(base: Mapping, override: Mapping) -> dict:
 
 
 def load_config(path: str | os.PathLike, check_keys: bool = True) -> ConfigDict:
-    """Load a config file, resolving ``_base_`` (one level) relative to the file."""
+    """Load a config file, resolving ``_base_`` (one level) relative to the file.
+
+    Then the modules in ``custom_imports`` are imported (so that their components are
+    registered) and a top-level ``class_names`` is copied into every dataloader's dataset.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -174,12 +202,73 @@ def load_config(path: str | os.PathLike, check_keys: bool = True) -> ConfigDict:
                 f"_base_ = {_rebased(base_cfg['_base_'], base_path.parent, path.parent)!r}"
             )
         merged = merge_configs(merged, base_cfg)
+    if bases:
+        _check_recipe_variables(cfg, merged, str(path))
     merged = merge_configs(merged, cfg)
     if check_keys:
         check_top_level_keys(merged, source=str(path))
+    import_custom_modules(merged.get("custom_imports"), source=str(path))
+    apply_class_names(merged, source=str(path))
     result = ConfigDict(merged)
     result["_filename"] = str(path)
     return result
+
+
+def _check_recipe_variables(child: Mapping, bases: Mapping, source: str) -> None:
+    """Refuse a child's new ``data_root`` (etc.) that nothing of its own can use.
+
+    Only the child's own dataloaders (or, for ``data_root`` and ``img_norm``, its own
+    ``test_pipeline``) can use its values; MMDetection users often expect the base's to change.
+    """
+    if any(key in child for key in DATALOADER_KEYS):
+        return
+    for key in ("data_root", "img_norm", "train_pipeline"):
+        if key != "train_pipeline" and "test_pipeline" in child:
+            continue
+        if key in child and key in bases and child[key] != bases[key]:
+            raise ConfigError(
+                f"{source}: {key} is only used inside the file that defines it (each config file "
+                f"is executed on its own), so changing it here changes no dataloader; override "
+                f"the dataloader keys instead, e.g. train_dataloader = dict(dataset=dict(...))"
+            )
+
+
+def _leaf_datasets(node: Any) -> list[dict]:
+    """The dataset dicts under a dataset config, looking through Concat/Repeat wrappers."""
+    if not isinstance(node, dict):
+        return []
+    if isinstance(node.get("datasets"), (list, tuple)):
+        return [leaf for d in node["datasets"] for leaf in _leaf_datasets(d)]
+    if isinstance(node.get("dataset"), dict):
+        return _leaf_datasets(node["dataset"])
+    return [node]
+
+
+def apply_class_names(cfg: dict, source: str = "config", previous: Any = None) -> None:
+    """Copy a top-level ``class_names`` into every dataloader's dataset (as ``metainfo``).
+
+    A dataset that sets other ``class_names`` of its own is an error; one that sets
+    ``previous`` (the top-level value being replaced by ``--cfg-options``) takes the new value.
+    """
+    names = cfg.get("class_names")
+    if names is None:
+        return
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
+        raise ConfigError(f"{source}: class_names must be a non-empty list of names, "
+                          f"got {names!r}")
+    for section in DATALOADER_KEYS:
+        loader = cfg.get(section)
+        if not isinstance(loader, dict):
+            continue
+        for dataset in _leaf_datasets(loader.get("dataset")):
+            own = dataset.get("class_names")
+            if own is None or own == previous or list(own) == list(names):
+                dataset["class_names"] = list(names)
+                continue
+            raise ConfigError(
+                f"{source}: class_names = {list(names)} at the top level, but {section}'s "
+                f"dataset sets class_names = {list(own)}; keep one of them"
+            )
 
 
 def _rebased(bases: Any, base_dir: Path, child_dir: Path) -> list[str]:
@@ -192,6 +281,7 @@ def _rebased(bases: Any, base_dir: Path, child_dir: Path) -> list[str]:
 
 
 def check_top_level_keys(cfg: Mapping, source: str) -> None:
+    """Raise ConfigError for a top-level key no code reads (naming the closest real one)."""
     for key in cfg:
         if key.startswith("_") or key in TOP_LEVEL_KEYS:
             continue
@@ -241,6 +331,7 @@ def parse_options(
 
 def apply_options(cfg: ConfigDict, options: Mapping[str, Any]) -> ConfigDict:
     """Set dotted keys (``model.bbox_head.num_classes``; list items by index: ``a.0.b``)."""
+    previous_class_names = copy.deepcopy(cfg.get("class_names"))
     for dotted, value in options.items():
         parts = dotted.split(".")
         node: Any = cfg
@@ -258,6 +349,8 @@ def apply_options(cfg: ConfigDict, options: Mapping[str, Any]) -> ConfigDict:
             node[last] = value
         else:
             raise ConfigError(f"--cfg-options: '{dotted}' goes into a {type(node).__name__}")
+    if "class_names" in options:
+        apply_class_names(cfg, "--cfg-options", previous=previous_class_names)
     return cfg
 
 

@@ -58,13 +58,24 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def items(self) -> list[tuple[str, Callable[..., Any]]]:
+        """``(name, class or function)`` pairs, sorted by name."""
+        return sorted(self._entries.items())
+
     def register(self, obj: Callable[..., Any] | None = None, *, name: str | None = None):
         """Register a class or function: ``@REG.register`` or ``@REG.register(name=...)``."""
 
         def add(target: Callable[..., Any]) -> Callable[..., Any]:
             key = name or target.__name__
-            if key in self._entries and self._entries[key] is not target:
-                raise KeyError(f"{self.kind} registry already has an entry named '{key}'")
+            known = self._entries.get(key)
+            if known is not None and known is not target and _origin(known) != _origin(target):
+                raise ConfigError(
+                    f"{self.kind} registry already has an entry named '{key}' "
+                    f"({_origin(known)}); cannot register {_origin(target)} under the same "
+                    "name: pass name=... to register it under another one"
+                )
+            # The same class defined again (a config file executed twice, a module reloaded)
+            # replaces the old definition.
             self._entries[key] = target
             return target
 
@@ -109,6 +120,11 @@ class Registry:
             return factory(**kwargs)
         finally:
             _BUILDING.reset(token)
+
+
+def _origin(obj: Any) -> str:
+    """``module.QualifiedName`` of a class or function."""
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
 def _nested_path(cfg: Mapping[str, Any]) -> str | None:

@@ -64,11 +64,23 @@ def test_missing_type_lists_choices(registry):
         registry.build(dict(size=1))
 
 
-def test_duplicate_names_are_refused(registry):
-    with pytest.raises(KeyError):
+def test_two_classes_under_one_name_are_refused_naming_both(registry):
+    both = r"named 'Widget' \(.*<locals>\.Widget\).*<locals>\.Other"
+    with pytest.raises(ConfigError, match=both):
         @registry.register(name="Widget")
         class Other:
             pass
+
+
+def test_the_same_class_defined_again_replaces_it(registry):
+    """A config file executed twice, or a module reloaded, defines the class anew."""
+    namespace: dict = {"registry": registry, "__name__": "user_module"}
+    source = "@registry.register\nclass Gadget:\n    def __init__(self, size: int = 1):\n" \
+             "        self.size = size\n"
+    exec(source, namespace)  # noqa: S102
+    first = registry.get("Gadget")
+    exec(source, namespace)  # noqa: S102
+    assert registry.get("Gadget") is not first and registry.build(dict(type="Gadget")).size == 1
 
 
 

@@ -59,7 +59,7 @@ def fill_num_classes(cfg: MutableMapping, class_names: list[str], source: str) -
         raise ConfigError(
             f"num_classes = {top} in the config, but {source} has {num_classes} categories "
             f"({preview}). Remove num_classes to take it from the data, or set "
-            f"class_names in the dataset config to the {top} classes you want."
+            f"class_names (top level) to the {top} classes you want."
         )
     for path, node in _iter_components(cfg["model"], "model"):
         factory = _component_type(node)

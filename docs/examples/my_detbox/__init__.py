@@ -1,0 +1,1 @@
+"""Example components that extend detbox (see docs/customize.md)."""
