@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: the config's tta section (multi-scale + "
                              "flip, merged), or a flip at the test scale when it has none")
+    parser.add_argument("--no-fast", action="store_true",
+                        help="run the plain model, not the inference fast path (folded BN, "
+                             "channels-last, fused conv+ReLU)")
     parser.set_defaults(func=run)
 
 
@@ -93,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from detbox.apis.tta import maybe_wrap_for_tta
     from detbox.apis.video import VIDEO_SUFFIXES, infer_video
     from detbox.evaluation.prediction_records import records_to_coco_results
+    from detbox.models.inference_mode import prepare_for_inference
     from detbox.utils.io import atomic_write_text
 
     cfg = load_config_with_options(args)
@@ -102,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from detbox.utils.device import resolve_device
 
     model = load_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")))
+    if not args.no_fast:
+        prepare_for_inference(model)
     model = maybe_wrap_for_tta(model, cfg, True if args.tta else None)
     if is_video:
         out_video = Path(args.vis_dir) / f"{source.stem}.mp4" if args.vis_dir else None

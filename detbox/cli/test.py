@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: the config's tta section (multi-scale + "
                              "flip, merged), or a flip at the test scale when it has none")
+    parser.add_argument("--no-fast", action="store_true",
+                        help="run the plain model, not the inference fast path (folded BN, "
+                             "channels-last, fused conv+ReLU)")
     parser.set_defaults(func=run)
 
 
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from detbox.data import build_dataloader
     from detbox.engine import get_rank, get_world_size, init_distributed
     from detbox.evaluation import instances_to_coco_results, write_results
+    from detbox.models.inference_mode import prepare_for_inference
     from detbox.utils.io import atomic_write_text
 
     if args.format_only and not args.out:
@@ -60,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         section = tta_test_section(section, tta)
     loader = build_dataloader(section, seed=int(cfg.get("seed", 0)), training=False, **shard)
     model = load_detector(cfg, args.checkpoint, device, dataset=loader.dataset)
+    if not args.no_fast:
+        prepare_for_inference(model)
     if tta:
         model = wrap_for_tta(model, tta)
         print(f"test-time augmentation: {describe_tta(tta)}")
