@@ -30,6 +30,7 @@ from detbox.data.inference import (
     upright_array,
 )
 from detbox.errors import CheckpointError, ConfigError, ImageReadError
+from detbox.models.inference_mode import prepare_for_inference
 from detbox.structures import Instances
 from detbox.utils.device import resolve_device
 
@@ -101,8 +102,14 @@ def init_detector(
     device: str | torch.device | None = None,
     cfg_options: Mapping[str, Any] | None = None,
     tta: bool | None = None,
+    *,
+    fast: bool = True,
 ) -> nn.Module:
     """Build a detector from a config file (or loaded config) and a checkpoint, ready to infer.
+
+    ``fast``: put the model into the inference fast path
+    (``detbox.models.inference_mode.prepare_for_inference``: folded BN, channels-last, fused
+    conv+ReLU); False gives the plain model.
 
     ``tta``: True wraps it for test-time augmentation (``detbox.apis.tta``), False never does,
     None does when the config has a ``tta`` section.
@@ -114,7 +121,10 @@ def init_detector(
     if cfg_options:
         apply_options(cfg, cfg_options)
     device = device if isinstance(device, torch.device) else resolve_device(device)
-    return maybe_wrap_for_tta(load_detector(cfg, checkpoint, device), cfg, tta)
+    model = load_detector(cfg, checkpoint, device)
+    if fast:
+        prepare_for_inference(model)
+    return maybe_wrap_for_tta(model, cfg, tta)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "flip, merged), or a flip at the test scale when it has none")
     add_strict_argument(parser, "an input file or video frame could not be read (it is "
                         "skipped either way)")
+    parser.add_argument("--no-fast", action="store_true",
+                        help="run the plain model, not the inference fast path (folded BN, "
+                             "channels-last, fused conv+ReLU)")
     parser.set_defaults(func=run)
 
 
@@ -128,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from detbox.data.skipping import UnreadableFiles
     from detbox.evaluation.prediction_records import records_to_coco_results
     from detbox.utils.device import resolve_device
+    from detbox.models.inference_mode import prepare_for_inference
     from detbox.utils.io import atomic_write_text
 
     cfg = load_config_with_options(args)
@@ -135,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     is_video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
     paths = [] if is_video else list_inputs(args.input)
     model = load_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")))
+    if not args.no_fast:
+        prepare_for_inference(model)
     model = maybe_wrap_for_tta(model, cfg, True if args.tta else None)
     unreadable = UnreadableFiles("frames" if is_video else "files")
     if is_video:

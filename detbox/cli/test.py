@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "flip, merged), or a flip at the test scale when it has none")
     add_strict_argument(parser, "an image of the test split could not be read (it is left "
                         "out of the predictions and the evaluation either way)")
+    parser.add_argument("--no-fast", action="store_true",
+                        help="run the plain model, not the inference fast path (folded BN, "
+                             "channels-last, fused conv+ReLU)")
     parser.set_defaults(func=run)
 
 
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from detbox.data import build_dataloader
     from detbox.engine import get_rank, get_world_size, init_distributed
     from detbox.evaluation import instances_to_coco_results, write_results
+    from detbox.models.inference_mode import prepare_for_inference
     from detbox.utils.io import atomic_write_text
 
     if args.format_only and not args.out:
@@ -67,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         section = tta_test_section(section, tta)
     loader = build_dataloader(section, seed=int(cfg.get("seed", 0)), training=False, **shard)
     model = load_detector(cfg, args.checkpoint, device, dataset=loader.dataset)
+    if not args.no_fast:
+        prepare_for_inference(model)
     if tta:
         model = wrap_for_tta(model, tta)
         print(f"test-time augmentation: {describe_tta(tta)}")

@@ -141,8 +141,10 @@ def test_retina_selection_equals_the_previous_code():
     old = _old_retina_predict(head, cls_logits, box_deltas, samples)
     for det, (boxes, scores, labels) in zip(new, old):
         assert len(det) > 5
-        assert torch.equal(det.boxes, boxes) and torch.equal(det.scores, scores)
-        assert torch.equal(det.labels, labels)
+        assert torch.equal(det.boxes, boxes) and torch.equal(det.labels, labels)
+        # The sigmoid now runs on the kept candidates only; its vectorised kernel may round
+        # the last bit differently on a shorter tensor.
+        torch.testing.assert_close(det.scores, scores, rtol=0, atol=1e-6)
 
 
 def _old_rpn_proposals(head, cls_logits, box_deltas, sample, settings):

@@ -10,6 +10,7 @@ from detbox.models.dense_heads.dense_utils import (
     select_detections,
     select_proposals,
     topk_candidates,
+    topk_sigmoid_candidates,
 )
 from detbox.models.dense_heads.retina_head import RetinaHead
 from detbox.models.dense_heads.rpn_head import RPNHead
@@ -26,4 +27,5 @@ __all__ = [
     "select_detections",
     "select_proposals",
     "topk_candidates",
+    "topk_sigmoid_candidates",
 ]

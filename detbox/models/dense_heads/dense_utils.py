@@ -14,6 +14,7 @@ example ``box_coder.decode`` for anchors, distances-to-box for points):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "select_detections",
     "select_proposals",
     "topk_candidates",
+    "topk_sigmoid_candidates",
 ]
 
 #: ``assign(priors, gt_boxes, ignored_boxes) -> AssignResult``, e.g. ``MaxIoUAssigner.assign``.
@@ -136,6 +138,35 @@ def topk_candidates(scores: Tensor, score_thr: float, k: int) -> tuple[Tensor, T
     return scores, prior_inds, flat_inds % num_classes
 
 
+def topk_sigmoid_candidates(
+    logits: Tensor, score_thr: float, k: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`topk_candidates` of ``sigmoid(logits)``, computing the sigmoid only on the kept pairs.
+
+    The sigmoid is monotone, so thresholding and ranking the logits against
+    ``logit(score_thr)`` keeps the same pairs as working on probabilities, without a pass over
+    all N * C of them (10 M for RetinaNet's finest level at 800 px).
+
+    Args:
+        logits: (N, C) class logits of N priors.
+        score_thr: probability threshold; pairs at or below it are dropped first.
+        k: pairs kept after that, by decreasing score (``<= 0``: all, unsorted).
+
+    Returns:
+        ``scores`` (K,) probabilities, ``prior_inds`` (K,) int64, ``labels`` (K,) int64.
+    """
+    if score_thr <= 0.0:
+        logit_thr = -math.inf
+    elif score_thr >= 1.0:
+        logit_thr = math.inf
+    else:
+        logit_thr = math.log(score_thr / (1.0 - score_thr))
+    top_logits, prior_inds, labels = topk_candidates(logits, logit_thr, k)
+    scores = torch.sigmoid(top_logits.float())
+    keep = scores > score_thr  # the exact probability rule, on the few kept pairs
+    return scores[keep], prior_inds[keep], labels[keep]
+
+
 def nms_instances(
     boxes: Tensor, scores: Tensor, labels: Tensor, iou_thr: float, max_num: int,
     groups: Tensor | None = None,
@@ -156,7 +187,7 @@ def nms_instances(
 def select_detections(
     priors: Sequence[Tensor], scores: Sequence[Tensor], regressions: Sequence[Tensor],
     decode: DecodeFn, img_shape: Sequence[int], *, score_thr: float, nms_pre: int,
-    iou_thr: float, max_per_img: int,
+    iou_thr: float, max_per_img: int, scores_are_logits: bool = False,
 ) -> Instances:
     """One image's detections from a multi-class dense head (RetinaNet, FCOS, ATSS, ...).
 
@@ -169,13 +200,16 @@ def select_detections(
         regressions: per level (N_l, R) box regressions (deltas, distances, ...).
         decode: maps the kept priors and regressions to (K, 4) boxes clipped to ``img_shape``.
         img_shape: ``(h, w)`` of the image.
+        scores_are_logits: ``scores`` are logits of sigmoid classifiers; only the candidates
+            that pass the threshold get their sigmoid (see :func:`topk_sigmoid_candidates`).
 
     Returns:
         Instances with ``boxes`` (K, 4) in ``img_shape`` pixels, ``labels``, ``scores``.
     """
+    select = topk_sigmoid_candidates if scores_are_logits else topk_candidates
     boxes, kept_scores, labels = [], [], []
     for level_priors, level_scores, level_reg in zip(priors, scores, regressions):
-        top_scores, inds, top_labels = topk_candidates(level_scores, score_thr, nms_pre)
+        top_scores, inds, top_labels = select(level_scores, score_thr, nms_pre)
         boxes.append(decode(level_priors[inds], level_reg[inds], img_shape))
         kept_scores.append(top_scores)
         labels.append(top_labels)

@@ -203,9 +203,9 @@ class RetinaHead(nn.Module):
         deltas = [flatten_level(x, 4) for x in box_deltas]
         return [
             select_detections(
-                anchors, [torch.sigmoid(x[i].float()) for x in logits], [x[i] for x in deltas],
-                self._decode, sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
-                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img,
+                anchors, [x[i] for x in logits], [x[i] for x in deltas], self._decode,
+                sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
+                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img, scores_are_logits=True,
             )
             for i, sample in enumerate(samples)
         ]

@@ -261,16 +261,25 @@ class ConvFCBBoxHead(nn.Module):
         results = []
         for i, shape in enumerate(img_shapes):
             inds = torch.nonzero(rois[:, 0] == i).flatten()
-            boxes = self.decode_boxes(rois[inds], bbox_pred[inds].float(), shape)
-            results.append(self._postprocess(boxes, scores[inds]))
+            results.append(self._postprocess(rois[inds], bbox_pred[inds].float(), scores[inds],
+                                             shape))
         return results
 
-    def _postprocess(self, boxes: Tensor, scores: Tensor) -> Instances:
-        """(R, C, 4) boxes, (R, C) scores -> thresholded, NMS-ed Instances (RoI-major order)."""
-        labels = torch.arange(self.num_classes, device=scores.device).expand_as(scores)
-        boxes, scores, labels = boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1)
-        keep = torch.nonzero(scores > self.score_thr).flatten()
-        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    def _postprocess(
+        self, rois: Tensor, bbox_pred: Tensor, scores: Tensor, img_shape: Sequence[int]
+    ) -> Instances:
+        """One image's (R, 5) RoIs, deltas and (R, C) scores -> thresholded, NMS-ed Instances.
+
+        Only the (RoI, class) pairs above ``score_thr`` are decoded (RoI-major order, as the
+        full (R, C, 4) decode would list them), so no work goes to boxes that cannot survive.
+        """
+        roi_inds, labels = torch.nonzero(scores > self.score_thr, as_tuple=True)
+        scores = scores[roi_inds, labels]
+        if self.class_agnostic:
+            deltas = bbox_pred[roi_inds]
+        else:
+            deltas = bbox_pred.reshape(bbox_pred.shape[0], self.num_classes, 4)[roi_inds, labels]
+        boxes = self.box_coder.decode(rois[roi_inds, 1:], deltas, max_shape=img_shape)
         if self.min_box_size > 0:
             keep = remove_small_boxes(boxes, self.min_box_size)
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
