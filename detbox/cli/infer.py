@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
     from detbox.apis.video import VIDEO_SUFFIXES, infer_video
     from detbox.data.skipping import UnreadableFiles
     from detbox.evaluation.prediction_records import records_to_coco_results
-    from detbox.utils.device import resolve_device
     from detbox.models.inference_mode import prepare_for_inference
+    from detbox.utils.device import resolve_device
     from detbox.utils.io import atomic_write_text
 
     cfg = load_config_with_options(args)
