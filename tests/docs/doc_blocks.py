@@ -12,7 +12,7 @@ fence (blank lines between are allowed) tells the harness how::
     <!-- doc-test: given=img1,frame -->             python: names bound to small RGB images
     <!-- doc-test: write=configs/a.py -->           the block is a file: write it, check it loads
 
-Several directives may share one comment, separated by ``;``.
+Several directives may share one comment, separated by ``;`` (not inside a reason's brackets).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def parse_directives(block: DocBlock, text: str) -> None:
     Raises:
         ValueError: an unknown directive, so a typo never silently turns a check off.
     """
-    for part in filter(None, (p.strip() for p in text.split(";"))):
+    for part in filter(None, (p.strip() for p in re.split(r";(?![^()]*\))", text))):
         reason = _REASON.match(part)
         if reason:
             setattr(block, reason.group(1), reason.group(2).strip())
