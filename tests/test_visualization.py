@@ -6,7 +6,11 @@ from PIL import Image
 
 from detbox.structures import Instances
 from detbox.visualization import (
-    class_color, draw_instances, label_font, picture_grid, save_visualization,
+    class_color,
+    draw_instances,
+    label_font,
+    picture_grid,
+    save_visualization,
 )
 
 NAMES = ["circle", "square", "triangle"]

@@ -16,7 +16,14 @@ import pytest
 
 from tests.docs.doc_blocks import DocBlock, all_blocks
 from tests.docs.workspace import (
-    REPO, SIZE, build_workspace, copy_workspace, rewrite_shell, run, shell_env, write_shim,
+    REPO,
+    SIZE,
+    build_workspace,
+    copy_workspace,
+    rewrite_shell,
+    run,
+    shell_env,
+    write_shim,
 )
 
 BLOCKS = all_blocks(REPO)
