@@ -11,6 +11,12 @@ fence (blank lines between are allowed) tells the harness how::
     <!-- doc-test: sub CONFIG=configs/a.py -->      replace a word of the block
     <!-- doc-test: given=img1,frame -->             python: names bound to small RGB images
     <!-- doc-test: write=configs/a.py -->           the block is a file: write it, check it loads
+    <!-- doc-test: config -->                       python: a config fragment; it is loaded after
+                                                    tiny ``train_pipeline``/``test_pipeline``
+                                                    and its datasets are built
+
+Inputs beyond the standard workspace come from the setups in ``tests/docs/setups.py``. A new
+page needs nothing: every ``docs/*.md`` is read, and its blocks run unless annotated.
 
 Several directives may share one comment, separated by ``;`` (not inside a reason's brackets).
 """
@@ -42,6 +48,7 @@ class DocBlock:
     subs: dict[str, str] = field(default_factory=dict)
     given: list[str] = field(default_factory=list)
     write: str | None = None
+    config: bool = False
 
     @property
     def id(self) -> str:
@@ -67,6 +74,8 @@ def parse_directives(block: DocBlock, text: str) -> None:
             block.setups += [s.strip() for s in part[len("setup="):].split(",")]
         elif part.startswith("given="):
             block.given += [s.strip() for s in part[len("given="):].split(",")]
+        elif part == "config":
+            block.config = True
         elif part.startswith("write="):
             block.write = part[len("write="):].strip()
         elif part.startswith(("env ", "sub ")):

@@ -8,16 +8,17 @@ page and line: make it runnable, or annotate it with the reason it cannot run he
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.docs.doc_blocks import DocBlock, all_blocks
+from tests.docs.setups import SETUPS
 from tests.docs.workspace import (
     REPO,
-    SIZE,
+    TINY_PIPELINES,
     build_workspace,
     copy_workspace,
     rewrite_shell,
@@ -39,14 +40,6 @@ LOAD_CONFIG = (
 )
 
 
-def _onnx_model(cwd: Path, env: dict[str, str]) -> None:
-    run(["detbox", "export-onnx", "configs/my_retinanet.py", "model.pth", "model.onnx",
-         "--shape", str(SIZE), str(SIZE)], cwd, env)
-
-
-SETUPS: dict[str, Callable[[Path, dict[str, str]], None]] = {"onnx_model": _onnx_model}
-
-
 @pytest.fixture(scope="session")
 def doc_workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     root = tmp_path_factory.mktemp("doc_workspace")
@@ -63,14 +56,18 @@ def run_block(block: DocBlock, cwd: Path, env: dict[str, str]) -> None:
         if name not in SETUPS:
             raise KeyError(f"{block.id}: unknown setup {name!r}; known: {sorted(SETUPS)}")
         SETUPS[name](cwd, env)
-    if block.write:
-        target = cwd / block.write
+    code = block.code
+    if block.kind == "python":
+        for word, value in block.subs.items():
+            code = re.sub(rf"(?<![\w/.-]){re.escape(word)}(?![\w/.-])", value, code)
+    if block.write or block.config:
+        target = cwd / (block.write or "doc_config.py")
         target.unlink(missing_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(block.code)
-        run([sys.executable, "-c", LOAD_CONFIG, block.write], cwd, env)
+        target.write_text(code if block.write else TINY_PIPELINES + code)
+        run([sys.executable, "-c", LOAD_CONFIG, str(target.relative_to(cwd))], cwd, env)
     elif block.kind == "python":
-        (cwd / "doc_example.py").write_text(block.code)
+        (cwd / "doc_example.py").write_text(code)
         run([sys.executable, str(RUNNER), "doc_example.py", *block.given], cwd, env)
     else:
         (cwd / "doc_example.sh").write_text("set -eo pipefail\n" + rewrite_shell(block.code,

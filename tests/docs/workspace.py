@@ -44,6 +44,13 @@ DEMO_OPTIONS = [
     "log.interval=1",
 ]
 
+TINY_PIPELINES = f'''# Tiny pipelines for config fragments of the docs.
+train_pipeline = [dict(type="LoadImage"), dict(type="LoadAnnotations"),
+                  dict(type="Resize", scale=({SIZE}, {SIZE}), keep_ratio=True),
+                  dict(type="PackDetInputs")]
+test_pipeline = train_pipeline
+'''
+
 TINY_CONFIG = f'''# A small RetinaNet on the tiny COCO files of the doc tests.
 _base_ = [
     "_base_/models/retinanet_r50_fpn.py",
