@@ -80,7 +80,7 @@ def parse_directives(block: DocBlock, text: str) -> None:
             block.write = part[len("write="):].strip()
         elif part.startswith(("env ", "sub ")):
             key, _, value = part[4:].strip().partition("=")
-            getattr(block, part[:3])[key.strip()] = value.strip()
+            getattr(block, {"env": "env", "sub": "subs"}[part[:3]])[key.strip()] = value.strip()
         else:
             raise ValueError(f"{block.id}: unknown doc-test directive {part!r}")
 

@@ -174,7 +174,7 @@ def copy_workspace(base: Path, dst: Path) -> None:
 
 def rewrite_shell(code: str, subs: dict[str, str]) -> str:
     """Shrink the heavy settings of a shell block (see the module docstring)."""
-    code = re.sub(r"(python -m )?pip install [^&|;\n]*", "true", code)
+    code = re.sub(r"(python -m )?pip install [^&|;\n]*", "true ", code)
     code = re.sub(r"--shape \d+ \d+", f"--shape {SIZE} {SIZE}", code)
     code = re.sub(r"--num-images \d+", "--num-images 2", code)
     code = re.sub(r"\bdetbox demo\b", "detbox demo " + _options(DEMO_OPTIONS), code)
