@@ -1,7 +1,8 @@
 """The folder a documentation example runs in, and how a block is turned into a quick run.
 
 The docs are written for a user's project folder: ``configs/my_retinanet.py``, COCO files under
-``annotations/`` and ``images/``, a trained ``work_dirs/my_retinanet/latest.pth``, ``model.pth``,
+``annotations/`` and ``images/`` (also as ``data/my_dataset``, ``data/mcu`` and, with COCO's
+file names, ``data/coco``), a trained ``work_dirs/my_retinanet/latest.pth``, ``model.pth``,
 ``image.jpg``, ``street.mp4`` ... :func:`build_workspace` makes such a folder once per test
 session, on tiny generated data (64 px images, a few of them) with a small RetinaNet trained for
 one epoch. Every block then runs in its own copy (folders copied, files linked), so a block that
@@ -127,6 +128,15 @@ def _tiny_coco(root: Path, cache: Path) -> None:
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
 
 
+def _coco_layout(tiny: Path, coco: Path) -> None:
+    """``data/coco`` as the COCO recipes expect it (``instances_train2017.json``, ...)."""
+    (coco / "annotations").mkdir(parents=True)
+    for split in ("train", "val"):
+        (coco / "annotations" / f"instances_{split}2017.json").symlink_to(
+            tiny / "annotations" / f"instances_{split}.json")
+        (coco / f"{split}2017").symlink_to(tiny / "images")
+
+
 def _pictures(base: Path) -> None:
     """``image.jpg`` and friends, a ``photos/`` tree and a 4-frame ``street.mp4``."""
     import av
@@ -152,6 +162,7 @@ def build_workspace(base: Path, env: dict[str, str]) -> None:
     for name in ("annotations", "images"):
         (base / name).symlink_to(base / "data" / "my_dataset" / name)
     (base / "data" / "mcu").symlink_to(base / "data" / "my_dataset")
+    _coco_layout(base / "data" / "my_dataset", base / "data" / "coco")
     (base / "configs").mkdir()
     for entry in (REPO / "configs").iterdir():
         (base / "configs" / entry.name).symlink_to(entry)
