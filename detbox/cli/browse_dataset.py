@@ -76,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
             unreadable.add(path, "replaced by another image", reason)
         pixels = denormalize(image, sample.extra.get("img_norm"))
         instances = ground_truth(sample, len(names) - 1)
+        # at the size the model sees: the picture shows what Resize and crops did
         save_visualization(pixels, instances, names,
-                           out / f"{index:05d}_{Path(sample.file_name).stem}.png", score_thr=0.0)
+                           out / f"{index:05d}_{Path(sample.file_name).stem}.png", score_thr=0.0,
+                           min_side=0)
         written += 1
     unreadable.check_some_read(count)
     print(f"{written} pictures of the {args.split} data (after its pipeline) written to {out}")

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     records = infer_images(model, paths, score_thr=0.3, vis_dir=str(vis_dir))
     atomic_write_text(out / "preds.json", json.dumps(records, indent=1) + "\n")
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    overview = write_overview(model, val_set, count, out / "overview.png")
+    curves = write_curves(out, out / "curves.png")
 
     minutes = (time.perf_counter() - start) / 60
     print(f"\ndetbox demo finished in {minutes:.1f} min")
@@ -83,4 +85,48 @@ def run(args: argparse.Namespace) -> int:
     print(f"  metrics          {out / 'metrics.json'}")
     print(f"  predictions      {out / 'preds.json'}")
     print(f"  pictures         {vis_dir}/")
+    print(f"  overview         {overview}")
+    if curves is not None:
+        print(f"  curves           {curves}")
     return 0
+
+
+def write_overview(model, dataset, count: int, out_file: Path, score_thr: float = 0.3) -> Path:
+    """One picture: the first ``count`` images' predictions beside their ground truth."""
+    import torch
+
+    from detbox.apis.inference import inference_with_images
+    from detbox.structures import Instances
+    from detbox.visualization import draw_instances, picture_grid
+
+    names = model.dataset_meta["class_names"]
+    paths = [Path(dataset.get_record(i)["img_path"]) for i in range(count)]
+    rows = []
+    for index, prediction in enumerate(inference_with_images(model, paths)):
+        ann = dataset.get_record(index)["ann"]
+        truth = Instances(boxes=torch.as_tensor(ann["boxes"]).reshape(-1, 4),
+                          labels=torch.as_tensor(ann["labels"]).long())
+        rows.append([draw_instances(prediction.image, prediction.instances, names, score_thr,
+                                    min_side=384),
+                     draw_instances(prediction.image, truth, names, min_side=384)])
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    picture_grid(rows, titles=[f"prediction (score >= {score_thr})", "ground truth"]).save(
+        out_file)
+    return out_file
+
+
+def write_curves(work_dir: Path, out_file: Path) -> Path | None:
+    """Plot the run's loss and AP curves; ``None`` (and a note) without matplotlib."""
+    from detbox.analysis.log_analysis import collect_curves, load_log, plot_curves
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("matplotlib is not installed, so no curves.png: pip install -e '.[tools]'")
+        return None
+    log = max(work_dir.glob("*.log.jsonl"), key=lambda path: path.stat().st_mtime)
+    found = {key for record in load_log(log) for key in record}
+    keys = [key for key in ("loss", "bbox_mAP", "segm_mAP") if key in found]
+    plot_curves(collect_curves([log], keys, legend=["demo"]), out_file,
+                title="training loss (per iteration) and validation AP (per epoch)")
+    return out_file

@@ -77,10 +77,12 @@ def test_infer_cli_reports_the_upright_size_and_draws_upright(tiny, rotated_phot
         box = pred["bbox"]
         assert box["x_min"] + box["width"] <= 48 + 1e-3
         assert box["y_min"] + box["height"] <= 80 + 1e-3
+    # Saved pictures are enlarged to 512 px on the short side, upright: 48 x 80 -> 512 x 853.
     with Image.open(vis / "phone.png") as drawn:
-        assert drawn.size == (48, 80)
-    # Nothing above the threshold: the saved picture is exactly the upright photo.
+        assert drawn.size == (512, 853)
+    # Nothing above the threshold: the saved picture is exactly the upright photo, enlarged.
     assert main(["infer", *tiny, str(path), "--vis-dir", str(tmp_path / "blank"),
                  "--score-thr", "1.1"]) == 0
+    enlarged = Image.fromarray(upright).resize((512, 853), Image.Resampling.BICUBIC)
     with Image.open(tmp_path / "blank" / "phone.png") as drawn:
-        assert np.array_equal(np.asarray(drawn.convert("RGB")), upright)
+        assert np.array_equal(np.asarray(drawn.convert("RGB")), np.asarray(enlarged))
