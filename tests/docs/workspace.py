@@ -80,6 +80,7 @@ val_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(
 train_cfg = dict(max_epochs=1, val_interval=1)
 lr_schedule = dict(warmup_iters=2)
 log = dict(interval=1)
+auto_scale_lr = dict(base_batch_size=16, enable=False)  # as the COCO recipes declare
 '''
 
 
@@ -163,6 +164,7 @@ def build_workspace(base: Path, env: dict[str, str]) -> None:
         (base / name).symlink_to(base / "data" / "my_dataset" / name)
     (base / "data" / "mcu").symlink_to(base / "data" / "my_dataset")
     _coco_layout(base / "data" / "my_dataset", base / "data" / "coco")
+    (base / "docs").symlink_to(REPO / "docs")  # docs/examples, run from their own folder
     (base / "configs").mkdir()
     for entry in (REPO / "configs").iterdir():
         (base / "configs" / entry.name).symlink_to(entry)
