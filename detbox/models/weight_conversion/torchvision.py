@@ -121,6 +121,10 @@ def convert_torchvision_state_dict(
     rules = _COMMON_RULES + (_RETINA_RULES if arch.startswith("retinanet") else _RCNN_RULES)
     converted, unknown = {}, []
     for key, value in state_dict.items():
+        if key.endswith(".num_batches_tracked"):
+            # BatchNorm's step counter, present when torchvision built the model without
+            # pretrained weights; detbox's frozen BN has no such buffer.
+            continue
         new_key = _rename(key, rules)
         if new_key is None:
             unknown.append(key)

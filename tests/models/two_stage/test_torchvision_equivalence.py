@@ -129,6 +129,8 @@ def test_converter_maps_classes_and_rejects_unknown_keys():
     )
     state = tv_model.state_dict()
     converted = convert_torchvision_state_dict("fasterrcnn_resnet50_fpn", state)
+    assert any(k.endswith("num_batches_tracked") for k in state)
+    assert not any(k.endswith("num_batches_tracked") for k in converted)
     cls_w = state["roi_heads.box_predictor.cls_score.weight"]
     assert torch.equal(converted["roi_head.bbox_head.fc_cls.weight"], cls_w[[1, 2, 3, 0]])
     reg_w = state["roi_heads.box_predictor.bbox_pred.weight"]
