@@ -1,20 +1,27 @@
-# torchvision's fasterrcnn_resnet50_fpn as a detbox model, for inference with its weights:
-#   sd = convert_torchvision_state_dict("fasterrcnn_resnet50_fpn", tv_model.state_dict())
-#   model.load_state_dict(sd)   (detbox.models.weight_conversion)
-# Labels 0..89 are torchvision's 1..90 (COCO category ids). Below, only what differs from detbox's
-# defaults, to match torchvision: rounded anchors, per-level top-k, RoIAlign aligned=False with
+# torchvision's fasterrcnn_resnet50_fpn as a detbox model: its COCO weights after
+# `detbox convert-weights torchvision fasterrcnn_resnet50_fpn IN.pth OUT.pth` (80 COCO classes)
+# test on COCO val2017, infer, and fine-tune (the 1x schedule: lr 0.02 for a total batch of 16).
+# The data pieces already preprocess as torchvision does: resize short side 800 / long side at
+# most 1333 (bilinear), ImageNet mean/std, zero padding to a multiple of 32 (the loaders' and
+# inference's size divisor, torchvision's size_divisible).
+# Below, only what differs from detbox's defaults, to match torchvision: rounded anchors with
+# torchvision's stride rule (padded size // feature size, which moves the stride-64 anchors when
+# the padded size is not a multiple of 64), per-level top-k, RoIAlign aligned=False with
 # sampling_ratio=2, BoxCoder weights (10, 10, 5, 5) = stds (0.1, 0.1, 0.2, 0.2), score threshold
 # 0.05, 100 detections.
-# torchvision infers anchor strides as padded_size // feature_size; with a size divisor of 64
-# those equal the nominal strides below for every image (with 32 they may differ on P6).
-_base_ = "../_base_/models/faster_rcnn_r50_fpn.py"
-num_classes = 90
+_base_ = [
+    "../_base_/models/faster_rcnn_r50_fpn.py",
+    "../_base_/datasets/coco_detection.py",
+    "../_base_/schedules/schedule_1x.py",
+    "../_base_/default_runtime.py",
+]
+num_classes = 80
 
 model = dict(
-    backbone=dict(frozen_stages=-1),
     rpn_head=dict(
         anchor_generator=dict(type="AnchorGenerator", strides=[4, 8, 16, 32, 64],
-                              sizes=[[32], [64], [128], [256], [512]], round_base=True),
+                              sizes=[[32], [64], [128], [256], [512]], round_base=True,
+                              strides_from_sizes=True),
         assigner=dict(type="MaxIoUAssigner", pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.0,
                       ignore_iof_thr=-1.0),
         loss_bbox=dict(type="SmoothL1Loss", beta=1 / 9),
@@ -23,17 +30,6 @@ model = dict(
     ),
     roi_head=dict(
         bbox_roi_extractor=dict(type="MultiLevelRoIExtractor", sampling_ratio=2, aligned=False),
-        bbox_head=dict(num_classes=num_classes, loss_bbox=dict(type="SmoothL1Loss", beta=1 / 9),
-                       min_box_size=1e-2),
+        bbox_head=dict(loss_bbox=dict(type="SmoothL1Loss", beta=1 / 9), min_box_size=1e-2),
     ),
 )
-
-# torchvision normalizes with ImageNet statistics and resizes bilinearly so that the short side
-# is 800 and the long side at most 1333 (Resize below follows the same rule).
-img_norm = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
-test_pipeline = [
-    dict(type="LoadImage"),
-    dict(type="Resize", scale=(1333, 800), keep_ratio=True),
-    dict(type="Normalize", **img_norm),
-    dict(type="PackDetInputs"),
-]

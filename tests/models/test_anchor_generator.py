@@ -81,3 +81,16 @@ def test_rpn_style_scales():
     (level0, _) = gen.grid_anchors([(1, 1), (1, 1)])
     assert level0[1].tolist() == [-16.0, -16.0, 16.0, 16.0]
     assert (level0[0, 2] - level0[0, 0]).item() == pytest.approx(32 * math.sqrt(2), rel=1e-6)
+
+
+def test_strides_from_sizes_follows_torchvision_on_a_padded_size_not_divisible_by_64():
+    """Padded 352 x 320: P6 (stride 64) is 6 x 5, so torchvision's strides are 58 (y), 64 (x)."""
+    sizes = [(88, 80), (6, 5)]
+    ours = AnchorGenerator(strides=[4, 64], sizes=[[32], [512]], round_base=True,
+                           strides_from_sizes=True).grid_anchors(sizes)
+    tv = TVAnchorGenerator(sizes=((32,), (512,)), aspect_ratios=((0.5, 1.0, 2.0),) * 2)
+    feats = [torch.zeros(1, 1, h, w) for h, w in sizes]
+    expected = tv(ImageList(torch.zeros(1, 3, 352, 320), [(352, 320)]), feats)[0]
+    assert torch.equal(torch.cat(ours), expected)
+    nominal = AnchorGenerator(strides=[4, 64], sizes=[[32], [512]], round_base=True)
+    assert not torch.equal(nominal.grid_anchors(sizes)[1], ours[1])

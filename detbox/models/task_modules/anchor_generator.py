@@ -33,6 +33,11 @@ class AnchorGenerator:
         round_base: round base anchor corners to integers (torchvision's behaviour).
         center_offset: anchor centre within a cell, in strides (0: the cell's top-left corner,
             as torchvision and MMDetection v2+; 0.5: the cell centre).
+        strides_from_sizes: torchvision's rule: each level's (y, x) stride is the padded image
+            size // the feature size, the padded size being the first level's size times its
+            stride. It equals ``strides`` when the padded size is a multiple of the coarsest
+            stride; otherwise (e.g. padding to 32 with a stride-64 level) it moves that level's
+            anchors, which a model trained by torchvision expects.
     """
 
     def __init__(
@@ -46,11 +51,13 @@ class AnchorGenerator:
         sizes: Sequence[Sequence[float]] | None = None,
         round_base: bool = False,
         center_offset: float = 0.0,
+        strides_from_sizes: bool = False,
     ) -> None:
         self.strides = [int(s) for s in strides]
         self.ratios = [float(r) for r in ratios]
         self.round_base = round_base
         self.center_offset = float(center_offset)
+        self.strides_from_sizes = strides_from_sizes
         if sizes is not None:
             if len(sizes) != len(self.strides):
                 raise ConfigError(
@@ -103,18 +110,25 @@ class AnchorGenerator:
                 f"AnchorGenerator has {self.num_levels} levels, "
                 f"got {len(feature_sizes)} feature sizes"
             )
+        sizes = [(int(size[0]), int(size[1])) for size in feature_sizes]
+        strides = [(stride, stride) for stride in self.strides]
+        if self.strides_from_sizes:
+            padded_h, padded_w = sizes[0][0] * self.strides[0], sizes[0][1] * self.strides[0]
+            strides = [(padded_h // h, padded_w // w) for h, w in sizes]
         return [
-            self._level_anchors(base, stride, (int(size[0]), int(size[1])), device)
-            for base, stride, size in zip(self.base_anchors, self.strides, feature_sizes)
+            self._level_anchors(base, stride, size, device)
+            for base, stride, size in zip(self.base_anchors, strides, sizes)
         ]
 
     def _level_anchors(
-        self, base: Tensor, stride: int, size: tuple[int, int], device: torch.device | str
+        self, base: Tensor, stride: tuple[int, int], size: tuple[int, int],
+        device: torch.device | str,
     ) -> Tensor:
-        height, width = size
-        offset = self.center_offset * stride
-        shift_x = torch.arange(width, dtype=torch.float32, device=device) * stride + offset
-        shift_y = torch.arange(height, dtype=torch.float32, device=device) * stride + offset
+        (height, width), (stride_y, stride_x) = size, stride
+        shift_x = (torch.arange(width, dtype=torch.float32, device=device) * stride_x
+                   + self.center_offset * stride_x)
+        shift_y = (torch.arange(height, dtype=torch.float32, device=device) * stride_y
+                   + self.center_offset * stride_y)
         grid_y, grid_x = torch.meshgrid(shift_y, shift_x, indexing="ij")
         shifts = torch.stack([grid_x, grid_y, grid_x, grid_y], dim=-1).reshape(-1, 1, 4)
         return (shifts + base.to(device).reshape(1, -1, 4)).reshape(-1, 4)

@@ -1,8 +1,19 @@
 """Converters from other toolboxes' checkpoints to detbox state dicts."""
 
+from detbox.models.weight_conversion.coco_classes import (
+    TORCHVISION_COCO_SLOTS,
+    torchvision_coco_categories,
+)
 from detbox.models.weight_conversion.torchvision import (
     SUPPORTED_ARCHS,
     convert_torchvision_state_dict,
+    torchvision_num_classes,
 )
 
-__all__ = ["SUPPORTED_ARCHS", "convert_torchvision_state_dict"]
+__all__ = [
+    "SUPPORTED_ARCHS",
+    "TORCHVISION_COCO_SLOTS",
+    "convert_torchvision_state_dict",
+    "torchvision_coco_categories",
+    "torchvision_num_classes",
+]

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from detbox.errors import CheckpointError
 
-__all__ = ["SUPPORTED_ARCHS", "convert_torchvision_state_dict"]
+__all__ = ["SUPPORTED_ARCHS", "convert_torchvision_state_dict", "torchvision_num_classes"]
 
 SUPPORTED_ARCHS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn")
 
@@ -121,6 +121,10 @@ def convert_torchvision_state_dict(
     rules = _COMMON_RULES + (_RETINA_RULES if arch.startswith("retinanet") else _RCNN_RULES)
     converted, unknown = {}, []
     for key, value in state_dict.items():
+        if key.endswith(".num_batches_tracked"):
+            # BatchNorm's step counter, present when torchvision built the model without
+            # pretrained weights; detbox's frozen BN has no such buffer.
+            continue
         new_key = _rename(key, rules)
         if new_key is None:
             unknown.append(key)
@@ -132,3 +136,22 @@ def convert_torchvision_state_dict(
             f"{len(unknown)} key(s) of the torchvision '{arch}' state dict have no detbox "
             f"counterpart, e.g. {unknown[:3]}")
     return converted
+
+
+def torchvision_num_classes(
+    arch: str, state_dict: Mapping[str, Tensor], num_anchors: int = 9
+) -> int:
+    """Classes of a torchvision detector's ``state_dict``, background included (91 for COCO).
+
+    Raises:
+        CheckpointError: the state dict has no classifier of ``arch``.
+    """
+    if arch.startswith("retinanet"):
+        key = "head.classification_head.cls_logits.bias"
+        if key in state_dict:
+            return state_dict[key].numel() // num_anchors
+    elif "roi_heads.box_predictor.cls_score.bias" in state_dict:
+        return state_dict["roi_heads.box_predictor.cls_score.bias"].numel()
+    raise CheckpointError(
+        f"the checkpoint has no classifier of a torchvision '{arch}' (keys such as "
+        f"{list(state_dict)[:3]}); is it a state dict of that model?")
