@@ -1,4 +1,4 @@
-"""``detbox eval``: score a COCO results file against COCO ground truth with pycocotools."""
+"""``detbox eval``: score a COCO results file against COCO ground truth with COCOeval."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score a COCO results file against COCO ground truth",
         description=(
             "Score a COCO results file (a JSON list of {image_id, category_id, bbox, score"
-            "[, segmentation]}) against a COCO ground-truth file with pycocotools, over every "
+            "[, segmentation]}) against a COCO ground-truth file with COCOeval, over every "
             "ground-truth image. Prints pycocotools' 12-line summary and a per-class AP table."
         ),
     )
@@ -25,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--iou-type", dest="iou_types", action="append", choices=("bbox", "segm", "proposal"),
         help="what to score (repeat for several; default bbox): boxes, masks, or class-agnostic "
         f"box recall at {'/'.join(map(str, _PROPOSAL_NUMS))} results per image",
+    )
+    parser.add_argument(
+        "--backend", choices=("faster-coco-eval", "pycocotools"), default=None,
+        help="COCOeval implementation (default faster-coco-eval, falling back to pycocotools "
+        "when it is not installed); both give the same numbers",
     )
     parser.add_argument(
         "--json-out", metavar="FILE",
@@ -52,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     reports = {}
     for iou_type in iou_types:
         max_dets = _PROPOSAL_NUMS if iou_type == "proposal" else (1, 10, 100)
-        result = evaluate_coco(coco_gt, results, iou_type, max_dets=max_dets)
+        result = evaluate_coco(
+            coco_gt, results, iou_type, max_dets=max_dets, backend=args.backend
+        )
         print(format_report(result), end="\n\n")
         reports[iou_type] = result.to_dict()
     if args.json_out:

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     metrics = args.eval or (cfg.get("evaluation") or {}).get("metric", ["bbox"])
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    evaluator = build_evaluator(loader.dataset, metrics)
+    evaluator = build_evaluator(loader.dataset, metrics,
+                                backend=(cfg.get("evaluation") or {}).get("backend"))
     evaluator.process(run_.samples, run_.predictions)
     results = evaluator.evaluate()
     print(evaluator.report())

@@ -1,10 +1,10 @@
-"""Scoring a whole COCO results list against its ground truth: pycocotools' COCOeval, run
-quietly, and what a report needs from it.
+"""Scoring a whole COCO results list against its ground truth with COCOeval, and what a report
+needs from it.
 
 ``coco_metric.CocoMetric`` collects predictions image by image and calls this module once it
-has them all. pycocotools does the matching and the accumulation; this module feeds it,
-silences its progress prints, keeps its summary lines for logs and reads per-class AP from its
-precision array.
+has them all. A COCOeval backend (``coco_backends``: faster-coco-eval or pycocotools) does the
+matching and the accumulation; this module feeds it, and reads pycocotools' summary numbers and
+lines and the per-class AP from the accumulated arrays.
 """
 
 from __future__ import annotations
