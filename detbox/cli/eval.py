@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, print the reports and optionally write them as JSON."""
     from detbox.evaluation.coco_scoring import check_gt_supports, evaluate_coco, load_coco_gt
     from detbox.evaluation.report import format_report
-    from detbox.evaluation.results import check_results, load_results
+    from detbox.evaluation.results_file import check_results, load_results
     from detbox.utils.io import atomic_write_text
 
     iou_types = list(dict.fromkeys(args.iou_types or ["bbox"]))

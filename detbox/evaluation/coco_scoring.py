@@ -24,7 +24,7 @@ from detbox.errors import DatasetError
 from detbox.evaluation.coco_backends import Accumulated, run_cocoeval
 from detbox.evaluation.coco_detections import detection_annotations
 from detbox.evaluation.coco_summary import mean_valid, summarize
-from detbox.evaluation.results import read_json
+from detbox.evaluation.results_file import read_json
 
 __all__ = [
     "IOU_TYPES",
