@@ -40,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the reports and optionally write them as JSON."""
+    from detbox.evaluation.coco_scoring import gc_paused
+
+    with gc_paused():
+        return _evaluate_files(args)
+
+
+def _evaluate_files(args: argparse.Namespace) -> int:
     from detbox.evaluation.coco_scoring import check_gt_supports, evaluate_coco, load_coco_gt
     from detbox.evaluation.report import format_report
     from detbox.evaluation.results_file import check_results, load_results
