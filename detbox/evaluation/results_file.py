@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,10 +102,40 @@ def check_results(
     geometry = _GEOMETRY_KEY[iou_type]
     images = coco_gt.imgs
     valid_cats = set(coco_gt.cats)
-    for index, result in enumerate(results):
-        problem = _result_problem(result, geometry, iou_type, images, valid_cats, gt_name)
+    suspects = (
+        _unusual_box_results(results, images, None if iou_type == "proposal" else valid_cats)
+        if geometry == "bbox" else range(len(results))
+    )
+    for index in suspects:
+        problem = _result_problem(results[index], geometry, iou_type, images, valid_cats, gt_name)
         if problem:
             raise ResultsError(f"{source}: result #{index} {problem}")
+
+
+def _unusual_box_results(
+    results: list[dict[str, Any]], images: dict[int, Any], valid_cats: set[int] | None
+) -> Iterator[int]:
+    """Indexes of the box results that are not plainly valid, for the full check to look at.
+
+    Plainly valid: int ids found in the ground truth (any category id, but one, when
+    ``valid_cats`` is None), an int or float score and a list of four int or float numbers.
+    Exact type tests (bools are not numbers here) keep this pass over 500k results short.
+    """
+    numbers = {float, int}
+    for index, result in enumerate(results):
+        image_id, category_id, box = (
+            result.get("image_id"), result.get("category_id"), result.get("bbox")
+        )
+        if not (
+            type(image_id) is int and image_id in images
+            and ("category_id" in result if valid_cats is None
+                 else type(category_id) is int and category_id in valid_cats)
+            and type(result.get("score")) in numbers
+            and type(box) is list and len(box) == 4
+            and type(box[0]) in numbers and type(box[1]) in numbers
+            and type(box[2]) in numbers and type(box[3]) in numbers
+        ):
+            yield index
 
 
 def _result_problem(
