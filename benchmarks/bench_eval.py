@@ -5,7 +5,10 @@ about six boxes each over 80 categories, 1% of them crowds, and a results file w
 ``--dets-per-image`` detections per image (jittered copies of the ground truth, wrong classes and
 spurious boxes). Each side then runs in its own fresh process, from reading the two JSON files to
 the 12 summary numbers, so that its peak memory (max RSS) is its own; the sides alternate for
-``--repeat`` rounds. The 12 numbers must agree within 1e-12.
+``--repeat`` rounds. The 12 numbers must agree within 1e-12. Sides: ``pycocotools`` (COCO,
+loadRes, COCOeval run directly), ``detbox`` (``detbox eval`` with its default backend),
+``faster-coco-eval`` (the library run directly) and ``detbox-pycocotools``
+(``detbox eval --backend pycocotools``).
 
     python benchmarks/bench_eval.py                       # 5,000 images, 500k detections
     python benchmarks/bench_eval.py --images 500 --dets-per-image 100 --repeat 1
@@ -28,7 +31,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CATEGORIES = 80
-SIDES = ("pycocotools", "detbox", "detbox-pycocotools")
+SIDES = ("pycocotools", "detbox", "faster-coco-eval", "detbox-pycocotools")
 
 
 def make_dataset(images: int, dets_per_image: int, seed: int) -> tuple[dict, list[dict]]:
@@ -104,6 +107,17 @@ def run_side(side: str, gt_path: str, results_path: str) -> dict:
             coco_eval.accumulate()
             coco_eval.summarize()
         stats = [float(s) for s in coco_eval.stats]
+    elif side == "faster-coco-eval":
+        import faster_coco_eval
+
+        coco_gt = faster_coco_eval.COCO(gt_path)
+        coco_eval = faster_coco_eval.COCOeval_faster(
+            coco_gt, coco_gt.loadRes(results_path), "bbox", print_function=lambda *_: None
+        )
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+        stats = [float(s) for s in coco_eval.stats[:12]]
     else:
         from detbox.cli.main import main
 
