@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from pycocotools import mask as mask_util
 
 import detbox.cli.main as cli_main
 from detbox.errors import ConfigError
@@ -62,8 +63,14 @@ def mixed_gt() -> dict:
 
 @pytest.fixture(scope="module")
 def mixed_results(mixed_gt) -> list[dict]:
-    return simulate_detections(mixed_gt, seed=3, with_masks=True, false_positives=4.0,
-                               wrong_class=0.2)
+    results = simulate_detections(mixed_gt, seed=3, with_masks=True, false_positives=4.0,
+                                  wrong_class=0.2)
+    mask = np.zeros((120, 160), dtype=np.uint8, order="F")
+    mask[5:35, 60:63] = 1  # on the crowd of image 1: matched to it, so neither TP nor FP
+    rle = mask_util.encode(mask)
+    rle["counts"] = rle["counts"].decode("ascii")
+    return [*results, {"image_id": 1, "category_id": 2, "bbox": [60.0, 5.0, 3.0, 30.0],
+                       "score": 0.95, "segmentation": rle}]
 
 
 def _both(coco_gt, results, iou_type, **kwargs):
