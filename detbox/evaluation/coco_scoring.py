@@ -191,11 +191,9 @@ def evaluate_coco(
         raise ValueError(f"max_dets must hold three limits, got {tuple(max_dets)}")
     coco_type = "bbox" if iou_type == "proposal" else iou_type
     use_cats = iou_type != "proposal"
-    if cat_ids is not None:
-        cat_ids = [int(c) for c in cat_ids]
-        if class_names is not None and len(class_names) != len(cat_ids):
-            raise ValueError(f"{len(class_names)} class names for {len(cat_ids)} categories")
-    evaluated_cats = sorted(coco_gt.getCatIds()) if cat_ids is None else cat_ids
+    evaluated_cats = sorted(coco_gt.getCatIds()) if cat_ids is None else [int(c) for c in cat_ids]
+    if class_names is not None and len(class_names) != len(evaluated_cats):
+        raise ValueError(f"{len(class_names)} class names for {len(evaluated_cats)} categories")
     with gc_paused():
         accumulated = run_cocoeval(
             coco_gt,
