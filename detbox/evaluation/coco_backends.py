@@ -103,7 +103,7 @@ def run_cocoeval(
     use_cats: bool,
     backend: str | None = None,
 ) -> Accumulated:
-    """Match ``coco_dt`` to ``coco_gt`` and accumulate precision and recall.
+    """Match ``detections`` to ``coco_gt`` and accumulate precision and recall.
 
     Args:
         coco_gt: the ground truth.
