@@ -8,7 +8,8 @@ the 12 summary numbers, so that its peak memory (max RSS) is its own; the sides 
 ``--repeat`` rounds. The 12 numbers must agree within 1e-12. Sides: ``pycocotools`` (COCO,
 loadRes, COCOeval run directly), ``detbox`` (``detbox eval`` with its default backend),
 ``faster-coco-eval`` (the library run directly) and ``detbox-pycocotools``
-(``detbox eval --backend pycocotools``).
+(``detbox eval --backend pycocotools``); the detbox sides run ``detbox eval``'s own function,
+short of writing ``--json-out``.
 
     python benchmarks/bench_eval.py                       # 5,000 images, 500k detections
     python benchmarks/bench_eval.py --images 500 --dets-per-image 100 --repeat 1
@@ -119,13 +120,11 @@ def run_side(side: str, gt_path: str, results_path: str) -> dict:
         coco_eval.summarize()
         stats = [float(s) for s in coco_eval.stats[:12]]
     else:
-        from detbox.cli.main import main
+        from detbox.cli.eval import evaluate_files
 
         backend = "pycocotools" if side == "detbox-pycocotools" else "faster-coco-eval"
-        json_out = f"{results_path}.{side}.metrics.json"
         with contextlib.redirect_stdout(io.StringIO()):
-            main(["eval", gt_path, results_path, "--backend", backend, "--json-out", json_out])
-        stats = json.loads(Path(json_out).read_text())["bbox"]["stats"]
+            stats = evaluate_files(gt_path, results_path, ["bbox"], backend=backend)["bbox"].stats
     seconds = time.perf_counter() - start
     max_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"side": side, "seconds": seconds, "max_rss_mib": max_rss_mib, "stats": stats}

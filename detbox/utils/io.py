@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+import torch
+
 __all__ = ["atomic_write", "atomic_write_text", "atomic_torch_save"]
 
 
@@ -33,6 +35,4 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    import torch  # here, so that writing text files does not load torch
-
     atomic_write(path, lambda f: torch.save(obj, f))
