@@ -193,3 +193,13 @@ def test_cli_backend_option(mixed_gt, mixed_results, tmp_path, monkeypatch, caps
         cli_main.main(["eval", str(gt_file), str(results_file), "--backend", "cocoapi"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'cocoapi'" in capsys.readouterr().err
+
+
+def test_training_config_accepts_the_backend_key():
+    from detbox.apis.build import check_section
+    from detbox.apis.training import EVAL_DEFAULTS
+
+    settings = check_section({"metric": ["bbox"], "backend": "pycocotools"}, EVAL_DEFAULTS,
+                             "evaluation")
+    assert settings["backend"] == "pycocotools"
+    assert check_section(None, EVAL_DEFAULTS, "evaluation")["backend"] is None
