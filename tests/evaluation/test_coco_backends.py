@@ -148,9 +148,15 @@ def test_missing_faster_coco_eval_falls_back_with_a_log_line(
 ):
     expected = evaluate_coco(load_coco_gt(mixed_gt), mixed_results, "bbox", backend="pycocotools")
     monkeypatch.setitem(sys.modules, "faster_coco_eval", None)  # makes the import fail
-    with caplog.at_level(logging.WARNING, logger="detbox.evaluation.coco_backends"):
-        assert resolve_backend(None) == "pycocotools"
-        result = evaluate_coco(load_coco_gt(mixed_gt), mixed_results, "bbox")
+    # Listen on the module's logger itself: detbox's log setup may stop propagation to root.
+    module_logger = logging.getLogger("detbox.evaluation.coco_backends")
+    module_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger=module_logger.name):
+            assert resolve_backend(None) == "pycocotools"
+            result = evaluate_coco(load_coco_gt(mixed_gt), mixed_results, "bbox")
+    finally:
+        module_logger.removeHandler(caplog.handler)
     assert "faster-coco-eval is not installed; evaluating with pycocotools" in caplog.text
     assert result.stats == expected.stats
     assert resolve_backend("pycocotools") == "pycocotools"
