@@ -18,8 +18,8 @@ from detbox.data import build_dataset
 from detbox.registry import DATASETS, MODELS, TASK_UTILS, TRANSFORMS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-EMBEDDED = re.compile(r"`(docs/examples/[^`]+)`:\n\n(?:<!-- doc-test: [^\n]*-->\n)?```python\n(.*?)```",
-                      re.S)
+EMBEDDED = re.compile(
+    r"`(docs/examples/[^`]+)`:\n\n(?:<!-- doc-test: [^\n]*-->\n)?```python\n(.*?)```", re.S)
 
 
 @pytest.fixture(autouse=True)

@@ -96,11 +96,13 @@ class MetricGroup:
         return "\n\n".join(evaluator.report() for evaluator in self.evaluators)
 
 
-def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True):
+def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True,
+                    backend: str | None = None):
     """An evaluator over ``dataset``'s own ground truth and label map.
 
     ``bbox``, ``segm`` and ``proposal`` are COCO metrics; ``voc`` (or ``mAP``) is Pascal VOC
     mAP at IoU 0.5 with all-points AP, ``voc07`` the same with VOC2007's 11-point AP.
+    ``backend`` picks the COCOeval implementation (``evaluation.backend`` of a config).
     """
     from detbox.errors import ConfigError
     from detbox.evaluation import CocoMetric, VOCMetric
@@ -118,6 +120,7 @@ def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True):
             cat_ids=list(dataset.cat_ids),
             class_names=list(dataset.class_names),
             classwise=classwise,
+            backend=backend,
         ))
     if voc_modes:
         evaluators.append(VOCMetric(
@@ -172,7 +175,8 @@ def gather_inference(run: InferenceRun) -> InferenceRun | None:
 
 
 def evaluate_detector(
-    model: nn.Module, loader, device: torch.device, metrics: Iterable[str], classwise: bool = True
+    model: nn.Module, loader, device: torch.device, metrics: Iterable[str], classwise: bool = True,
+    backend: str | None = None,
 ) -> Mapping[str, float]:
     """Run inference over ``loader`` and return COCO metrics (``bbox_mAP``, ...).
 
@@ -182,7 +186,7 @@ def evaluate_detector(
     run = gather_inference(run_inference(model, loader, device))
     if run is None:
         return {}
-    evaluator = build_evaluator(loader.dataset, metrics, classwise)
+    evaluator = build_evaluator(loader.dataset, metrics, classwise, backend)
     evaluator.process(run.samples, run.predictions)
     results = evaluator.evaluate()
     for image in run.skipped:

@@ -26,7 +26,7 @@ __all__ = ["train_detector"]
 
 logger = logging.getLogger(__name__)
 
-EVAL_DEFAULTS = {"metric": ["bbox"], "classwise": True, "val_loss": False}
+EVAL_DEFAULTS = {"metric": ["bbox"], "classwise": True, "val_loss": False, "backend": None}
 
 
 def _check_same_classes(train_set, val_set) -> None:
@@ -56,7 +56,7 @@ def _make_evaluate_fn(cfg: ConfigDict, loader, device: torch.device):
         results: dict[str, Any] = {}
         if metrics:
             results.update(evaluate_detector(model, loader, device, metrics,
-                                             settings["classwise"]))
+                                             settings["classwise"], settings["backend"]))
         if settings["val_loss"]:
             results.update(compute_val_loss(model, loader, device, amp.autocast()))
         return results

@@ -1,4 +1,4 @@
-"""``detbox eval``: score a COCO results file against COCO ground truth with pycocotools."""
+"""``detbox eval``: score a COCO results file against COCO ground truth with COCOeval."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score a COCO results file against COCO ground truth",
         description=(
             "Score a COCO results file (a JSON list of {image_id, category_id, bbox, score"
-            "[, segmentation]}) against a COCO ground-truth file with pycocotools, over every "
+            "[, segmentation]}) against a COCO ground-truth file with COCOeval, over every "
             "ground-truth image. Prints pycocotools' 12-line summary and a per-class AP table."
         ),
     )
@@ -27,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"box recall at {'/'.join(map(str, _PROPOSAL_NUMS))} results per image",
     )
     parser.add_argument(
+        "--backend", choices=("faster-coco-eval", "pycocotools"), default=None,
+        help="COCOeval implementation (default faster-coco-eval, falling back to pycocotools "
+        "when it is not installed); both give the same numbers",
+    )
+    parser.add_argument(
         "--json-out", metavar="FILE",
         help='also write {"<iou_type>": {"stats": [12 numbers], "per_class": {...}}} to FILE',
     )
@@ -35,27 +40,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the reports and optionally write them as JSON."""
-    from detbox.evaluation.coco_scoring import check_gt_supports, evaluate_coco, load_coco_gt
-    from detbox.evaluation.report import format_report
-    from detbox.evaluation.results import check_results, load_results
-    from detbox.utils.io import atomic_write_text
-
     iou_types = list(dict.fromkeys(args.iou_types or ["bbox"]))
-    gt_name = f"'{args.gt}'"
-    coco_gt = load_coco_gt(args.gt)
-    results = load_results(args.results)
-    for iou_type in iou_types:
-        check_gt_supports(coco_gt, iou_type, gt_name=f"ground-truth file {gt_name}")
-        check_results(
-            results, coco_gt, iou_type, source=f"results file '{args.results}'", gt_name=gt_name
-        )
-    reports = {}
-    for iou_type in iou_types:
-        max_dets = _PROPOSAL_NUMS if iou_type == "proposal" else (1, 10, 100)
-        result = evaluate_coco(coco_gt, results, iou_type, max_dets=max_dets)
-        print(format_report(result), end="\n\n")
-        reports[iou_type] = result.to_dict()
+    results = evaluate_files(args.gt, args.results, iou_types, backend=args.backend)
     if args.json_out:
+        # Imported here: the writer lives beside torch checkpoint saving, which loads torch.
+        from detbox.utils.io import atomic_write_text
+
+        reports = {iou_type: result.to_dict() for iou_type, result in results.items()}
         atomic_write_text(args.json_out, json.dumps(reports, indent=2) + "\n")
         print(f"metrics written to {args.json_out}")
     return 0
+
+
+def evaluate_files(
+    gt_path: str, results_path: str, iou_types: list[str], backend: str | None = None
+) -> dict:
+    """Check and score a results file and print one report per type; torch is never imported.
+
+    Returns:
+        ``{iou_type: CocoEvalResult}``.
+    """
+    from detbox.evaluation.coco_scoring import (
+        check_gt_supports,
+        evaluate_coco,
+        gc_paused,
+        load_coco_gt,
+    )
+    from detbox.evaluation.report import format_report
+    from detbox.evaluation.results_file import check_results, load_results
+
+    gt_name = f"'{gt_path}'"
+    evaluated = {}
+    with gc_paused():
+        coco_gt = load_coco_gt(gt_path)
+        results = load_results(results_path)
+        for iou_type in iou_types:
+            check_gt_supports(coco_gt, iou_type, gt_name=f"ground-truth file {gt_name}")
+            check_results(
+                results, coco_gt, iou_type, source=f"results file '{results_path}'",
+                gt_name=gt_name,
+            )
+        for iou_type in iou_types:
+            max_dets = _PROPOSAL_NUMS if iou_type == "proposal" else (1, 10, 100)
+            evaluated[iou_type] = evaluate_coco(
+                coco_gt, results, iou_type, max_dets=max_dets, backend=backend
+            )
+            print(format_report(evaluated[iou_type]), end="\n\n")
+    return evaluated

@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         return report_unreadable(unreadable, total, args.strict)
     metrics = args.eval or (cfg.get("evaluation") or {}).get("metric", ["bbox"])
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    evaluator = build_evaluator(loader.dataset, metrics)
+    evaluator = build_evaluator(loader.dataset, metrics,
+                                backend=(cfg.get("evaluation") or {}).get("backend"))
     evaluator.process(run_.samples, run_.predictions)
     results = evaluator.evaluate()
     print(evaluator.report())

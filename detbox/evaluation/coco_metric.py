@@ -9,6 +9,7 @@ from typing import Any
 from pycocotools.coco import COCO
 
 from detbox.errors import ConfigError
+from detbox.evaluation.coco_backends import check_backend
 from detbox.evaluation.coco_scoring import (
     IOU_TYPES,
     CocoEvalResult,
@@ -26,7 +27,7 @@ _AP_KEYS = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
 
 
 class CocoMetric:
-    """Collects predictions image by image, then scores them with pycocotools.
+    """Collects predictions image by image, then scores them with COCOeval.
 
     Predictions are turned into COCO result dicts as they arrive (masks into RLE), so memory stays
     small however long the split is. Only the images seen by :meth:`process` are evaluated, which
@@ -43,6 +44,9 @@ class CocoMetric:
         class_names: names aligned with ``cat_ids``; the ground truth's names when None.
         proposal_nums: the three proposal counts of the ``proposal`` recall.
         classwise: put the per-class AP table into :meth:`evaluate`'s output.
+        backend: the COCOeval implementation, ``"faster-coco-eval"`` (the default when None) or
+            ``"pycocotools"`` (``evaluation=dict(backend='pycocotools')`` in a config); both give
+            the same numbers.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class CocoMetric:
         class_names: Sequence[str] | None = None,
         proposal_nums: Sequence[int] = (100, 300, 1000),
         classwise: bool = True,
+        backend: str | None = None,
     ) -> None:
         if (ann_file is None) == (coco_gt is None):
             raise ConfigError("CocoMetric needs exactly one of ann_file and coco_gt")
@@ -68,6 +73,7 @@ class CocoMetric:
             )
         if len(proposal_nums) != 3:
             raise ConfigError(f"proposal_nums must hold three counts, got {list(proposal_nums)}")
+        self.backend = check_backend(backend)
         self.coco_gt = load_coco_gt(ann_file if coco_gt is None else coco_gt)
         for iou_type in iou_types:
             check_gt_supports(self.coco_gt, iou_type)
@@ -145,7 +151,7 @@ class CocoMetric:
         Returns:
             Flat float metrics ``<type>_mAP``, ``_mAP_50``, ``_mAP_75``, ``_mAP_s``, ``_mAP_m``,
             ``_mAP_l`` for ``bbox`` and ``segm``, ``AR@<n>`` and ``AR_s@<n>``/``_m``/``_l`` (largest
-            n) for ``proposal``; plus ``<type>_stats`` (the 12 pycocotools numbers, a list) and,
+            n) for ``proposal``; plus ``<type>_stats`` (pycocotools' 12 numbers, a list) and,
             when ``classwise``, ``<type>_per_class`` (``{name: {"AP", "AP50", "AP75",
             "num_gt", "category_id"}}``; ``-1`` where a class has no ground truth). The full
             results, with the summary lines, stay in ``self.results``; :meth:`report` prints them.
@@ -163,6 +169,7 @@ class CocoMetric:
                 cat_ids=self.cat_ids,
                 class_names=self.class_names,
                 max_dets=self.proposal_nums if iou_type == "proposal" else (1, 10, 100),
+                backend=self.backend,
             )
             self.results[iou_type] = result
             metrics.update(self._flatten(result))

@@ -1,29 +1,31 @@
-"""Scoring a whole COCO results list against its ground truth: pycocotools' COCOeval, run
-quietly, and what a report needs from it.
+"""Scoring a whole COCO results list against its ground truth with COCOeval, and what a report
+needs from it.
 
 ``coco_metric.CocoMetric`` collects predictions image by image and calls this module once it
-has them all. pycocotools does the matching and the accumulation; this module feeds it,
-silences its progress prints, keeps its summary lines for logs and reads per-class AP from its
-precision array.
+has them all. A COCOeval backend (``coco_backends``: faster-coco-eval or pycocotools) does the
+matching and the accumulation; this module feeds it, and reads pycocotools' summary numbers and
+lines and the per-class AP from the accumulated arrays.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
+import gc
 import io
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from detbox.errors import DatasetError
-from detbox.evaluation.results import read_json
+from detbox.evaluation.coco_backends import Accumulated, run_cocoeval
+from detbox.evaluation.coco_detections import detection_annotations
+from detbox.evaluation.coco_summary import mean_valid, summarize
+from detbox.evaluation.results_file import read_json
 
 __all__ = [
     "IOU_TYPES",
@@ -31,6 +33,7 @@ __all__ = [
     "CocoEvalResult",
     "check_gt_supports",
     "evaluate_coco",
+    "gc_paused",
     "load_coco_gt",
 ]
 
@@ -94,6 +97,23 @@ def _captured_stdout():
         yield buffer
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off inside the block, back as it was after.
+
+    Reading a results file, indexing it and matching it make millions of small dicts and lists
+    that form no reference cycles; every collection started meanwhile walks all of them, which
+    made loading and scoring 500k detections several times slower than the work itself.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_coco_gt(source: str | os.PathLike | dict[str, Any] | COCO) -> COCO:
     """A pycocotools COCO object from a file path, a COCO-format dict or an existing object.
 
@@ -142,13 +162,14 @@ def evaluate_coco(
     cat_ids: Sequence[int] | None = None,
     class_names: Sequence[str] | None = None,
     max_dets: Sequence[int] = DEFAULT_MAX_DETS,
+    backend: str | None = None,
 ) -> CocoEvalResult:
-    """Score ``results`` against ``coco_gt`` with pycocotools.
+    """Score ``results`` against ``coco_gt`` with COCOeval (faster-coco-eval or pycocotools).
 
-    For ``segm`` the ``bbox`` of each result is dropped before loading, so that pycocotools takes
-    the instance area (for the small/medium/large split) from the mask, as for the ground truth;
-    otherwise it would use the box area. ``proposal`` is class-agnostic box recall
-    (``useCats=0``), usually with ``max_dets=(100, 300, 1000)``.
+    For ``segm`` the instance area of each result (for the small/medium/large split) comes from
+    its mask, as for the ground truth, never from its box (the MMDetection and Detectron2
+    convention). ``proposal`` is class-agnostic box recall (``useCats=0``), usually with
+    ``max_dets=(100, 300, 1000)``.
 
     Args:
         coco_gt: the ground truth.
@@ -158,6 +179,8 @@ def evaluate_coco(
         cat_ids: categories to evaluate, in label order; all ground-truth categories when None.
         class_names: display names aligned with ``cat_ids``; the ground truth's names when None.
         max_dets: the three detection limits of the summary.
+        backend: ``"faster-coco-eval"`` (the default when None) or ``"pycocotools"``; both give
+            the same numbers.
 
     Returns:
         The 12 stats, the summary lines and per-class AP.
@@ -167,86 +190,55 @@ def evaluate_coco(
     if len(max_dets) != 3:
         raise ValueError(f"max_dets must hold three limits, got {tuple(max_dets)}")
     coco_type = "bbox" if iou_type == "proposal" else iou_type
-    with _captured_stdout():
-        coco_dt = _load_results(coco_gt, _copy_for_loading(results, coco_type))
-        coco_eval = COCOeval(coco_gt, coco_dt, coco_type)
-        if img_ids is not None:
-            coco_eval.params.imgIds = sorted(set(img_ids))
-        if cat_ids is not None:
-            coco_eval.params.catIds = list(cat_ids)
-        coco_eval.params.maxDets = [int(m) for m in max_dets]
-        coco_eval.params.useCats = int(iou_type != "proposal")
-        coco_eval.evaluate()
-        coco_eval.accumulate()
-    with _captured_stdout() as summary:
-        coco_eval.summarize()
-    per_class = [] if iou_type == "proposal" else _per_class_ap(coco_eval, coco_gt, class_names)
+    use_cats = iou_type != "proposal"
+    evaluated_cats = sorted(coco_gt.getCatIds()) if cat_ids is None else [int(c) for c in cat_ids]
+    if class_names is not None and len(class_names) != len(evaluated_cats):
+        raise ValueError(f"{len(class_names)} class names for {len(evaluated_cats)} categories")
+    with gc_paused():
+        accumulated = run_cocoeval(
+            coco_gt,
+            detection_annotations(results, coco_type),
+            coco_type,
+            img_ids=sorted(coco_gt.getImgIds()) if img_ids is None else img_ids,
+            cat_ids=evaluated_cats,
+            max_dets=max_dets,
+            use_cats=use_cats,
+            backend=backend,
+        )
+    stats, lines = summarize(accumulated)
+    per_class = []
+    if use_cats:
+        names = class_names or [coco_gt.cats[c]["name"] for c in evaluated_cats]
+        per_class = _per_class_ap(accumulated, coco_gt, evaluated_cats, names)
     return CocoEvalResult(
         iou_type=iou_type,
-        stats=[float(s) for s in coco_eval.stats],
-        max_dets=tuple(coco_eval.params.maxDets),
-        summary_lines=summary.getvalue().splitlines(),
+        stats=stats,
+        max_dets=accumulated.max_dets,
+        summary_lines=lines,
         per_class=per_class,
-        num_images=len(coco_eval.params.imgIds),
+        num_images=len(accumulated.img_ids),
         num_detections=len(results),
     )
 
 
-def _copy_for_loading(results: list[dict[str, Any]], coco_type: str) -> list[dict[str, Any]]:
-    """Copies for loadRes (which writes area/id/iscrowd into each dict).
-
-    Segm copies drop ``bbox`` (areas then come from the masks) and rank by ``mask_score`` where
-    a result has one (Mask Scoring R-CNN: classification score x predicted mask IoU).
-    """
-    if coco_type == "segm":
-        copies = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
-        for copy_ in copies:
-            copy_["score"] = copy_.get("mask_score", copy_["score"])
-        return copies
-    return [dict(r) for r in results]
-
-
-def _load_results(coco_gt: COCO, anns: list[dict[str, Any]]) -> COCO:
-    if anns:
-        return coco_gt.loadRes(anns)
-    # loadRes cannot take an empty list (it looks at the first result): build the empty set.
-    coco_dt = COCO()
-    coco_dt.dataset = {
-        "images": list(coco_gt.dataset["images"]),
-        "categories": copy.deepcopy(coco_gt.dataset["categories"]),
-        "annotations": [],
-    }
-    coco_dt.createIndex()
-    return coco_dt
-
-
 def _per_class_ap(
-    coco_eval: COCOeval, coco_gt: COCO, class_names: Sequence[str] | None
+    acc: Accumulated, coco_gt: COCO, cat_ids: Sequence[int], names: Sequence[str]
 ) -> list[ClassAP]:
     """AP, AP50 and AP75 per category from the precision array at area 'all', top maxDets."""
-    params = coco_eval.params
-    precision = coco_eval.eval["precision"]  # (iou thresholds, recall points, K, areas, maxDets)
-    area = params.areaRngLbl.index("all")
-    iou50 = int(np.argmin(np.abs(params.iouThrs - 0.5)))
-    iou75 = int(np.argmin(np.abs(params.iouThrs - 0.75)))
-    num_gt = _count_gt(coco_gt, params.imgIds)
-    if class_names is not None and len(class_names) != len(params.catIds):
-        raise ValueError(f"{len(class_names)} class names for {len(params.catIds)} categories")
+    column = {cat_id: k for k, cat_id in enumerate(acc.cat_ids)}
+    at_all = acc.precision[:, :, :, acc.area_labels.index("all"), -1]  # (T, R, K)
+    iou50 = int(np.argmin(np.abs(acc.iou_thrs - 0.5)))
+    iou75 = int(np.argmin(np.abs(acc.iou_thrs - 0.75)))
+    num_gt = _count_gt(coco_gt, acc.img_ids)
     rows = []
-    for k, cat_id in enumerate(params.catIds):
-        per_cat = precision[:, :, k, area, -1]
-        name = class_names[k] if class_names is not None else coco_gt.cats[cat_id]["name"]
+    for cat_id, name in zip(cat_ids, names, strict=True):
+        per_cat = at_all[:, :, column[cat_id]]
         rows.append(ClassAP(
-            name=str(name), category_id=int(cat_id), ap=_mean_valid(per_cat),
-            ap50=_mean_valid(per_cat[iou50]), ap75=_mean_valid(per_cat[iou75]),
+            name=str(name), category_id=int(cat_id), ap=mean_valid(per_cat),
+            ap50=mean_valid(per_cat[iou50]), ap75=mean_valid(per_cat[iou75]),
             num_gt=num_gt.get(cat_id, 0),
         ))
     return rows
-
-
-def _mean_valid(values: np.ndarray) -> float:
-    valid = values[values > -1]
-    return float(valid.mean()) if valid.size else -1.0
 
 
 def _count_gt(coco_gt: COCO, img_ids: Sequence[int]) -> Counter:
