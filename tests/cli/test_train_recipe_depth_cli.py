@@ -35,8 +35,8 @@ def _train(tmp_path, ann_file, img_dir, *options):
     return main([
         "train", str(RECIPE), "--work-dir", str(tmp_path / "work"), "--device", "cpu",
         "--cfg-options", "model.backbone.depth=18", "model.bbox_head.num_classes=None",
-        f"train_dataloader.dataset.ann_file={ann_file}", f"train_dataloader.dataset.img_dir={img_dir}",
-        f"val_dataloader.dataset.ann_file={ann_file}", f"val_dataloader.dataset.img_dir={img_dir}",
+        *(f"{split}_dataloader.dataset.{key}={value}" for split in ("train", "val")
+          for key, value in (("ann_file", ann_file), ("img_dir", img_dir))),
         "train_dataloader.num_workers=0", "val_dataloader.num_workers=0",
         "train_dataloader.dataset.pipeline.2.scale=(64,64)",
         "val_dataloader.dataset.pipeline.1.scale=(64,64)",
