@@ -1,22 +1,45 @@
 """Extra inputs a documentation example may ask for with ``<!-- doc-test: setup=NAME -->``.
 
 Each setup writes into the example's own folder (a copy of the workspace, see ``workspace.py``)
-and makes its files from the workspace's tiny COCO data, so no download and no outside data is
-needed. Add a function here and an entry in ``SETUPS`` to offer a new one.
+and makes its files from the workspace's tiny COCO data, so no download is needed; only the
+``finetune`` setups read real images, a few of Penn-Fudan from the repository's sibling
+``shared/data`` (the examples are skipped where that folder is absent). Their heavy files (a
+~170 MB checkpoint and a short training run) are made once per session, in the session's cache
+folder, and linked into each example's folder. Add a function here and an entry in ``SETUPS``
+to offer a new one.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
+import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from tests.docs.workspace import SIZE, run
+from tests.docs.workspace import REPO, SIZE, run
+
+PENNFUDAN = REPO.parent / "shared" / "data" / "pennfudan"
+FINETUNE_CONFIG = "configs/torchvision/maskrcnn_resnet50_fpn_pennfudan.py"
+STAND_IN = "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+# The stand-in command of docs/finetune.md: torchvision's Mask R-CNN with random weights.
+STAND_IN_CODE = (
+    "import torch, torchvision; torch.manual_seed(0); torch.save(torchvision.models.detection."
+    "maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict(), "
+    f"'{STAND_IN}')"
+)
+# docs/finetune.md's CPU run, as small as it goes: one epoch on 4 images, no evaluation.
+SMALL_FINETUNE = [
+    "train_cfg.max_epochs=1", "train_cfg.val_interval=2", "train_dataloader.num_workers=0",
+    "train_dataloader.dataset.pipeline.2.scale=(320,192)",
+]
 
 
 def _coco(cwd: Path, split: str) -> dict:
@@ -115,7 +138,67 @@ def onnx_model(cwd: Path, env: dict[str, str]) -> None:
          "--shape", str(SIZE), str(SIZE)], cwd, env)
 
 
+def _pennfudan_subset(root: Path, counts: dict[str, int]) -> None:
+    """``root/annotations/instances_{train,val}.json`` + ``root/images``: a few Penn-Fudan images.
+
+    The val split keeps its first images, ``FudanPed00001.png`` (the page's ``infer`` input)
+    among them.
+    """
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").mkdir()
+    for split, count in counts.items():
+        coco = json.loads((PENNFUDAN / "annotations" / f"instances_{split}.json").read_text())
+        coco["images"] = sorted(coco["images"], key=lambda image: image["file_name"])[:count]
+        kept = {image["id"] for image in coco["images"]}
+        coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in kept]
+        for image in coco["images"]:
+            shutil.copy(PENNFUDAN / "images" / image["file_name"], root / "images")
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
+
+
+def _finetune_files(cache: Path, env: dict[str, str]) -> Path:
+    """Once per session: the stand-in, ``mask_rcnn_tv.pth``, the Penn-Fudan subset, a run."""
+    done = cache / "finetune"
+    if done.is_dir():
+        return done
+    if not (PENNFUDAN / "annotations" / "instances_val.json").is_file():
+        pytest.skip(f"Penn-Fudan data not found at {PENNFUDAN} (the repo's sibling shared/data)")
+    work = cache / "finetune.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / "configs").symlink_to(REPO / "configs")
+    _pennfudan_subset(work / "data" / "pennfudan", {"train": 4, "val": 2})
+    run([sys.executable, "-c", STAND_IN_CODE], work, env)
+    run(["detbox", "convert-weights", "torchvision", "maskrcnn_resnet50_fpn", STAND_IN,
+         "mask_rcnn_tv.pth"], work, env)
+    run(["detbox", "train", FINETUNE_CONFIG, "--load-from", "mask_rcnn_tv.pth", "--work-dir",
+         "work_dirs/pennfudan", "--device", "cpu", "--cfg-options", *SMALL_FINETUNE], work, env)
+    os.replace(work, done)
+    return done
+
+
+def finetune(cwd: Path, env: dict[str, str]) -> None:
+    """docs/finetune.md's inputs: the stand-in checkpoint, ``mask_rcnn_tv.pth`` converted from
+    it and ``data/pennfudan`` (4 train and 2 val images of the shared Penn-Fudan data)."""
+    files = _finetune_files(Path(env["DETBOX_CACHE"]), env)
+    for name in (STAND_IN, "mask_rcnn_tv.pth"):
+        (cwd / name).symlink_to(files / name)
+    pennfudan = cwd / "data" / "pennfudan"
+    if pennfudan.is_symlink() or pennfudan.exists():
+        pennfudan.unlink()
+    pennfudan.symlink_to(files / "data" / "pennfudan")
+
+
+def finetune_trained(cwd: Path, env: dict[str, str]) -> None:
+    """:func:`finetune` plus ``work_dirs/pennfudan/latest.pth``, one small epoch's checkpoint."""
+    finetune(cwd, env)
+    files = Path(env["DETBOX_CACHE"]) / "finetune"
+    (cwd / "work_dirs" / "pennfudan").mkdir(parents=True)
+    (cwd / "work_dirs" / "pennfudan" / "latest.pth").symlink_to(
+        files / "work_dirs" / "pennfudan" / "latest.pth")
+
+
 SETUPS: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "voc": voc, "middle_format": middle_format, "converter_inputs": converter_inputs,
-    "onnx_model": onnx_model,
+    "onnx_model": onnx_model, "finetune": finetune, "finetune_trained": finetune_trained,
 }

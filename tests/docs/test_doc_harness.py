@@ -1,5 +1,7 @@
 """The doc-test harness itself: which blocks it finds, how it reads annotations and rewrites."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.docs.doc_blocks import all_blocks, parse_page
@@ -84,3 +86,11 @@ def test_heavy_settings_are_shrunk():
     assert lines[2].count("--cfg-options") == 1 and lines[2].endswith("    x=1")
     assert lines[3] == "detbox flops configs/my_retinanet.py --shape 64 64"
     assert lines[4] == "detbox benchmark configs/my_retinanet.py other.pth --num-images 2"
+
+
+def test_finetune_config_block_is_the_config_file():
+    """docs/finetune.md shows the Penn-Fudan config as it is (less its opening comment)."""
+    (block,) = [b for b in parse_page(REPO / "docs" / "finetune.md", REPO) if b.write]
+    config = REPO / "configs" / "torchvision" / Path(block.write).name
+    assert config.read_text().endswith(block.code)
+    assert block.code.startswith("_base_ = [")
