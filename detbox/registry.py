@@ -21,6 +21,7 @@ from detbox.typecheck import check_values
 
 __all__ = [
     "Registry", "MODELS", "TASK_UTILS", "DATASETS", "TRANSFORMS", "check_kwargs", "closest_match",
+    "nested_path",
 ]
 
 # The build in progress (its dotted path and keyword arguments), so that a component built inside
@@ -113,7 +114,7 @@ class Registry:
             kwargs.setdefault(key, value)
         target = cfg["type"]
         factory = self.get(target) if isinstance(target, str) else target
-        path = path or _nested_path(cfg)
+        path = path or nested_path(cfg)
         check_kwargs(factory, kwargs, where=f"{self.kind} '{_name_of(factory)}'", path=path)
         token = _BUILDING.set((path, kwargs) if path else None)
         try:
@@ -127,7 +128,7 @@ def _origin(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-def _nested_path(cfg: Mapping[str, Any]) -> str | None:
+def nested_path(cfg: Mapping[str, Any]) -> str | None:
     """The dotted path of ``cfg`` when it is a value (or list item) of the build in progress."""
     building = _BUILDING.get()
     if building is None:

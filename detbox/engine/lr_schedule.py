@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from detbox.errors import ConfigError
 from detbox.registry import closest_match
+from detbox.typecheck import NonNegative, Positive, Range, check_values
 
 __all__ = ["LRSchedule", "build_lr_schedule"]
 
@@ -55,11 +56,11 @@ class LRSchedule:
         max_epochs: int,
         policy: str = "step",
         milestones: list[int] | tuple[int, ...] = (),
-        gamma: float = 0.1,
-        min_lr_ratio: float = 0.0,
+        gamma: Annotated[float, Positive] = 0.1,
+        min_lr_ratio: Annotated[float, Range(ge=0, le=1)] = 0.0,
         warmup: str | None = "linear",
-        warmup_iters: int = 500,
-        warmup_ratio: float = 0.001,
+        warmup_iters: Annotated[int, NonNegative] = 500,
+        warmup_ratio: Annotated[float, Range(gt=0, le=1)] = 0.001,
     ) -> None:
         _check_choice("policy", policy, _POLICIES)
         _check_choice("warmup", warmup, _WARMUPS)
@@ -174,4 +175,5 @@ def build_lr_schedule(
             raise ConfigError(
                 f"lr_schedule got an unknown key '{key}'.{hint} Valid keys: {', '.join(accepted)}"
             )
+    check_values(LRSchedule, cfg, "lr_schedule", path="lr_schedule")
     return LRSchedule(optimizer, iters_per_epoch=iters_per_epoch, max_epochs=max_epochs, **cfg)

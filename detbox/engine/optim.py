@@ -17,6 +17,7 @@ from torch import nn
 from detbox.engine.dist import unwrap_model
 from detbox.errors import ConfigError
 from detbox.registry import closest_match
+from detbox.typecheck import check_values
 
 __all__ = ["OPTIMIZERS", "build_optimizer", "param_groups", "scale_lr"]
 
@@ -97,6 +98,21 @@ def param_groups(
     return list(groups.values())
 
 
+def _check_optimizer_values(cls: type, cfg: Mapping[str, Any]) -> None:
+    """One line for a value of the wrong type (``lr='abc'``) or range (``lr=-1``)."""
+    where = f"optimizer '{cls.__name__}'"
+    check_values(cls, {k: v for k, v in cfg.items() if k not in _ENGINE_KEYS}, where,
+                 path="optimizer")
+    for key in ("lr", "weight_decay", *_ENGINE_KEYS):
+        value = cfg.get(key)
+        if value is None and key in _ENGINE_KEYS:
+            continue
+        if key in cfg and (isinstance(value, bool) or not isinstance(value, (int, float))
+                           or value < 0):
+            raise ConfigError(f"{where} key '{key}' (optimizer.{key}): expected a number >= 0, "
+                              f"got {value!r} ({type(value).__name__})")
+
+
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
     """Build ``cfg['type']`` over the model's trainable parameters.
 
@@ -121,6 +137,7 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
             )
     if "lr" not in cfg:
         raise ConfigError(f"optimizer '{cls.__name__}' needs a learning rate: set 'lr'")
+    _check_optimizer_values(cls, cfg)
     norm_mult = cfg.pop("norm_decay_mult", None)
     bias_mult = cfg.pop("bias_decay_mult", None)
     default_decay = inspect.signature(cls).parameters.get("weight_decay")

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from detbox.errors import ConfigError
 from detbox.models.pretrained import checkpoint_url
-from detbox.registry import MODELS
+from detbox.registry import MODELS, nested_path
 from detbox.structures import DetSample, ImageBatch, Instances, boxes_to_original
 
 __all__ = [
@@ -106,9 +106,10 @@ class BaseDetector(nn.Module):
         self.cfg: Mapping[str, Any] | None = None
         self.dataset_meta: dict[str, list] = {}
         self.backbone = MODELS.build(backbone)
+        neck_path = nested_path(neck) if isinstance(neck, Mapping) else None
         if neck_in_channels_missing(neck):
             neck = with_neck_in_channels(neck, self.backbone)
-        self.neck = MODELS.build(neck) if neck is not None else None
+        self.neck = MODELS.build(neck, path=neck_path) if neck is not None else None
         self.init_cfg = self._check_init_cfg(init_cfg or {})
 
     def _check_init_cfg(self, init_cfg: Mapping[str, Any]) -> dict[str, Any]:
