@@ -29,9 +29,11 @@ import torch
 import torchvision
 from PIL import Image
 
+from detbox.apis.build import fill_num_classes
 from detbox.config import load_config
 from detbox.models.inference_mode import prepare_for_inference
 from detbox.models.weight_conversion import convert_torchvision_state_dict
+from detbox.models.weight_conversion.coco_classes import torchvision_coco_categories
 from detbox.registry import MODELS
 from detbox.structures import DetSample, ImageBatch, Instances
 
@@ -64,20 +66,32 @@ def torchvision_model(arch: str, size: int, score_thr: float | None) -> torch.nn
     builder = getattr(torchvision.models.detection, arch)
     model = builder(weights=None, weights_backbone=None, min_size=size,
                     max_size=max(1333, 2 * size), **options)
-    model.transform.size_divisible = 64  # nominal anchor strides, as detbox's (see the config)
-    if arch.startswith("retinanet"):
-        with torch.no_grad():  # torchvision also scores background index 0; detbox does not
-            model.head.classification_head.cls_logits.bias.view(9, -1)[:, 0] = -1e4
+    # A trained torchvision COCO model never predicts its ten unused ``N/A`` slots (nor, for
+    # RetinaNet, its background output); random weights would, so they are silenced here, as
+    # the converted 80-class detbox model does not have them.
+    _, kept = torchvision_coco_categories()
+    unused = [i for i in range(91) if i not in kept]
+    with torch.no_grad():
+        if arch.startswith("retinanet"):
+            model.head.classification_head.cls_logits.bias.view(9, -1)[:, unused] = -1e4
+        else:
+            model.roi_heads.box_predictor.cls_score.bias[unused[1:]] = -1e4
     return model.eval()
 
 
 def detbox_model(arch: str, state_dict: dict, score_thr: float | None) -> torch.nn.Module:
-    cfg = load_config(CONFIGS / f"{arch}.py")["model"]
+    """The converted model with COCO's 80 classes, as ``detbox convert-weights`` writes it."""
+    cfg = load_config(CONFIGS / f"{arch}.py")
+    names, cat_ids = torchvision_coco_categories()
+    fill_num_classes(cfg, names, source="torchvision's COCO categories")
+    model_cfg = cfg["model"]
     if score_thr is not None:
-        head = cfg["bbox_head"] if arch.startswith("retinanet") else cfg["roi_head"]["bbox_head"]
+        head = (model_cfg["bbox_head"] if arch.startswith("retinanet")
+                else model_cfg["roi_head"]["bbox_head"])
         head["score_thr"] = score_thr
-    model = MODELS.build(cfg).eval()
-    model.load_state_dict(convert_torchvision_state_dict(arch, state_dict), strict=True)
+    model = MODELS.build(model_cfg).eval()
+    converted = convert_torchvision_state_dict(arch, state_dict, class_ids=cat_ids)
+    model.load_state_dict(converted, strict=True)
     return model
 
 
@@ -145,7 +159,9 @@ def bench_parity(arch: str, image: torch.Tensor, size: int) -> tuple[float, floa
         ref = plain.predict(batch)[0]
         ours = fast.predict(batch)[0]
     fast_vs_plain = match_fraction(ref.boxes, ref.labels, ref.scores, ours)
-    plain_vs_tv = match_fraction(expected["boxes"], expected["labels"] - 1, expected["scores"],
+    to_label = {cat_id: label for label, cat_id in enumerate(torchvision_coco_categories()[1])}
+    tv_labels = torch.tensor([to_label[int(c)] for c in expected["labels"]], dtype=torch.int64)
+    plain_vs_tv = match_fraction(expected["boxes"], tv_labels, expected["scores"],
                                  ref)
     return fast_vs_plain, plain_vs_tv, len(ref)
 
