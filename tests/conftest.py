@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,15 @@ def shared_dataset(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real test data not found at {path} (the repo's sibling shared/data)")
     return path
+
+
+def logged_train_losses(work_dir: Path) -> dict[tuple[int, int], float]:
+    """``{(epoch, iter): loss}`` of every logged training step in ``work_dir``'s JSON-lines
+    logs; a resumed run's records replace the ones its first run logged for the same step."""
+    records = {}
+    for log in sorted(Path(work_dir).glob("*.log.jsonl")):
+        for line in log.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("mode") == "train":
+                records[(record["epoch"], record["iter"])] = record["loss"]
+    return records

@@ -12,7 +12,7 @@ import pytest
 from detbox.cli.main import main
 from detbox.config import ConfigDict
 from detbox.data import build_dataset
-from tests.conftest import REPO_ROOT, shared_dataset
+from tests.conftest import REPO_ROOT, logged_train_losses, shared_dataset
 
 DEMO = str(REPO_ROOT / "configs/demo/retinanet_r18_fpn_synthetic.py")
 TINY = [
@@ -101,16 +101,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert main(["train", DEMO, "--work-dir", str(killed), "--resume", "--cfg-options",
                  *options]) == 0
 
-    def losses(work_dir: Path) -> dict:
-        records = {}
-        for log in sorted(work_dir.glob("*.log.jsonl")):  # later runs overwrite earlier records
-            for line in log.read_text().splitlines():
-                record = json.loads(line)
-                if record.get("mode") == "train":
-                    records[(record["epoch"], record["iter"])] = record["loss"]
-        return records
-
-    assert losses(killed) == losses(straight)
+    assert logged_train_losses(killed) == logged_train_losses(straight)
 
 
 def test_train_on_real_coco_data_with_dataset_swapped_on_the_command_line(tmp_path):

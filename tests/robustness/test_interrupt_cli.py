@@ -14,7 +14,7 @@ import torch
 
 from detbox.cli.main import main
 from detbox.engine.checkpoint import LATEST_NAME, load_checkpoint
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, logged_train_losses
 
 DEMO = str(REPO_ROOT / "configs/demo/retinanet_r18_fpn_synthetic.py")
 OPTIONS = [
@@ -29,16 +29,6 @@ OPTIONS = [
 @pytest.fixture(autouse=True)
 def synthetic_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DETBOX_CACHE", str(tmp_path / "cache"))
-
-
-def _train_records(work_dir: Path) -> dict:
-    records = {}
-    for log in sorted(work_dir.glob("*.log.jsonl")):  # later runs overwrite earlier records
-        for line in log.read_text().splitlines():
-            record = json.loads(line)
-            if record.get("mode") == "train":
-                records[(record["epoch"], record["iter"])] = record["loss"]
-    return records
 
 
 def _reached_second_epoch(work_dir: Path) -> bool:
@@ -79,7 +69,7 @@ def test_sigterm_mid_training_then_resume_equals_uninterrupted_run(tmp_path):
 
     assert main(["train", DEMO, "--work-dir", str(stopped), "--resume", "--cfg-options",
                  *OPTIONS]) == 0
-    assert _train_records(stopped) == _train_records(straight)
+    assert logged_train_losses(stopped) == logged_train_losses(straight)
     ours = load_checkpoint(stopped / "epoch_3.pth")["state_dict"]
     for key, value in load_checkpoint(straight / "epoch_3.pth")["state_dict"].items():
         assert torch.equal(value, ours[key]), key
