@@ -33,7 +33,10 @@ from detbox.apis.build import fill_num_classes
 from detbox.config import load_config
 from detbox.models.inference_mode import prepare_for_inference
 from detbox.models.weight_conversion import convert_torchvision_state_dict
-from detbox.models.weight_conversion.coco_classes import torchvision_coco_categories
+from detbox.models.weight_conversion.coco_classes import (
+    torchvision_coco_categories,
+    unused_torchvision_slots,
+)
 from detbox.registry import MODELS
 from detbox.structures import DetSample, ImageBatch, Instances
 
@@ -69,8 +72,7 @@ def torchvision_model(arch: str, size: int, score_thr: float | None) -> torch.nn
     # A trained torchvision COCO model never predicts its ten unused ``N/A`` slots (nor, for
     # RetinaNet, its background output); random weights would, so they are silenced here, as
     # the converted 80-class detbox model does not have them.
-    _, kept = torchvision_coco_categories()
-    unused = [i for i in range(91) if i not in kept]
+    unused = unused_torchvision_slots()
     with torch.no_grad():
         if arch.startswith("retinanet"):
             model.head.classification_head.cls_logits.bias.view(9, -1)[:, unused] = -1e4

@@ -3,6 +3,7 @@
 from detbox.models.weight_conversion.coco_classes import (
     TORCHVISION_COCO_SLOTS,
     torchvision_coco_categories,
+    unused_torchvision_slots,
 )
 from detbox.models.weight_conversion.torchvision import (
     SUPPORTED_ARCHS,
@@ -16,4 +17,5 @@ __all__ = [
     "convert_torchvision_state_dict",
     "torchvision_coco_categories",
     "torchvision_num_classes",
+    "unused_torchvision_slots",
 ]

@@ -8,7 +8,7 @@ trained torchvision model never predicts those slots, so a converted checkpoint 
 
 from __future__ import annotations
 
-__all__ = ["TORCHVISION_COCO_SLOTS", "torchvision_coco_categories"]
+__all__ = ["TORCHVISION_COCO_SLOTS", "torchvision_coco_categories", "unused_torchvision_slots"]
 
 # Classes of a torchvision COCO detector, background included (``num_classes=91``).
 TORCHVISION_COCO_SLOTS = 91
@@ -27,3 +27,10 @@ def torchvision_coco_categories() -> tuple[list[str], list[int]]:
     kept = [(name, index) for index, name in enumerate(slots)
             if index > 0 and name not in ("N/A", "__background__")]
     return [name for name, _ in kept], [index for _, index in kept]
+
+
+def unused_torchvision_slots() -> list[int]:
+    """The class indices of a torchvision COCO detector that a converted checkpoint drops:
+    ``0`` (background) and the ten ``N/A`` ids, in increasing order."""
+    _, kept = torchvision_coco_categories()
+    return [index for index in range(TORCHVISION_COCO_SLOTS) if index not in kept]

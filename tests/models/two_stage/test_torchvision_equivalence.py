@@ -31,7 +31,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from detbox.apis.convert_weights import convert_torchvision_checkpoint
 from detbox.apis.inference import inference_detector, init_detector
-from detbox.models.weight_conversion import torchvision_coco_categories
+from detbox.models.weight_conversion import unused_torchvision_slots
 from detbox.structures import Instances
 from tests.conftest import REPO_ROOT, shared_dataset
 
@@ -50,8 +50,7 @@ def _torchvision_model(arch: str, max_dets: int) -> torch.nn.Module:
         options = {"box_detections_per_img": max_dets}
     builder = getattr(torchvision.models.detection, arch)
     model = builder(weights=None, weights_backbone=None, min_size=320, max_size=512, **options)
-    _, kept = torchvision_coco_categories()
-    unused = [i for i in range(91) if i not in kept]
+    unused = unused_torchvision_slots()
     with torch.no_grad():
         if arch.startswith("retinanet"):
             model.head.classification_head.cls_logits.bias.view(9, -1)[:, unused] = -1e4
