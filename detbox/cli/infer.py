@@ -125,12 +125,10 @@ def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None
 
 
 def run(args: argparse.Namespace) -> int:
-    from detbox.apis.inference import load_detector
-    from detbox.apis.tta import maybe_wrap_for_tta
+    from detbox.apis.inference import init_detector
     from detbox.apis.video import VIDEO_SUFFIXES, infer_video
     from detbox.data.skipping import UnreadableFiles
     from detbox.evaluation.prediction_records import records_to_coco_results
-    from detbox.models.inference_mode import prepare_for_inference
     from detbox.utils.device import resolve_device
     from detbox.utils.io import atomic_write_text
 
@@ -138,10 +136,8 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.input)
     is_video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
     paths = [] if is_video else list_inputs(args.input)
-    model = load_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")))
-    if not args.no_fast:
-        prepare_for_inference(model)
-    model = maybe_wrap_for_tta(model, cfg, True if args.tta else None)
+    model = init_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")),
+                          tta=True if args.tta else None, fast=not args.no_fast)
     unreadable = UnreadableFiles("frames" if is_video else "files")
     if is_video:
         out_video = Path(args.vis_dir) / f"{source.stem}.mp4" if args.vis_dir else None
