@@ -2,6 +2,7 @@
 
 from detbox.models.roi_heads.bbox_head import ConvFCBBoxHead
 from detbox.models.roi_heads.box_branch import BoxBranch, BoxOutputs, refinement_labels
+from detbox.models.roi_heads.cascade_roi_head import CascadeRoIHead, cascade_box_predict
 from detbox.models.roi_heads.mask_branch import MaskBranch
 from detbox.models.roi_heads.mask_head import FCNMaskHead, crop_mask_targets
 from detbox.models.roi_heads.mask_iou_head import MaskIoUHead, mask_iou_targets
@@ -16,6 +17,7 @@ from detbox.models.roi_heads.standard_roi_head import StandardRoIHead
 __all__ = [
     "BoxBranch",
     "BoxOutputs",
+    "CascadeRoIHead",
     "ConvFCBBoxHead",
     "FCNMaskHead",
     "MaskBranch",
@@ -24,6 +26,7 @@ __all__ = [
     "Res5RoIHead",
     "StandardRoIHead",
     "boxes_to_rois",
+    "cascade_box_predict",
     "crop_mask_targets",
     "map_rois_to_levels",
     "mask_iou_targets",

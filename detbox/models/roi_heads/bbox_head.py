@@ -257,7 +257,21 @@ class ConvFCBBoxHead(nn.Module):
             One Instances per image with ``boxes`` (N, 4), ``labels`` (N,), ``scores`` (N,),
             sorted by decreasing score, in ``img_shape`` coordinates.
         """
-        scores = F.softmax(cls_score.float(), dim=-1)[:, :self.num_classes]
+        scores = F.softmax(cls_score.float(), dim=-1)
+        return self.predict_by_scores(scores, bbox_pred, rois, img_shapes)
+
+    def predict_by_scores(
+        self, scores: Tensor, bbox_pred: Tensor, rois: Tensor,
+        img_shapes: Sequence[Sequence[int]],
+    ) -> list[Instances]:
+        """:meth:`predict_by_outputs` from class probabilities instead of logits (e.g. a
+        cascade's scores averaged over its stages).
+
+        Args:
+            scores: (R, num_classes + 1) probabilities, background last.
+            bbox_pred, rois, img_shapes: as in :meth:`predict_by_outputs`.
+        """
+        scores = scores.float()[:, :self.num_classes]
         results = []
         for i, shape in enumerate(img_shapes):
             inds = torch.nonzero(rois[:, 0] == i).flatten()

@@ -7,12 +7,11 @@ cascade is several, each stage training on the previous stage's refined boxes::
     for stage in stages:                      # BoxBranch objects, IoU thresholds rising
         results = stage.sample(proposals, gts, samples)
         stage_losses, out = stage.loss(feats, results, gts)
-        labels = refinement_labels(out.labels, out.cls_score, stage.num_classes)
-        proposals = stage.refine(out.rois, labels, out.bbox_pred, img_shapes)
+        proposals = stage.refine_sampled(out, results, img_shapes)   # GT boxes dropped
 
-A branch wires modules it does not own: the RoI head registers the extractor and box head as
-its own attributes (so checkpoint keys stay ``bbox_head.*``; a cascade would register
-``nn.ModuleList`` s) and hands them to the branch.
+(``CascadeRoIHead`` is this loop.) A branch wires modules it does not own: the RoI head
+registers the extractor and box head as its own attributes (so checkpoint keys stay
+``bbox_head.*``; a cascade registers ``nn.ModuleList`` s) and hands them to the branch.
 """
 
 from __future__ import annotations
@@ -150,3 +149,23 @@ class BoxBranch:
         boxes = self.bbox_head.refine_boxes(rois, labels, bbox_pred, img_shapes)
         return [Instances(boxes=b, labels=b.new_zeros((b.shape[0],), dtype=torch.int64))
                 for b in boxes]
+
+    def refine_sampled(
+        self, out: BoxOutputs, sampling_results: Sequence[SamplingResult],
+        img_shapes: Sequence[Sequence[int]],
+    ) -> list[Instances]:
+        """The next stage's proposals in training: every sampled RoI of :meth:`loss` refined
+        by its target class's deltas (background: the best foreground class), except the GT
+        boxes that were added as proposals (the next stage adds the GT again itself).
+
+        Args:
+            out: this stage's outputs from :meth:`loss` (``labels`` set).
+            sampling_results: per image, the results ``out`` was computed for.
+            img_shapes: ``(h, w)`` of each image.
+
+        Returns:
+            Per image, Instances with the refined ``boxes`` (R_i - G_i, 4) in sampled order.
+        """
+        labels = refinement_labels(out.labels, out.cls_score, self.num_classes)
+        refined = self.refine(out.rois, labels, out.bbox_pred, img_shapes)
+        return [r[~res.sampled_is_gt] for r, res in zip(refined, sampling_results)]

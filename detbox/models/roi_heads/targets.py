@@ -56,6 +56,13 @@ class SamplingResult:
         return torch.cat([self.pos_boxes, self.neg_boxes])
 
     @property
+    def sampled_is_gt(self) -> Tensor:
+        """(P + Q,) bool, in :attr:`sampled_boxes` order: which sampled RoIs are GT boxes
+        added as proposals (only positives can be: a GT matches itself)."""
+        is_gt = self.pos_inds < self.num_gts
+        return torch.cat([is_gt, is_gt.new_zeros((self.num_neg,))])
+
+    @property
     def num_pos(self) -> int:
         return int(self.pos_inds.numel())
 

@@ -1,0 +1,14 @@
+# Cascade Mask R-CNN on the synthetic shapes: the small Mask R-CNN of
+# mask_rcnn_r18_fpn_synthetic.py (same backbone, data and schedule) with its RoI head replaced
+# by three box stages at IoU 0.5 / 0.6 / 0.7, each with its own mask head.
+_base_ = [
+    "../_base_/models/mask_rcnn_r18_fpn_small.py",
+    "../_base_/datasets/synthetic_instance.py",
+    "../_base_/schedules/schedule_adamw_cosine_6e.py",
+    "../_base_/default_runtime.py",
+]
+
+model = dict(type="CascadeRCNN", roi_head=dict(type="CascadeRoIHead"))
+train_cfg = dict(max_epochs=4, val_interval=2)
+checkpoint = dict(interval=2, max_keep=2)
+log = dict(interval=20)
