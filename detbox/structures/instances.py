@@ -72,6 +72,8 @@ class DetSample:
 
     Ground-truth boxes and masks are in the coordinates of the transformed image
     (``img_shape``); ``scale_factor`` and ``flip`` map predictions back to ``ori_shape``.
+    ``gt_sem_seg``, when loaded, is the (H, W) uint8 semantic map in the same coordinates
+    (255: no label, e.g. padding), for heads with a semantic branch (HTC).
     """
 
     image_id: int
@@ -83,6 +85,7 @@ class DetSample:
     gt: Instances | None = None
     ignored_boxes: Tensor = field(default_factory=lambda: torch.zeros((0, 4)))
     extra: dict[str, Any] = field(default_factory=dict)
+    gt_sem_seg: Tensor | None = None
 
     def gt_or_empty(self, device: torch.device | str | None = None) -> Instances:
         """The ground truth (on ``device`` when given), or an empty set for an image without
@@ -96,6 +99,7 @@ class DetSample:
             self,
             gt=self.gt.to(device) if self.gt is not None else None,
             ignored_boxes=self.ignored_boxes.to(device),
+            gt_sem_seg=self.gt_sem_seg.to(device) if self.gt_sem_seg is not None else None,
         )
 
 

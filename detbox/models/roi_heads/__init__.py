@@ -3,6 +3,8 @@
 from detbox.models.roi_heads.bbox_head import ConvFCBBoxHead
 from detbox.models.roi_heads.box_branch import BoxBranch, BoxOutputs, refinement_labels
 from detbox.models.roi_heads.cascade_roi_head import CascadeRoIHead, cascade_box_predict
+from detbox.models.roi_heads.htc_mask_head import HTCMaskHead
+from detbox.models.roi_heads.htc_roi_head import HTCRoIHead
 from detbox.models.roi_heads.mask_branch import MaskBranch
 from detbox.models.roi_heads.mask_head import FCNMaskHead, crop_mask_targets
 from detbox.models.roi_heads.mask_iou_head import MaskIoUHead, mask_iou_targets
@@ -12,6 +14,7 @@ from detbox.models.roi_heads.roi_extractor import (
     boxes_to_rois,
     map_rois_to_levels,
 )
+from detbox.models.roi_heads.semantic_head import FusedSemanticHead
 from detbox.models.roi_heads.standard_roi_head import StandardRoIHead
 
 __all__ = [
@@ -20,6 +23,9 @@ __all__ = [
     "CascadeRoIHead",
     "ConvFCBBoxHead",
     "FCNMaskHead",
+    "FusedSemanticHead",
+    "HTCMaskHead",
+    "HTCRoIHead",
     "MaskBranch",
     "MaskIoUHead",
     "MultiLevelRoIExtractor",

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_STAGE_TARGET_STDS",
     "CascadeRoIHead",
     "build_stage_modules",
+    "check_stage_lengths",
     "cascade_box_predict",
     "stage_losses",
 ]
@@ -43,7 +44,7 @@ DEFAULT_STAGE_TARGET_STDS = (
 ConfigLike = Mapping[str, Any] | nn.Module
 
 
-def _check_lengths(num_stages: int, **per_stage: Sequence[Any]) -> None:
+def check_stage_lengths(num_stages: int, **per_stage: Sequence[Any]) -> None:
     if num_stages < 1:
         raise ConfigError(f"a cascade needs num_stages >= 1, got {num_stages}")
     for name, values in per_stage.items():
@@ -170,7 +171,7 @@ class CascadeRoIHead(nn.Module):
         sampler: Mapping[str, Any] | Any = DEFAULT_RCNN_SAMPLER,
     ) -> None:
         super().__init__()
-        _check_lengths(num_stages, stage_loss_weights=stage_loss_weights,
+        check_stage_lengths(num_stages, stage_loss_weights=stage_loss_weights,
                        stage_iou_thrs=stage_iou_thrs, stage_target_stds=stage_target_stds)
         self.num_stages = num_stages
         self.stage_loss_weights = tuple(float(w) for w in stage_loss_weights[:num_stages])
@@ -192,7 +193,8 @@ class CascadeRoIHead(nn.Module):
             build_stage_modules(bbox_head, num_stages, "bbox_head", head_for_stage))
         self.with_mask = mask_head is not None
         self.mask_roi_extractor = MODELS.build(mask_roi_extractor) if self.with_mask else None
-        self.mask_heads = (nn.ModuleList(build_stage_modules(mask_head, num_stages, "mask_head"))
+        self.mask_heads = (nn.ModuleList(build_stage_modules(
+            mask_head, num_stages, "mask_head", self._mask_head_for_stage))
                            if self.with_mask else None)
         self.assigners = build_stage_modules(assigner, num_stages, "assigner",
                                              assigner_for_stage, registry=TASK_UTILS)
@@ -231,13 +233,23 @@ class CascadeRoIHead(nn.Module):
         """Raw outputs of every stage in turn (for FLOPs counting): the RoIs (sorted by image)
         are refined, unclipped, between stages. (R, 5) -> the last stage's (R, C + 1) logits
         and (R, 4) deltas (for the last stage's input RoIs, which are not returned)."""
+        return self._forward_stages(self.bbox_roi_extractor, feats, rois)
+
+    def _forward_stages(
+        self, extract: Callable[[Sequence[Tensor], Tensor], Tensor], feats: Sequence[Tensor],
+        rois: Tensor,
+    ) -> tuple[Tensor, Tensor]:
         no_clip = [None] * int(feats[0].shape[0])
         for i, head in enumerate(self.bbox_heads):
-            cls_score, bbox_pred = head(self.bbox_roi_extractor(feats, rois))
+            cls_score, bbox_pred = head(extract(feats, rois))
             if i < self.num_stages - 1:
                 labels = cls_score[:, :head.num_classes].argmax(dim=1)
                 rois = boxes_to_rois(head.refine_boxes(rois, labels, bbox_pred, no_clip))
         return cls_score, bbox_pred
+
+    def _mask_head_for_stage(self, cfg: dict, stage: int) -> dict:
+        """Stage-specific mask head settings (none here; HTC's stages differ)."""
+        return cfg
 
     def loss(
         self, feats: Sequence[Tensor], proposals: Sequence[Instances],
