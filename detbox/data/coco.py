@@ -40,6 +40,9 @@ class CocoDataset(DetectionDataset):
             filtered.
         max_skipped_images: training only: unreadable images are skipped with a warning, up
             to this many distinct files (see ``DetectionDataset``).
+        seg_prefix: folder of per-image semantic maps (COCO-stuff's ``stuffthingmaps``): the
+            map of ``a/b.jpg`` is ``seg_prefix/a/b.png``, read by
+            ``LoadAnnotations(with_seg=True)`` (HTC's semantic branch); None: no maps.
 
     ``dataset[i]`` is what the pipeline returns, normally ``(image (3, H, W) float32, DetSample)``
     with ``sample.gt`` in the transformed image's coordinates; ``coco`` is the file's own index.
@@ -55,7 +58,9 @@ class CocoDataset(DetectionDataset):
         filter_empty: bool = False,
         test_mode: bool = False,
         max_skipped_images: int = 10,
+        seg_prefix: str | os.PathLike | None = None,
     ) -> None:
+        self.seg_prefix = None if seg_prefix is None else str(seg_prefix)
         annotations = CocoAnnotations(ann_file=ann_file, class_names=class_names,
                                       test_mode=test_mode)
         super().__init__(
@@ -63,6 +68,14 @@ class CocoDataset(DetectionDataset):
             filter_empty=filter_empty, test_mode=test_mode,
             max_skipped_images=max_skipped_images,
         )
+
+    def get_record(self, index: int) -> dict[str, Any]:
+        """``DetectionDataset.get_record`` plus ``seg_path`` when there is a ``seg_prefix``."""
+        record = super().get_record(index)
+        if self.seg_prefix is not None:
+            stem = os.path.splitext(record["file_name"])[0]
+            record["seg_path"] = os.path.join(self.seg_prefix, stem + ".png")
+        return record
 
 
 class CocoAnnotations:

@@ -4,12 +4,13 @@ Each transform is a small class whose ``__call__(results: dict) -> dict`` reads 
 these keys (images are (3, H, W) tensors, boxes are xyxy pixels of the current image):
 
 - from the dataset: ``img_path``, ``image_id``, ``file_name``, ``height``/``width`` (the size
-  the annotation file states), ``ann_file`` and ``ann`` (the image's annotation record)
+  the annotation file states), ``ann_file`` and ``ann`` (the image's annotation record);
+  ``seg_path`` (a dataset with ``seg_prefix``)
 - ``img``: uint8 after ``LoadImage``, float32 (0-255 values) after ``Resize``, normalized
   after ``Normalize``
 - ``ori_shape``, ``img_shape`` (H, W); ``scale_factor`` (sx, sy); ``flip``; ``pad_shape``
 - ``gt_boxes`` (N, 4) float32, ``gt_labels`` (N,) int64, ``gt_masks`` (N, H, W) uint8,
-  ``ignored_boxes`` (M, 4) float32
+  ``ignored_boxes`` (M, 4) float32, ``gt_seg`` (H, W) uint8 semantic map (255: no label)
 
 Randomness comes from Python's ``random`` module, which the data loader seeds per worker.
 """

@@ -85,6 +85,8 @@ def crop_results(
     if "ignored_boxes" in results:
         ignored, keep = _clip_boxes(results["ignored_boxes"] - offset, height, width)
         results["ignored_boxes"] = ignored[keep]
+    if "gt_seg" in results:
+        results["gt_seg"] = results["gt_seg"][top:bottom, left:right]
     results["img_shape"] = (height, width)
     return results
 

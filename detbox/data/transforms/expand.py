@@ -74,6 +74,10 @@ class Expand:
             expanded = masks.new_zeros((masks.shape[0], new_h, new_w))
             expanded[:, top:top + height, left:left + width] = masks
             results["gt_masks"] = expanded
+        if "gt_seg" in results:
+            seg = results["gt_seg"].new_full((new_h, new_w), 255)
+            seg[top:top + height, left:left + width] = results["gt_seg"]
+            results["gt_seg"] = seg
         results["img_shape"] = (new_h, new_w)
         return results
 

@@ -48,8 +48,10 @@ class PackDetInputs:
     """Turn the results dict into ``(image (3, H, W) float32, DetSample)``.
 
     ``sample.gt`` is an Instances (boxes (N, 4) float32, labels (N,) int64, masks (N, H, W)
-    uint8 when loaded) if the pipeline loaded annotations, else None. ``sample.extra`` holds
-    ``img_path`` and, when present, ``pad_shape`` and ``img_norm``, plus ``results["extra"]``.
+    uint8 when loaded) if the pipeline loaded annotations, else None; ``sample.gt_sem_seg`` is
+    the (H, W) uint8 semantic map when loaded (``LoadAnnotations(with_seg=True)``).
+    ``sample.extra`` holds ``img_path`` and, when present, ``pad_shape`` and ``img_norm``, plus
+    ``results["extra"]``.
     """
 
     EXTRA_KEYS = ("img_path", "pad_shape", "img_norm")
@@ -75,6 +77,7 @@ class PackDetInputs:
             gt=gt,
             ignored_boxes=results.get("ignored_boxes", torch.zeros((0, 4))).float(),
             extra=extra,
+            gt_sem_seg=results.get("gt_seg"),
         )
         return image, sample
 

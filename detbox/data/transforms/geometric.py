@@ -110,7 +110,7 @@ class Resize:
 
     Updates ``img`` (3, H', W') float32 (0-255 values), ``img_shape``, ``scale_factor`` (the
     actual per-axis factors ``(W'/W, H'/H)``, composed with any earlier resize), ``gt_boxes``,
-    ``gt_masks`` and ``ignored_boxes``.
+    ``gt_masks``, ``gt_seg`` (nearest) and ``ignored_boxes``.
     """
 
     def __init__(
@@ -156,6 +156,8 @@ class Resize:
                 results[key] = results[key] * factors
         if "gt_masks" in results:
             results["gt_masks"] = _resize_masks(results["gt_masks"], new_h, new_w)
+        if "gt_seg" in results:
+            results["gt_seg"] = _resize_masks(results["gt_seg"][None], new_h, new_w)[0]
         return drop_degenerate_boxes(results)
 
     def __repr__(self) -> str:
@@ -245,6 +247,8 @@ class RandomFlip:
                 results[key] = flip_boxes(results[key], results["img_shape"], direction)
         if "gt_masks" in results:
             results["gt_masks"] = results["gt_masks"].flip(dims)
+        if "gt_seg" in results:
+            results["gt_seg"] = results["gt_seg"].flip(dims)
         results["flip"] = compose_flips(results.get("flip"), direction)
         return results
 
@@ -257,17 +261,21 @@ class RandomFlip:
 class Pad:
     """Zero-pad the image (and masks) at the bottom/right to a multiple of ``size_divisor``.
 
+    A semantic map (``gt_seg``) is padded with ``seg_pad_value`` (255: no label).
+
     ``img_shape`` keeps the unpadded size; ``pad_shape`` records the padded one. Usually
     unnecessary: ``collate`` pads every batch the same way.
     """
 
     def __init__(
-        self, size_divisor: Annotated[int, Positive] = 32, pad_value: float = 0.0
+        self, size_divisor: Annotated[int, Positive] = 32, pad_value: float = 0.0,
+        seg_pad_value: int = 255,
     ) -> None:
         if size_divisor < 1:
             raise ConfigError(f"Pad size_divisor must be >= 1, got {size_divisor}")
         self.size_divisor = size_divisor
         self.pad_value = pad_value
+        self.seg_pad_value = seg_pad_value
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
         image = results["img"]
@@ -277,8 +285,12 @@ class Pad:
         results["img"] = F.pad(image, (0, pad_w, 0, pad_h), value=self.pad_value)
         if "gt_masks" in results:
             results["gt_masks"] = F.pad(results["gt_masks"], (0, pad_w, 0, pad_h), value=0)
+        if "gt_seg" in results:
+            results["gt_seg"] = F.pad(results["gt_seg"], (0, pad_w, 0, pad_h),
+                                      value=self.seg_pad_value)
         results["pad_shape"] = (height + pad_h, width + pad_w)
         return results
 
     def __repr__(self) -> str:
-        return f"Pad(size_divisor={self.size_divisor}, pad_value={self.pad_value})"
+        return (f"Pad(size_divisor={self.size_divisor}, pad_value={self.pad_value}, "
+                f"seg_pad_value={self.seg_pad_value})")

@@ -126,14 +126,18 @@ class LoadAnnotations:
 
     Args:
         with_mask: also decode instance masks (polygons or RLE) at the image's original size.
+        with_seg: also read the image's semantic map (``results['seg_path']``, a PNG of class
+            indices, 255 = no label, as COCO-stuff's; set by a dataset's ``seg_prefix``).
 
     Adds ``gt_boxes`` (N, 4) float32 xyxy, ``gt_labels`` (N,) int64, ``ignored_boxes`` (M, 4)
-    float32 (crowd regions) and, with ``with_mask``, ``gt_masks`` (N, H, W) uint8. Boxes are
-    clipped to the image; those left with no area are dropped.
+    float32 (crowd regions), with ``with_mask`` ``gt_masks`` (N, H, W) uint8 and with
+    ``with_seg`` ``gt_seg`` (H, W) uint8. Boxes are clipped to the image; those left with no
+    area are dropped.
     """
 
-    def __init__(self, with_mask: bool = False) -> None:
+    def __init__(self, with_mask: bool = False, with_seg: bool = False) -> None:
         self.with_mask = with_mask
+        self.with_seg = with_seg
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
         ann = results["ann"]
@@ -149,10 +153,30 @@ class LoadAnnotations:
                 for segm, ann_id in zip(ann["segmentations"], ann["ann_ids"])
             ]
             results["gt_masks"] = torch.from_numpy(decode_rles(rles, height, width))
+        if self.with_seg:
+            results["gt_seg"] = _read_semantic_map(results, height, width)
         return drop_degenerate_boxes(results, shape=(height, width))
 
     def __repr__(self) -> str:
-        return f"LoadAnnotations(with_mask={self.with_mask})"
+        return f"LoadAnnotations(with_mask={self.with_mask}, with_seg={self.with_seg})"
+
+
+def _read_semantic_map(results: dict[str, Any], height: int, width: int) -> torch.Tensor:
+    """The (height, width) uint8 class-index PNG at ``results['seg_path']``."""
+    path = results.get("seg_path")
+    if path is None:
+        raise ConfigError("LoadAnnotations(with_seg=True) needs semantic maps: give the dataset "
+                          "a seg_prefix (the folder of the per-image PNGs)")
+    try:
+        with Image.open(path) as pil:
+            seg = np.array(pil)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DatasetError(f"{path}: cannot read the semantic map ({exc}); check seg_prefix") \
+            from None
+    if seg.ndim != 2 or seg.shape != (height, width):
+        raise DatasetError(f"{path}: semantic map of shape {seg.shape}, expected a one-channel "
+                           f"{width}x{height} PNG of class indices (the image's size)")
+    return torch.from_numpy(seg.astype(np.uint8))
 
 
 def _original_size(results: dict[str, Any]) -> tuple[int, int]:

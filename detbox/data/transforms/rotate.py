@@ -66,6 +66,8 @@ class RandomRotate90:
                 results[key] = rotate_boxes_90(results[key], shape, turns)
         if "gt_masks" in results:
             results["gt_masks"] = torch.rot90(results["gt_masks"], turns, dims=(-2, -1))
+        if "gt_seg" in results:
+            results["gt_seg"] = torch.rot90(results["gt_seg"], turns, dims=(-2, -1))
         results["img_shape"] = (shape[1], shape[0]) if turns % 2 else tuple(shape)
         return results
 

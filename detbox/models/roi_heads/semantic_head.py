@@ -61,7 +61,8 @@ class FusedSemanticHead(nn.Module):
     embedding (the semantic feature map).
 
     Args:
-        num_classes: semantic classes (183 for COCO-stuff's stuff+thing maps).
+        num_seg_classes: semantic classes (183 for COCO-stuff's stuff+thing maps); named apart
+            from the detector's ``num_classes``, which the dataset's categories fill.
         in_channels: channels of the pyramid levels.
         num_levels: pyramid levels read, finest first.
         fusion_level: the level everything is fused at (1: stride 8 for P2-P6).
@@ -76,7 +77,7 @@ class FusedSemanticHead(nn.Module):
     def __init__(
         self,
         *,
-        num_classes: int = 183,
+        num_seg_classes: int = 183,
         in_channels: int = 256,
         num_levels: int = 5,
         fusion_level: int = 1,
@@ -89,7 +90,7 @@ class FusedSemanticHead(nn.Module):
         super().__init__()
         if not 0 <= fusion_level < num_levels:
             raise ValueError(f"fusion_level must be in [0, {num_levels}), got {fusion_level}")
-        self.num_classes = num_classes
+        self.num_seg_classes = num_seg_classes
         self.num_levels = num_levels
         self.fusion_level = fusion_level
         self.loss_weight = float(loss_weight)
@@ -99,7 +100,7 @@ class FusedSemanticHead(nn.Module):
         self.convs = nn.Sequential(
             *[_conv_relu(conv_channels, conv_channels, 3) for _ in range(num_convs)])
         self.conv_embedding = _conv_relu(conv_channels, out_channels, 1)
-        self.conv_logits = nn.Conv2d(conv_channels, num_classes, 1)
+        self.conv_logits = nn.Conv2d(conv_channels, num_seg_classes, 1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -25,7 +25,7 @@ def tiny_htc_cfg(num_classes: int = 2, with_semantic: bool = False, **roi_head) 
     cfg["roi_head"]["mask_head"]["type"] = "HTCMaskHead"
     if with_semantic:
         cfg["roi_head"]["semantic_head"] = {
-            "type": "FusedSemanticHead", "num_classes": 4, "in_channels": 16,
+            "type": "FusedSemanticHead", "num_seg_classes": 4, "in_channels": 16,
             "conv_channels": 16, "out_channels": 16, "num_convs": 1, "fusion_level": 1,
             "num_levels": 4}
     cfg["roi_head"].update(roi_head)

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from detbox.apis.build import fill_num_classes
 from detbox.errors import DetboxError
 from detbox.models.roi_heads import BoxBranch, FusedSemanticHead, boxes_to_rois
 from detbox.models.roi_heads.htc_roi_head import SemanticRoIFeatures
@@ -144,7 +145,7 @@ def test_semantic_targets_pad_with_ignore_and_sample_nearest():
 
 def test_semantic_head_shapes_and_loss_ignore_padding():
     torch.manual_seed(0)
-    head = FusedSemanticHead(num_classes=5, in_channels=8, num_levels=3, fusion_level=1,
+    head = FusedSemanticHead(num_seg_classes=5, in_channels=8, num_levels=3, fusion_level=1,
                              num_convs=1, conv_channels=8, out_channels=6)
     feats = [torch.randn(2, 8, 16, 16), torch.randn(2, 8, 8, 8), torch.randn(2, 8, 4, 4)]
     logits, semantic = head(feats)
@@ -186,3 +187,13 @@ def test_predict_on_images_without_objects_and_with_no_detections():
         assert result.masks is not None and result.masks.shape[1:] == (64, 64)
     for result in nothing:
         assert len(result) == 0 and result.masks.shape == (0, 64, 64)
+
+
+def test_dataset_classes_fill_the_heads_but_not_the_semantic_classes():
+    cfg = {"model": tiny_htc_cfg(with_semantic=True)}
+    for head in ("bbox_head", "mask_head"):
+        del cfg["model"]["roi_head"][head]["num_classes"]
+    fill_num_classes(cfg, ["a", "b", "c"], source="test")
+    model = build(cfg["model"])
+    assert all(h.predictor.out_channels == 3 for h in model.roi_head.mask_heads)
+    assert model.roi_head.semantic_head.conv_logits.out_channels == 4
