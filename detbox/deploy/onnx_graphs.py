@@ -25,7 +25,7 @@ from torchvision.ops import nms, roi_align
 from detbox.models.dense_heads.dense_utils import flatten_level
 from detbox.models.roi_heads.roi_extractor import map_rois_to_levels
 
-__all__ = ["OneStageGraph", "TwoStageGraph", "graph_for"]
+__all__ = ["CascadeGraph", "OneStageGraph", "TwoStageGraph", "graph_for"]
 
 
 def _count_min(values: Tensor, k: int) -> Tensor | int:
@@ -160,9 +160,8 @@ class TwoStageGraph(nn.Module):
                     score_thr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         head = self.roi_head.bbox_head
         rois = torch.cat([proposals.new_zeros((proposals.shape[0], 1)), proposals], dim=1)
-        cls_score, bbox_pred = head(_roi_pool(self.roi_head.bbox_roi_extractor, feats, rois))
-        scores = cls_score.softmax(dim=-1)[:, : head.num_classes]
-        boxes = _clip(head.decode_boxes(rois, bbox_pred), image_size)
+        scores, boxes = self._class_scores_and_boxes(feats, rois, image_size)
+        scores = scores[:, : head.num_classes]
         labels = torch.arange(head.num_classes).expand_as(scores)
         boxes, scores, labels = boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1)
         keep = torch.where(scores > score_thr)[0]
@@ -174,6 +173,13 @@ class TwoStageGraph(nn.Module):
         keep = _batched_nms(boxes, scores, labels, head.nms_iou_thr, image_size)
         keep = keep[: head.max_per_img]
         return boxes[keep], scores[keep], labels[keep]
+
+    def _class_scores_and_boxes(self, feats: Sequence[Tensor], rois: Tensor,
+                                image_size: Tensor) -> tuple[Tensor, Tensor]:
+        """(R, C + 1) class probabilities and (R, C, 4) clipped boxes of (R, 5) RoIs."""
+        head = self.roi_head.bbox_head
+        cls_score, bbox_pred = head(_roi_pool(self.roi_head.bbox_roi_extractor, feats, rois))
+        return cls_score.softmax(dim=-1), _clip(head.decode_boxes(rois, bbox_pred), image_size)
 
     def forward(self, images: Tensor, image_size: Tensor, score_thr: Tensor):
         feats = self.detector.extract_feat(images)
@@ -187,12 +193,42 @@ class TwoStageGraph(nn.Module):
         return boxes, scores, labels, mask_head.predict_by_outputs(logits, labels)
 
 
+class CascadeGraph(TwoStageGraph):
+    """Cascade (Mask) R-CNN: the RoIs pass every box stage (refined by the deltas of each
+    stage's best class, clipped), the class probabilities are averaged over the stages and the
+    last stage's boxes kept; masks come from the last stage's mask head."""
+
+    def _class_scores_and_boxes(self, feats: Sequence[Tensor], rois: Tensor,
+                                image_size: Tensor) -> tuple[Tensor, Tensor]:
+        roi_head = self.roi_head
+        probs = []
+        for stage, head in enumerate(roi_head.bbox_heads):
+            cls_score, bbox_pred = head(_roi_pool(roi_head.bbox_roi_extractor, feats, rois))
+            probs.append(cls_score.softmax(dim=-1))
+            boxes = _clip(head.decode_boxes(rois, bbox_pred), image_size)
+            if stage < len(roi_head.bbox_heads) - 1:
+                best = probs[-1][:, : head.num_classes].argmax(dim=1)
+                refined = boxes[torch.arange(boxes.shape[0]), best]
+                rois = torch.cat([rois[:, :1], refined], dim=1)
+        return torch.stack(probs).mean(dim=0), boxes
+
+
 def graph_for(detector: nn.Module) -> nn.Module:
     """The export graph of a detector, or a ValueError naming what is not supported."""
-    from detbox.models.detectors import RetinaNet, TwoStageDetector
+    from detbox.models.detectors import (
+        CascadeRCNN,
+        HybridTaskCascade,
+        RetinaNet,
+        TwoStageDetector,
+    )
 
     if isinstance(detector, RetinaNet):
         return OneStageGraph(detector)
+    if isinstance(detector, HybridTaskCascade):
+        raise ValueError("ONNX export of Hybrid Task Cascade (HybridTaskCascade) is not "
+                         "supported; Cascade R-CNN and Cascade Mask R-CNN export")
+    if isinstance(detector, CascadeRCNN):
+        return CascadeGraph(detector)
     if isinstance(detector, TwoStageDetector):
         roi_head = detector.roi_head
         if not hasattr(roi_head, "bbox_roi_extractor"):
