@@ -90,3 +90,21 @@ def test_resize_flip_and_pad_move_the_map_with_the_image():
     assert padded.shape == (64, 96) == results["img"].shape[-2:]
     assert torch.equal(padded[:60, :80], expected.flip(-1))
     assert (padded[60:] == 255).all() and (padded[:, 80:] == 255).all()
+
+
+def test_crop_rotate_and_expand_keep_the_map_aligned_with_the_image():
+    from detbox.data.transforms.crop import crop_results
+    from detbox.data.transforms.expand import Expand
+    from detbox.data.transforms.rotate import RandomRotate90
+
+    results = _results()
+    results["img"] = results["gt_seg"][None].float().repeat(3, 1, 1)  # image == map
+    results = crop_results(results, (5, 4, 35, 24), box_filter="clip")
+    assert torch.equal(results["gt_seg"], torch.from_numpy(_semantic_map(30, 40))[4:24, 5:35])
+    results = RandomRotate90(prob=1.0, angles=(90,))(results)
+    assert torch.equal(results["gt_seg"].float(), results["img"][0])
+    results = Expand(ratio_range=(2.0, 2.0), prob=1.0)(results)
+    seg, img = results["gt_seg"], results["img"][0]
+    assert seg.shape == img.shape == (60, 40)
+    inside = seg != 255
+    assert int(inside.sum()) == 20 * 30 and torch.equal(seg[inside].float(), img[inside])
