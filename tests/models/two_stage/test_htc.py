@@ -197,3 +197,36 @@ def test_dataset_classes_fill_the_heads_but_not_the_semantic_classes():
     model = build(cfg["model"])
     assert all(h.predictor.out_channels == 3 for h in model.roi_head.mask_heads)
     assert model.roi_head.semantic_head.conv_logits.out_channels == 4
+
+
+def test_htc_with_semantic_trains_from_a_coco_dataset_with_semantic_maps(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from detbox.data import CocoDataset
+    from detbox.data.collate import collate
+    from tests.data.coco_factory import CATEGORIES, box_annotation, image_entry, write_coco
+
+    images = [image_entry(1, width=60, height=50), image_entry(2, width=60, height=50)]
+    anns = [box_annotation(1, 1, 1, [5, 5, 30, 25], segmentation=[[5, 5, 35, 5, 35, 30, 5, 30]]),
+            box_annotation(2, 2, 2, [10, 8, 30, 30],
+                           segmentation=[[10, 8, 40, 8, 40, 38, 10, 38]])]
+    ann_file, img_dir = write_coco(tmp_path, images, anns, CATEGORIES)
+    seg_dir = tmp_path / "maps"
+    seg_dir.mkdir()
+    for image in images:
+        seg = np.zeros((50, 60), dtype=np.uint8)
+        seg[10:30, 10:30] = 3
+        Image.fromarray(seg).save(seg_dir / image["file_name"])
+    pipeline = [{"type": "LoadImage"},
+                {"type": "LoadAnnotations", "with_mask": True, "with_seg": True},
+                {"type": "Resize", "scale": (80, 64), "keep_ratio": True},
+                {"type": "RandomFlip", "prob": 0.5},
+                {"type": "Normalize"}, {"type": "PackDetInputs"}]
+    dataset = CocoDataset(ann_file, img_dir, pipeline, seg_prefix=seg_dir)
+    batch = collate([dataset[0], dataset[1]])
+    assert batch.samples[0].gt_sem_seg.shape == batch.samples[0].img_shape
+    model = build(tiny_htc_cfg(with_semantic=True)).train()
+    losses = model.loss(batch)
+    assert losses["loss_semantic_seg"] > 0 and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
