@@ -37,7 +37,7 @@ __all__ = [
 DEFAULT_STAGE_IOU_THRS = (0.5, 0.6, 0.7)
 DEFAULT_STAGE_LOSS_WEIGHTS = (1.0, 0.5, 0.25)
 # Each stage's regression targets shrink as its proposals improve; these stds keep them at
-# about unit variance (the paper's Sec. 4.2).
+# about unit variance, as in the paper.
 DEFAULT_STAGE_TARGET_STDS = (
     (0.1, 0.1, 0.2, 0.2), (0.05, 0.05, 0.1, 0.1), (0.033, 0.033, 0.067, 0.067))
 
@@ -45,6 +45,7 @@ ConfigLike = Mapping[str, Any] | nn.Module
 
 
 def check_stage_lengths(num_stages: int, **per_stage: Sequence[Any]) -> None:
+    """ConfigError unless ``num_stages >= 1`` and every per-stage setting has enough entries."""
     if num_stages < 1:
         raise ConfigError(f"a cascade needs num_stages >= 1, got {num_stages}")
     for name, values in per_stage.items():
