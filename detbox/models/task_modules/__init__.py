@@ -10,7 +10,7 @@ from detbox.models.task_modules.assigners import (
 )
 from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder
 from detbox.models.task_modules.nms import NMS, SoftNMS, batched_soft_nms, build_nms, soft_nms
-from detbox.models.task_modules.samplers import RandomSampler
+from detbox.models.task_modules.samplers import IoUBalancedNegSampler, OHEMSampler, RandomSampler
 
 __all__ = [
     "BACKGROUND",
@@ -18,8 +18,10 @@ __all__ = [
     "AnchorGenerator",
     "AssignResult",
     "DeltaXYWHBoxCoder",
+    "IoUBalancedNegSampler",
     "MaxIoUAssigner",
     "NMS",
+    "OHEMSampler",
     "RandomSampler",
     "SoftNMS",
     "batched_soft_nms",
