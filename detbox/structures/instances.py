@@ -72,6 +72,8 @@ class DetSample:
 
     Ground-truth boxes and masks are in the coordinates of the transformed image
     (``img_shape``); ``scale_factor`` and ``flip`` map predictions back to ``ori_shape``.
+    ``proposals`` are pre-computed proposals (``boxes``, ``scores``) in the same coordinates,
+    for detectors without an RPN (Fast R-CNN), or None.
     """
 
     image_id: int
@@ -83,6 +85,7 @@ class DetSample:
     gt: Instances | None = None
     ignored_boxes: Tensor = field(default_factory=lambda: torch.zeros((0, 4)))
     extra: dict[str, Any] = field(default_factory=dict)
+    proposals: Instances | None = None
 
     def gt_or_empty(self, device: torch.device | str | None = None) -> Instances:
         """The ground truth (on ``device`` when given), or an empty set for an image without
@@ -96,6 +99,7 @@ class DetSample:
             self,
             gt=self.gt.to(device) if self.gt is not None else None,
             ignored_boxes=self.ignored_boxes.to(device),
+            proposals=self.proposals.to(device) if self.proposals is not None else None,
         )
 
 

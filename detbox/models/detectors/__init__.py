@@ -1,6 +1,7 @@
 """Detectors: compose backbone, neck and heads; ``loss()`` and ``predict()`` on an ImageBatch."""
 
 from detbox.models.detectors.base import BaseDetector, rescale_to_original
+from detbox.models.detectors.fast_rcnn import FastRCNN
 from detbox.models.detectors.retinanet import RetinaNet
 from detbox.models.detectors.two_stage import (
     RPN,
@@ -13,6 +14,7 @@ from detbox.models.detectors.two_stage import (
 __all__ = [
     "RPN",
     "BaseDetector",
+    "FastRCNN",
     "FasterRCNN",
     "MaskRCNN",
     "MaskScoringRCNN",
