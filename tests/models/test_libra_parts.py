@@ -175,3 +175,26 @@ def test_neck_sequence_fills_the_first_necks_in_channels_and_keeps_keys():
     assert [tuple(o.shape) for o in outs] == [(1, 4, 16, 16), (1, 4, 8, 8), (1, 4, 4, 4)]
     with pytest.raises(ConfigError, match="at least one"):
         NeckSequence(necks=[])
+
+
+def reference_instance_balanced_quota(gt_counts, count):
+    """Libra R-CNN's instance-balanced positives: every object gets round(count / objects) + 1."""
+    return int(round(count / len(gt_counts))) + 1
+
+
+def test_instance_balanced_positives():
+    torch.manual_seed(0)
+    # one object has 200 positive proposals, two have 5: random sampling would be ~95% the first
+    gt_counts = [200, 5, 5]
+    matched = torch.cat([torch.full((n,), g) for g, n in enumerate(gt_counts)]
+                        + [torch.full((300,), -1)])
+    sampler = IoUBalancedNegSampler(num=64, pos_fraction=0.5)
+    pos, neg = sampler.sample(AssignResult(matched, torch.rand(len(matched)) * 0.5))
+    assert pos.numel() == 32 and pos.unique().numel() == 32 and neg.numel() == 32
+    per_object = torch.bincount(matched[pos], minlength=3).tolist()
+    quota = reference_instance_balanced_quota(gt_counts, 32)  # 12
+    assert per_object[1] == 5 and per_object[2] == 5  # small objects keep all their positives
+    assert per_object[0] == 22 >= quota  # the big one its quota plus the random fill
+    plain = IoUBalancedNegSampler(num=64, pos_fraction=0.5, instance_balanced_pos=False)
+    pos, _ = plain.sample(AssignResult(matched, torch.rand(len(matched)) * 0.5))
+    assert pos.numel() == 32 and torch.bincount(matched[pos], minlength=3)[0] > 22

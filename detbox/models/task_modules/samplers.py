@@ -103,20 +103,22 @@ class IoUBalancedNegSampler(RandomSampler):
     contributes up to an equal share, picked at random; shortfalls are filled at random from the
     remaining negatives. With ``floor_thr >= 0``, ``floor_fraction`` of the negatives come at
     random from those below ``floor_thr`` (IoU exactly 0 when ``floor_thr == 0``) and only the
-    others are binned; ``floor_thr < 0`` bins all negatives from IoU 0. Positives are sampled as
-    in ``RandomSampler``.
+    others are binned; ``floor_thr < 0`` bins all negatives from IoU 0. Positives are balanced
+    over the GT instances as in the paper (each object contributes up to an equal share, the
+    rest filled at random), or sampled uniformly with ``instance_balanced_pos=False``.
 
     Args:
         num, pos_fraction, neg_pos_ub, add_gt_as_proposals: as in ``RandomSampler``.
         floor_thr: IoU below which negatives are "floor" negatives (``-1``: none are).
         floor_fraction: share of the negatives taken from the floor set.
         num_bins: IoU bins of the other negatives.
+        instance_balanced_pos: balance the positives over the GT objects.
     """
 
     def __init__(
         self, *, num: int, pos_fraction: float, neg_pos_ub: float = -1,
         add_gt_as_proposals: bool = False, floor_thr: float = -1.0,
-        floor_fraction: float = 0.0, num_bins: int = 3,
+        floor_fraction: float = 0.0, num_bins: int = 3, instance_balanced_pos: bool = True,
     ) -> None:
         super().__init__(num=num, pos_fraction=pos_fraction, neg_pos_ub=neg_pos_ub,
                          add_gt_as_proposals=add_gt_as_proposals)
@@ -126,10 +128,15 @@ class IoUBalancedNegSampler(RandomSampler):
         self.floor_thr = floor_thr
         self.floor_fraction = floor_fraction
         self.num_bins = num_bins
+        self.instance_balanced_pos = instance_balanced_pos
 
     def sample(self, assign_result: AssignResult) -> tuple[Tensor, Tensor]:
         positives, negatives = _candidates(assign_result)
-        positives = _random_subset(positives, self.max_positives)
+        if self.instance_balanced_pos:
+            positives = _instance_balanced(positives, assign_result.matched_gt[positives],
+                                           self.max_positives)
+        else:
+            positives = _random_subset(positives, self.max_positives)
         count = self.num_negatives(positives.numel())
         if negatives.numel() <= count:
             return positives, negatives
@@ -186,6 +193,21 @@ def _candidates(assign_result: AssignResult) -> tuple[Tensor, Tensor]:
     positives = torch.nonzero(assign_result.matched_gt >= 0).flatten()
     negatives = torch.nonzero(assign_result.matched_gt == BACKGROUND).flatten()
     return positives, negatives
+
+
+def _instance_balanced(positives: Tensor, gt_inds: Tensor, count: int) -> Tensor:
+    """Up to ``count`` of the (P,) ``positives`` (matched to ``gt_inds`` (P,)), about equally
+    many per GT object: at most ``round(count / objects) + 1`` each, then a random fill from the
+    others (or a random cut) to exactly ``min(count, P)``."""
+    if positives.numel() <= count:
+        return positives
+    objects = gt_inds.unique()
+    per_object = int(round(count / objects.numel())) + 1
+    chosen = torch.cat([_random_subset(positives[gt_inds == g], per_object) for g in objects])
+    if chosen.numel() > count:
+        return _random_subset(chosen, count)
+    rest = positives[~torch.isin(positives, chosen)]
+    return torch.cat([chosen, _random_subset(rest, count - chosen.numel())])
 
 
 def _hardest(indices: Tensor, hardness: Tensor, count: int) -> Tensor:
