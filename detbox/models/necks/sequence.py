@@ -15,8 +15,9 @@ __all__ = ["NeckSequence"]
 
 @MODELS.register
 class NeckSequence(nn.Sequential):
-    """Run ``necks`` in order, each on the previous one's maps; checkpoint keys ``neck.0.*``,
-    ``neck.1.*``, ...
+    """Necks run one after another, each on the previous one's output maps.
+
+    Checkpoint keys are ``neck.0.*``, ``neck.1.*``, ... (e.g. Libra R-CNN's FPN, then BFP).
 
     Args:
         necks: ``MODELS`` configs (or modules) of the necks, first applied first.
