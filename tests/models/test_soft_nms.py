@@ -174,3 +174,25 @@ def test_two_stage_heads_accept_soft_nms_and_export_refuses_it():
     assert dets.scores[2] < torch.softmax(cls[1], 0)[0]  # the 0.82-IoU duplicate decayed
     with pytest.raises(DetboxError, match="plain NMS"):
         _plain_nms_iou_thr(head.nms, "roi_head.bbox_head.nms")
+
+
+def test_rpn_proposals_with_soft_nms():
+    from .two_stage._tiny import tiny_rpn_head
+
+    torch.manual_seed(0)
+    soft_settings = {"nms_pre": 200, "max_per_img": 100,
+                     "nms": {"type": "soft_nms", "method": "gaussian", "min_score": 0.0}}
+    plain = MODELS.build(tiny_rpn_head())
+    soft = MODELS.build(tiny_rpn_head(test_proposals=soft_settings))
+    soft.load_state_dict(plain.state_dict())
+    torch.nn.init.normal_(plain.cls_logits.weight, std=1.0)
+    soft.cls_logits.weight.data.copy_(plain.cls_logits.weight)
+    feats = [torch.randn(1, 16, s, s) for s in (16, 8, 4, 2, 1)]
+    sample = make_sample(img_shape=(64, 64))
+    with torch.no_grad():
+        (a,) = plain.predict(feats, [sample])
+        (b,) = soft.predict(feats, [sample])
+    assert len(b) == len(a) == 100
+    assert b.scores[-1] < 0.5 * a.scores[-1]  # overlapping proposals decayed, not dropped
+    assert torch.equal(b.scores, b.scores.sort(descending=True).values)
+    assert torch.isclose(b.scores[0], a.scores[0])
