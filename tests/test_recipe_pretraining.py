@@ -18,14 +18,15 @@ from tests.conftest import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "configs"
 COCO_RECIPES = sorted(
-    p for folder in ("retinanet", "faster_rcnn", "mask_rcnn", "ms_rcnn", "rpn")
+    p for folder in ("retinanet", "faster_rcnn", "mask_rcnn", "ms_rcnn", "rpn", "libra_rcnn",
+                     "fast_rcnn")
     for p in (CONFIGS / folder).glob("*_coco.py")
 )
 FROM_SCRATCH = sorted(CONFIGS.glob("**/*_synthetic.py"))
 
 
 def test_every_coco_recipe_has_a_pretrained_backbone_and_a_reference_batch():
-    assert len(COCO_RECIPES) == 6
+    assert len(COCO_RECIPES) == 10
     for path in COCO_RECIPES:
         cfg = load_config(path)
         assert cfg.model.init_cfg == {"backbone_checkpoint": "torchvision://resnet50"}, path

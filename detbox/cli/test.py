@@ -27,8 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", help="write COCO-format results (a JSON list) to this file")
     parser.add_argument(
+        "--out-proposals", metavar="FILE",
+        help="write each image's predicted boxes and scores (an RPN's proposals, in original "
+             "image pixels) to this file, for LoadProposals / Fast R-CNN",
+    )
+    parser.add_argument(
         "--format-only", action="store_true",
-        help="only write --out, without evaluating (for splits without annotations)",
+        help="only write --out / --out-proposals, without evaluating (for splits without "
+             "annotations)",
     )
     parser.add_argument("--json-out", help="write the metrics as JSON to this file")
     parser.add_argument("--plots", metavar="DIR",
@@ -57,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     from detbox.models.inference_mode import prepare_for_inference
     from detbox.utils.io import atomic_write_text
 
-    if args.format_only and not args.out:
-        raise ConfigError("--format-only needs --out FILE to write the results to")
+    if args.format_only and not (args.out or args.out_proposals):
+        raise ConfigError("--format-only needs --out FILE (or --out-proposals FILE) to write "
+                          "the results to")
     cfg = load_config_with_options(args)
     # Distributed: each process predicts its shard, rank 0 gathers, writes and evaluates.
     device = init_distributed(args.launcher, args.device or cfg.get("device"))
@@ -89,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
                    for r in instances_to_coco_results(s.image_id, p, cat_ids)]
         write_results(args.out, results)
         print(f"wrote {len(results)} results to {args.out}")
+    if args.out_proposals:
+        _write_proposals(args.out_proposals, run_)
     if args.format_only:
         return report_unreadable(unreadable, total, args.strict)
     metrics = args.eval or (cfg.get("evaluation") or {}).get("metric", ["bbox"])
@@ -109,6 +118,15 @@ def run(args: argparse.Namespace) -> int:
         written = save_eval_plots(loader.dataset, run_.samples, run_.predictions, args.plots)
         print(f"plots written: {', '.join(str(p) for p in written)}")
     return report_unreadable(unreadable, total, args.strict)
+
+
+def _write_proposals(path: str, run_) -> None:
+    from detbox.data.proposals import save_proposals
+
+    count = save_proposals(path, ((s.file_name, p.boxes, p.scores)
+                                  for s, p in zip(run_.samples, run_.predictions)))
+    boxes = sum(len(p) for p in run_.predictions)
+    print(f"wrote {boxes} proposals of {count} images to {path}")
 
 
 def _unreadable(run_):

@@ -22,8 +22,10 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import nms, roi_align
 
+from detbox.errors import DetboxError
 from detbox.models.dense_heads.dense_utils import flatten_level
 from detbox.models.roi_heads.roi_extractor import map_rois_to_levels
+from detbox.models.task_modules.nms import NMS, build_nms
 
 __all__ = ["CascadeGraph", "OneStageGraph", "TwoStageGraph", "graph_for"]
 
@@ -59,6 +61,16 @@ def _batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thr: float,
     (boxes are clipped to it), so no reduction over a possibly empty set enters the graph."""
     offsets = groups.to(boxes.dtype) * (image_size.max().to(boxes.dtype) + 1)
     return nms(boxes + offsets[:, None], scores, iou_thr)
+
+
+def _plain_nms_iou_thr(suppressor: object, where: str) -> float:
+    """The IoU threshold of a plain-NMS suppressor; other suppressors have no graph here."""
+    if not isinstance(suppressor, NMS):
+        raise DetboxError(
+            f"ONNX export supports plain NMS only, but {where} uses {type(suppressor).__name__}; "
+            f"export with {where}=dict(type='nms', iou_thr=...) instead"
+        )
+    return suppressor.iou_thr
 
 
 def _anchors(generator, maps: Sequence[Tensor]) -> list[Tensor]:
@@ -121,7 +133,8 @@ class OneStageGraph(nn.Module):
             scores.append(top_scores)
             labels.append(flat % head.num_classes)
         boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
-        keep = _batched_nms(boxes, scores, labels, head.nms_iou_thr, image_size)
+        iou_thr = _plain_nms_iou_thr(head.nms, "bbox_head.nms")
+        keep = _batched_nms(boxes, scores, labels, iou_thr, image_size)
         keep = keep[: head.max_per_img]
         return boxes[keep], scores[keep], labels[keep]
 
@@ -153,7 +166,9 @@ class TwoStageGraph(nn.Module):
         keep = torch.where((widths >= settings.min_box_size) & (heights >= settings.min_box_size)
                            & (scores >= settings.score_thr))[0]
         boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
-        keep = _batched_nms(boxes, scores, levels, settings.nms_iou_thr, image_size)
+        iou_thr = _plain_nms_iou_thr(build_nms(settings.nms, iou_thr=settings.nms_iou_thr),
+                                     "rpn_head.test_proposals.nms")
+        keep = _batched_nms(boxes, scores, levels, iou_thr, image_size)
         return boxes[keep[: settings.max_per_img]]
 
     def _detections(self, feats: Sequence[Tensor], proposals: Tensor, image_size: Tensor,
@@ -170,7 +185,8 @@ class TwoStageGraph(nn.Module):
             keep = torch.where((boxes[:, 2] - boxes[:, 0] >= head.min_box_size)
                                & (boxes[:, 3] - boxes[:, 1] >= head.min_box_size))[0]
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        keep = _batched_nms(boxes, scores, labels, head.nms_iou_thr, image_size)
+        iou_thr = _plain_nms_iou_thr(head.nms, "roi_head.bbox_head.nms")
+        keep = _batched_nms(boxes, scores, labels, iou_thr, image_size)
         keep = keep[: head.max_per_img]
         return boxes[keep], scores[keep], labels[keep]
 

@@ -74,6 +74,8 @@ class DetSample:
     (``img_shape``); ``scale_factor`` and ``flip`` map predictions back to ``ori_shape``.
     ``gt_sem_seg``, when loaded, is the (H, W) uint8 semantic map in the same coordinates
     (255: no label, e.g. padding), for heads with a semantic branch (HTC).
+    ``proposals`` are pre-computed proposals (``boxes``, ``scores``) in the same coordinates,
+    for detectors without an RPN (Fast R-CNN), or None.
     """
 
     image_id: int
@@ -86,6 +88,7 @@ class DetSample:
     ignored_boxes: Tensor = field(default_factory=lambda: torch.zeros((0, 4)))
     extra: dict[str, Any] = field(default_factory=dict)
     gt_sem_seg: Tensor | None = None
+    proposals: Instances | None = None
 
     def gt_or_empty(self, device: torch.device | str | None = None) -> Instances:
         """The ground truth (on ``device`` when given), or an empty set for an image without
@@ -100,6 +103,7 @@ class DetSample:
             gt=self.gt.to(device) if self.gt is not None else None,
             ignored_boxes=self.ignored_boxes.to(device),
             gt_sem_seg=self.gt_sem_seg.to(device) if self.gt_sem_seg is not None else None,
+            proposals=self.proposals.to(device) if self.proposals is not None else None,
         )
 
 

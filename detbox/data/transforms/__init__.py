@@ -10,7 +10,8 @@ these keys (images are (3, H, W) tensors, boxes are xyxy pixels of the current i
   after ``Normalize``
 - ``ori_shape``, ``img_shape`` (H, W); ``scale_factor`` (sx, sy); ``flip``; ``pad_shape``
 - ``gt_boxes`` (N, 4) float32, ``gt_labels`` (N,) int64, ``gt_masks`` (N, H, W) uint8,
-  ``ignored_boxes`` (M, 4) float32, ``gt_seg`` (H, W) uint8 semantic map (255: no label)
+  ``ignored_boxes`` (M, 4) float32, ``gt_seg`` (H, W) uint8 semantic map (255: no label),
+  ``proposals`` (P, 4) float32 and ``proposal_scores`` (P,) (``LoadProposals``)
 
 Randomness comes from Python's ``random`` module, which the data loader seeds per worker.
 """
@@ -34,6 +35,7 @@ from detbox.data.transforms.loading import (
     segmentation_to_rle,
 )
 from detbox.data.transforms.photometric import PhotoMetricDistortion
+from detbox.data.transforms.proposals import LoadProposals
 from detbox.data.transforms.rotate import RandomRotate90, rotate_boxes_90
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "Expand",
     "LoadAnnotations",
     "LoadImage",
+    "LoadProposals",
     "MinIoURandomCrop",
     "Normalize",
     "PackDetInputs",

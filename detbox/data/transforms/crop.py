@@ -60,7 +60,8 @@ def _clip_boxes(boxes: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]
 def crop_results(
     results: dict[str, Any], window: tuple[int, int, int, int], box_filter: str = "center"
 ) -> dict[str, Any]:
-    """Crop image, boxes, masks and ignored boxes to ``window = (left, top, right, bottom)``.
+    """Crop image, boxes, masks, ignored boxes and proposals to ``window = (left, top, right,
+    bottom)``.
 
     Args:
         results: the transform dict; updated in place and returned.
@@ -87,6 +88,10 @@ def crop_results(
         results["ignored_boxes"] = ignored[keep]
     if "gt_seg" in results:
         results["gt_seg"] = results["gt_seg"][top:bottom, left:right]
+    if "proposals" in results:
+        proposals, keep = _clip_boxes(results["proposals"] - offset, height, width)
+        results["proposals"] = proposals[keep]
+        results["proposal_scores"] = results["proposal_scores"][keep]
     results["img_shape"] = (height, width)
     return results
 

@@ -66,7 +66,7 @@ class Expand:
         canvas[:, top:top + height, left:left + width] = image[:, :height, :width]
         results["img"] = canvas
         offset = torch.tensor([left, top, left, top], dtype=torch.float32)
-        for key in ("gt_boxes", "ignored_boxes"):
+        for key in ("gt_boxes", "ignored_boxes", "proposals"):
             if key in results:
                 results[key] = results[key] + offset
         if "gt_masks" in results:

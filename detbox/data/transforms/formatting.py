@@ -49,7 +49,8 @@ class PackDetInputs:
 
     ``sample.gt`` is an Instances (boxes (N, 4) float32, labels (N,) int64, masks (N, H, W)
     uint8 when loaded) if the pipeline loaded annotations, else None; ``sample.gt_sem_seg`` is
-    the (H, W) uint8 semantic map when loaded (``LoadAnnotations(with_seg=True)``).
+    the (H, W) uint8 semantic map when loaded (``LoadAnnotations(with_seg=True)``);
+    ``sample.proposals`` an Instances (boxes, scores, zero labels) if it loaded proposals.
     ``sample.extra`` holds ``img_path`` and, when present, ``pad_shape`` and ``img_norm``, plus
     ``results["extra"]``.
     """
@@ -65,6 +66,11 @@ class PackDetInputs:
                 labels=results["gt_labels"].long(),
                 masks=results.get("gt_masks"),
             )
+        proposals = None
+        if "proposals" in results:
+            boxes = results["proposals"].float()
+            proposals = Instances(boxes=boxes, scores=results["proposal_scores"].float(),
+                                  labels=torch.zeros(boxes.shape[0], dtype=torch.int64))
         extra = {k: results[k] for k in self.EXTRA_KEYS if k in results}
         extra.update(results.get("extra", {}))
         sample = DetSample(
@@ -78,6 +84,7 @@ class PackDetInputs:
             ignored_boxes=results.get("ignored_boxes", torch.zeros((0, 4))).float(),
             extra=extra,
             gt_sem_seg=results.get("gt_seg"),
+            proposals=proposals,
         )
         return image, sample
 

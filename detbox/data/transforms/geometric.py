@@ -110,7 +110,7 @@ class Resize:
 
     Updates ``img`` (3, H', W') float32 (0-255 values), ``img_shape``, ``scale_factor`` (the
     actual per-axis factors ``(W'/W, H'/H)``, composed with any earlier resize), ``gt_boxes``,
-    ``gt_masks``, ``gt_seg`` (nearest) and ``ignored_boxes``.
+    ``gt_masks``, ``gt_seg`` (nearest), ``ignored_boxes`` and ``proposals``.
     """
 
     def __init__(
@@ -151,7 +151,7 @@ class Resize:
         old_sx, old_sy = results.get("scale_factor", (1.0, 1.0))
         results["scale_factor"] = (old_sx * sx, old_sy * sy)
         factors = torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
-        for key in ("gt_boxes", "ignored_boxes"):
+        for key in ("gt_boxes", "ignored_boxes", "proposals"):
             if key in results:
                 results[key] = results[key] * factors
         if "gt_masks" in results:
@@ -242,7 +242,7 @@ class RandomFlip:
             self.directions)
         dims = [d for axis, d in (("y", -2), ("x", -1)) if axis in FLIP_DIRECTIONS[direction]]
         results["img"] = results["img"].flip(dims)
-        for key in ("gt_boxes", "ignored_boxes"):
+        for key in ("gt_boxes", "ignored_boxes", "proposals"):
             if key in results:
                 results[key] = flip_boxes(results[key], results["img_shape"], direction)
         if "gt_masks" in results:

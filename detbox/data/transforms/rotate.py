@@ -61,7 +61,7 @@ class RandomRotate90:
             return results
         shape = results["img_shape"]
         results["img"] = torch.rot90(results["img"], turns, dims=(-2, -1))
-        for key in ("gt_boxes", "ignored_boxes"):
+        for key in ("gt_boxes", "ignored_boxes", "proposals"):
             if key in results:
                 results[key] = rotate_boxes_90(results[key], shape, turns)
         if "gt_masks" in results:

@@ -24,6 +24,7 @@ from torch import Tensor
 from torchvision.ops import batched_nms, remove_small_boxes
 
 from detbox.models.task_modules.assigners import IGNORED, AssignResult
+from detbox.models.task_modules.nms import build_nms
 from detbox.registry import check_kwargs
 from detbox.structures import DetSample, Instances
 
@@ -44,6 +45,8 @@ __all__ = [
 AssignFn = Callable[[Tensor, Tensor, Tensor], AssignResult]
 #: ``decode(priors, regression, img_shape) -> boxes``: (K, P), (K, R), (h, w) -> (K, 4) xyxy.
 DecodeFn = Callable[[Tensor, Tensor, Sequence[int]], Tensor]
+#: ``nms(boxes, scores, groups, max_num) -> (keep, scores)``, see ``task_modules.nms``.
+Suppressor = Callable[[Tensor, Tensor, Tensor, int], tuple[Tensor, Tensor]]
 
 
 def flatten_level(x: Tensor, width: int) -> Tensor:
@@ -169,25 +172,34 @@ def topk_sigmoid_candidates(
 
 def nms_instances(
     boxes: Tensor, scores: Tensor, labels: Tensor, iou_thr: float, max_num: int,
-    groups: Tensor | None = None,
+    groups: Tensor | None = None, nms: Suppressor | None = None,
 ) -> Instances:
     """NMS within each group (the labels by default), keeping the best ``max_num``.
 
     Args:
         boxes: (K, 4) xyxy; scores: (K,); labels: (K,) int64.
+        iou_thr: the plain-NMS IoU threshold, used when ``nms`` is None.
         groups: (K,) int64 NMS groups if not the labels (e.g. the level of RPN proposals).
+        nms: a suppressor from ``build_nms`` (plain NMS, Soft-NMS), replacing ``iou_thr``.
 
     Returns:
-        Instances with the kept ``boxes``, ``labels``, ``scores``, sorted by score.
+        Instances with the kept ``boxes``, ``labels``, ``scores`` (Soft-NMS: decayed), sorted
+        by score.
     """
-    keep = batched_nms(boxes, scores, labels if groups is None else groups, iou_thr)[:max_num]
-    return Instances(boxes=boxes[keep], labels=labels[keep], scores=scores[keep])
+    groups = labels if groups is None else groups
+    if nms is None:
+        keep = batched_nms(boxes, scores, groups, iou_thr)[:max_num]
+        return Instances(boxes=boxes[keep], labels=labels[keep], scores=scores[keep])
+    keep, kept_scores = nms(boxes, scores, groups, max_num)
+    keep, kept_scores = keep[:max_num], kept_scores[:max_num]
+    return Instances(boxes=boxes[keep], labels=labels[keep], scores=kept_scores)
 
 
 def select_detections(
     priors: Sequence[Tensor], scores: Sequence[Tensor], regressions: Sequence[Tensor],
     decode: DecodeFn, img_shape: Sequence[int], *, score_thr: float, nms_pre: int,
     iou_thr: float, max_per_img: int, scores_are_logits: bool = False,
+    nms: Suppressor | None = None,
 ) -> Instances:
     """One image's detections from a multi-class dense head (RetinaNet, FCOS, ATSS, ...).
 
@@ -202,6 +214,7 @@ def select_detections(
         img_shape: ``(h, w)`` of the image.
         scores_are_logits: ``scores`` are logits of sigmoid classifiers; only the candidates
             that pass the threshold get their sigmoid (see :func:`topk_sigmoid_candidates`).
+        nms: a suppressor from ``build_nms`` replacing plain NMS at ``iou_thr``.
 
     Returns:
         Instances with ``boxes`` (K, 4) in ``img_shape`` pixels, ``labels``, ``scores``.
@@ -214,7 +227,7 @@ def select_detections(
         kept_scores.append(top_scores)
         labels.append(top_labels)
     return nms_instances(torch.cat(boxes), torch.cat(kept_scores), torch.cat(labels), iou_thr,
-                         max_per_img)
+                         max_per_img, nms=nms)
 
 
 @dataclass(frozen=True)
@@ -227,6 +240,8 @@ class ProposalSettings:
         nms_iou_thr: NMS IoU threshold, applied within each level.
         min_box_size: proposals narrower or shorter than this (pixels) are dropped.
         score_thr: proposals need an objectness probability at least this high.
+        nms: ``TASK_UTILS`` config of the suppressor (e.g. ``dict(type='soft_nms', ...)``),
+            replacing plain NMS at ``nms_iou_thr``; None keeps plain NMS.
     """
 
     nms_pre: int = 1000
@@ -234,13 +249,16 @@ class ProposalSettings:
     nms_iou_thr: float = 0.7
     min_box_size: float = 0.0
     score_thr: float = 0.0
+    nms: Mapping[str, Any] | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | ProposalSettings, name: str) -> ProposalSettings:
         if isinstance(cfg, ProposalSettings):
             return cfg
         check_kwargs(cls, cfg, where=f"RPNHead {name}")
-        return cls(**cfg)
+        settings = cls(**cfg)
+        build_nms(settings.nms, iou_thr=settings.nms_iou_thr)  # a bad ``nms`` fails here
+        return settings
 
 
 def select_proposals(
@@ -278,5 +296,6 @@ def select_proposals(
     keep = remove_small_boxes(boxes, settings.min_box_size)
     keep = keep[scores[keep] >= settings.score_thr]
     boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
+    suppress = build_nms(settings.nms, iou_thr=settings.nms_iou_thr)
     return nms_instances(boxes, scores, torch.zeros_like(levels), settings.nms_iou_thr,
-                         settings.max_per_img, groups=levels)
+                         settings.max_per_img, groups=levels, nms=suppress)

@@ -17,6 +17,7 @@ from detbox.models.dense_heads.dense_utils import (
     select_detections,
 )
 from detbox.models.layers.norm import build_norm
+from detbox.models.task_modules.nms import build_nms
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 from detbox.typecheck import Positive, Probability, Range
@@ -72,6 +73,8 @@ class RetinaHead(nn.Module):
         score_thr: drop (anchor, class) scores at or below this before ``nms_pre``.
         nms_pre: candidates kept per level by score before NMS (``-1``: all).
         nms_iou_thr: class-wise NMS IoU threshold.
+        nms: ``TASK_UTILS`` config of the suppressor (``dict(type='soft_nms', ...)`` for
+            Soft-NMS), replacing plain NMS at ``nms_iou_thr``; None keeps plain NMS.
         max_per_img: detections kept per image after NMS.
     """
 
@@ -93,6 +96,7 @@ class RetinaHead(nn.Module):
         score_thr: Annotated[float, Probability] = 0.05,
         nms_pre: Annotated[int, Range(ge=-1)] = 1000,
         nms_iou_thr: Annotated[float, Probability] = 0.5,
+        nms: Mapping[str, Any] | None = None,
         max_per_img: Annotated[int, Positive] = 100,
     ) -> None:
         super().__init__()
@@ -106,6 +110,7 @@ class RetinaHead(nn.Module):
         self.score_thr = score_thr
         self.nms_pre = nms_pre
         self.nms_iou_thr = nms_iou_thr
+        self.nms = build_nms(nms, iou_thr=nms_iou_thr)
         self.max_per_img = max_per_img
         num_anchors = self.anchor_generator.num_anchors
         self.cls_convs = _tower(in_channels, feat_channels, stacked_convs, norm)
@@ -206,6 +211,7 @@ class RetinaHead(nn.Module):
                 anchors, [x[i] for x in logits], [x[i] for x in deltas], self._decode,
                 sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
                 iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img, scores_are_logits=True,
+                nms=self.nms,
             )
             for i, sample in enumerate(samples)
         ]

@@ -3,6 +3,7 @@
 from detbox.models.detectors.base import BaseDetector, rescale_to_original
 from detbox.models.detectors.cascade_rcnn import CascadeRCNN
 from detbox.models.detectors.htc import HybridTaskCascade
+from detbox.models.detectors.fast_rcnn import FastRCNN
 from detbox.models.detectors.retinanet import RetinaNet
 from detbox.models.detectors.two_stage import (
     RPN,
@@ -16,6 +17,7 @@ __all__ = [
     "RPN",
     "BaseDetector",
     "CascadeRCNN",
+    "FastRCNN",
     "FasterRCNN",
     "HybridTaskCascade",
     "MaskRCNN",

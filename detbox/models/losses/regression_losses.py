@@ -1,4 +1,4 @@
-"""Box regression losses: on deltas (L1, smooth L1) or on decoded boxes (GIoU).
+"""Box regression losses: on deltas (L1, smooth L1, balanced L1) or on decoded boxes (GIoU).
 
 Each takes (N, 4) predictions (deltas, or xyxy boxes for GIoU) and (N, 4) targets of the same
 kind, with optional (N,) or (N, 4) weights; ``avg_factor`` is typically the number of positive
@@ -7,14 +7,18 @@ boxes (not times 4).
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
 
+from detbox.errors import ConfigError
 from detbox.models.losses.utils import Reduction, WeightedLoss
 from detbox.registry import MODELS
 
-__all__ = ["GIoULoss", "L1Loss", "SmoothL1Loss"]
+__all__ = ["BalancedL1Loss", "GIoULoss", "L1Loss", "SmoothL1Loss"]
 
 
 @MODELS.register
@@ -78,3 +82,39 @@ class GIoULoss(WeightedLoss):
         if weight is not None and weight.dim() > 1:
             weight = weight.mean(dim=-1)
         return super().forward(pred, target, weight, avg_factor)
+
+
+@MODELS.register
+class BalancedL1Loss(WeightedLoss):
+    """Libra R-CNN's balanced L1 loss (Pang et al., 2019): more gradient from inliers.
+
+    With ``b = e^(gamma / alpha) - 1`` and ``x = |pred - target|``, the loss is
+    ``alpha / b * (b x + 1) * ln(b x / beta + 1) - alpha x`` below ``beta`` and
+    ``gamma x + gamma / b - alpha beta`` above: continuous at ``beta``, with gradient
+    ``alpha ln(b x / beta + 1)`` that reaches ``gamma`` (the outliers' constant gradient) there.
+
+    Args:
+        alpha: scales the inliers' gradient (smaller: a flatter start).
+        gamma: the outliers' gradient (the upper bound of the regression error's gradient).
+        beta: the switch point between the log and the linear parts.
+        loss_weight: scale of the reduced loss.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+    """
+
+    def __init__(
+        self, *, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0,
+        loss_weight: float = 1.0, reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(loss_weight=loss_weight, reduction=reduction)
+        if alpha <= 0 or gamma <= 0 or beta <= 0:
+            raise ConfigError(
+                f"BalancedL1Loss needs positive alpha, gamma, beta; got {alpha}, {gamma}, {beta}")
+        self.alpha, self.gamma, self.beta = alpha, gamma, beta
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        alpha, gamma, beta = self.alpha, self.gamma, self.beta
+        b = math.exp(gamma / alpha) - 1.0
+        x = (pred - target).abs()
+        inlier = alpha / b * (b * x + 1) * torch.log(b * x / beta + 1) - alpha * x
+        outlier = gamma * x + gamma / b - alpha * beta
+        return torch.where(x < beta, inlier, outlier)

@@ -1,5 +1,7 @@
 """Necks: backbone maps -> the multi-scale maps the heads read."""
 
+from detbox.models.necks.bfp import BFP
 from detbox.models.necks.fpn import FPN
+from detbox.models.necks.sequence import NeckSequence
 
-__all__ = ["FPN"]
+__all__ = ["BFP", "FPN", "NeckSequence"]

@@ -13,6 +13,7 @@ from torchvision.ops import remove_small_boxes
 
 from detbox.models.dense_heads.dense_utils import nms_instances
 from detbox.models.layers.norm import build_norm
+from detbox.models.task_modules.nms import build_nms
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import Instances
 
@@ -67,6 +68,8 @@ class ConvFCBBoxHead(nn.Module):
         loss_bbox: ``MODELS`` config of the regression loss.
         score_thr: detections need a class score above this.
         nms_iou_thr: per-class NMS IoU threshold.
+        nms: ``TASK_UTILS`` config of the suppressor (``dict(type='soft_nms', ...)`` for
+            Soft-NMS), replacing plain NMS at ``nms_iou_thr``; None keeps plain NMS.
         max_per_img: detections kept per image after NMS.
         min_box_size: detections narrower or shorter than this (pixels) are dropped.
     """
@@ -90,6 +93,7 @@ class ConvFCBBoxHead(nn.Module):
         loss_bbox: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_BBOX,
         score_thr: float = 0.05,
         nms_iou_thr: float = 0.5,
+        nms: Mapping[str, Any] | None = None,
         max_per_img: int = 100,
         min_box_size: float = 0.0,
     ) -> None:
@@ -99,6 +103,7 @@ class ConvFCBBoxHead(nn.Module):
         self.reg_decoded_bbox = reg_decoded_bbox
         self.score_thr = score_thr
         self.nms_iou_thr = nms_iou_thr
+        self.nms = build_nms(nms, iou_thr=nms_iou_thr)
         self.max_per_img = max_per_img
         self.min_box_size = min_box_size
         self.box_coder = TASK_UTILS.build(box_coder)
@@ -197,6 +202,23 @@ class ConvFCBBoxHead(nn.Module):
         else:
             loss_bbox = self.loss_bbox(pred, target, avg_factor=num_rois)
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
+
+    def roi_losses(
+        self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, labels: Tensor,
+        box_targets: Tensor,
+    ) -> Tensor:
+        """Each RoI's own loss, unreduced: classification, plus box regression for positives
+        (how hard an RoI is, for OHEM). Arguments as in :meth:`loss_by_outputs`; returns (R,)."""
+        loss = self.loss_cls.loss_weight * self.loss_cls.elementwise(cls_score.float(), labels)
+        pos = torch.nonzero(labels < self.num_classes).flatten()
+        if pos.numel():
+            pred = self._select_class(bbox_pred[pos].float(), labels[pos])
+            if self.reg_decoded_bbox:
+                pred = self.box_coder.decode(rois[pos, 1:], pred)
+            box = self.loss_bbox.elementwise(pred, box_targets[pos].float())
+            box = box.sum(dim=-1) if box.dim() > 1 else box
+            loss = loss.index_add(0, pos, self.loss_bbox.loss_weight * box)
+        return loss
 
     def _select_class(self, bbox_pred: Tensor, labels: Tensor) -> Tensor:
         """(R, 4C) or (R, 4) deltas -> (R, 4) deltas of each RoI's class."""
@@ -297,4 +319,5 @@ class ConvFCBBoxHead(nn.Module):
         if self.min_box_size > 0:
             keep = remove_small_boxes(boxes, self.min_box_size)
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        return nms_instances(boxes, scores, labels, self.nms_iou_thr, self.max_per_img)
+        return nms_instances(boxes, scores, labels, self.nms_iou_thr, self.max_per_img,
+                             nms=self.nms)

@@ -5,7 +5,7 @@ cascade is several, each stage training on the previous stage's refined boxes::
 
     proposals = rpn_proposals
     for stage in stages:                      # BoxBranch objects, IoU thresholds rising
-        results = stage.sample(proposals, gts, samples)
+        results = stage.sample(proposals, gts, samples, feats)
         stage_losses, out = stage.loss(feats, results, gts)
         proposals = stage.refine_sampled(out, results, img_shapes)   # GT boxes dropped
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 
 from detbox.models.roi_heads.roi_extractor import boxes_to_rois
 from detbox.models.roi_heads.targets import SamplingResult, sample_proposals
+from detbox.models.task_modules.assigners import BACKGROUND, AssignResult
 from detbox.structures import DetSample, Instances
 
 __all__ = ["BoxBranch", "BoxOutputs", "refinement_labels"]
@@ -90,11 +92,45 @@ class BoxBranch:
 
     def sample(
         self, proposals: Sequence[Instances], gts: Sequence[Instances],
-        samples: Sequence[DetSample],
+        samples: Sequence[DetSample], feats: Sequence[Tensor] | None = None,
     ) -> list[SamplingResult]:
         """Assign each image's proposals (``boxes`` in ``img_shape`` coordinates) to its GT and
-        sample the RoIs to train on (see ``sample_proposals``)."""
-        return sample_proposals(self.assigner, self.sampler, proposals, gts, samples)
+        sample the RoIs to train on (see ``sample_proposals``). A hard-mining sampler (OHEM)
+        ranks the candidates by :meth:`candidate_losses`, which needs the feature levels."""
+        hardness = None if feats is None else partial(self.candidate_losses, feats)
+        return sample_proposals(self.assigner, self.sampler, proposals, gts, samples, hardness)
+
+    @torch.no_grad()
+    def candidate_losses(
+        self, feats: Sequence[Tensor], image_index: int, boxes: Tensor,
+        assign_result: AssignResult, gt: Instances,
+    ) -> Tensor:
+        """Each candidate box's loss under the current box head, without gradient (OHEM).
+
+        Args:
+            feats: feature levels of the batch, (B, C, H_l, W_l) each.
+            image_index: the image the boxes belong to.
+            boxes: (N, 4) its candidate boxes (GT boxes included when added as proposals).
+            assign_result: their assignment to ``gt``.
+            gt: the image's GT Instances.
+
+        Returns:
+            (N,) classification plus (positives) box loss per candidate; ``-inf`` for ignored
+            boxes, which are never sampled.
+        """
+        matched = assign_result.matched_gt
+        positives = torch.nonzero(matched >= 0).flatten()
+        negatives = torch.nonzero(matched == BACKGROUND).flatten()
+        candidates = SamplingResult(boxes=boxes, pos_inds=positives, neg_inds=negatives,
+                                    pos_gt_inds=matched[positives])
+        labels, box_targets = self.bbox_head.get_targets([candidates], [gt])
+        rois = boxes_to_rois([candidates.sampled_boxes])
+        out = self.outputs([f[image_index:image_index + 1] for f in feats], rois)
+        losses = self.bbox_head.roi_losses(out.cls_score, out.bbox_pred, rois, labels,
+                                           box_targets)
+        hardness = boxes.new_full((boxes.shape[0],), float("-inf"))
+        hardness[torch.cat([positives, negatives])] = losses.to(hardness.dtype)
+        return hardness
 
     def loss(
         self, feats: Sequence[Tensor], sampling_results: Sequence[SamplingResult],

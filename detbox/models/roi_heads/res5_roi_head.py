@@ -125,7 +125,7 @@ class Res5RoIHead(nn.Module):
         device = feats[0].device
         gts = [s.gt_or_empty(device) for s in samples]
         box = self.box_branch
-        results = box.sample(proposals, gts, samples)
+        results = box.sample(proposals, gts, samples, feats)
         losses, out = box.loss(feats, results, gts)
         if self.with_mask:
             # Positives come first within each image's sampled RoIs: reuse their res5 features.

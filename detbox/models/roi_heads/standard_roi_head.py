@@ -109,7 +109,7 @@ class StandardRoIHead(nn.Module):
         """
         gts = [s.gt_or_empty(feats[0].device) for s in samples]
         box = self.box_branch
-        results = box.sample(proposals, gts, samples)
+        results = box.sample(proposals, gts, samples, feats)
         losses, _ = box.loss(feats, results, gts)
         if self.with_mask:
             losses.update(self.mask_branch.loss(feats, results, gts))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from detbox.errors import DetboxError
+from detbox.errors import ConfigError, DetboxError
 from detbox.models.roi_heads.mask_head import crop_mask_targets
 from detbox.models.roi_heads.mask_iou_head import mask_area_inside_boxes
+from detbox.models.task_modules.assigners import AssignResult
 from detbox.structures import DetSample, Instances
 
 __all__ = [
@@ -19,6 +20,9 @@ __all__ = [
     "positive_mask_targets",
     "sample_proposals",
 ]
+
+#: ``hardness(image_index, boxes, assign_result, gt) -> (N,)`` loss of each candidate box.
+HardnessFn = Callable[[int, Tensor, AssignResult, Instances], Tensor]
 
 
 @dataclass
@@ -74,13 +78,14 @@ class SamplingResult:
 @torch.no_grad()
 def sample_proposals(
     assigner, sampler, proposals: Sequence[Instances], gts: Sequence[Instances],
-    samples: Sequence[DetSample],
+    samples: Sequence[DetSample], hardness: HardnessFn | None = None,
 ) -> list[SamplingResult]:
     """Assign each image's proposals to its GT and sample the RoIs to train on.
 
     With ``sampler.add_gt_as_proposals`` the GT boxes are prepended to the proposals and each is
     matched to itself, so every object has at least one positive RoI even when the proposals
-    are still poor (early in training).
+    are still poor (early in training). A hard-mining sampler (``sampler.hard_mining``, OHEM)
+    also gets every candidate's loss from ``hardness``.
 
     Args:
         assigner: a ``MaxIoUAssigner``-like object.
@@ -88,12 +93,17 @@ def sample_proposals(
         proposals: per image, Instances with ``boxes`` (N_i, 4) in ``img_shape`` coordinates.
         gts: per image, the GT Instances (possibly empty).
         samples: per image, its DetSample (for ``ignored_boxes``).
+        hardness: scores the candidates for a hard-mining sampler (see ``HardnessFn``).
 
     Returns:
         One SamplingResult per image.
     """
+    hard_mining = getattr(sampler, "hard_mining", False)
+    if hard_mining and hardness is None:
+        raise ConfigError(f"{type(sampler).__name__} mines hard RoIs by their loss, which this "
+                          "head does not compute; use a RandomSampler here")
     results = []
-    for props, gt, sample in zip(proposals, gts, samples):
+    for i, (props, gt, sample) in enumerate(zip(proposals, gts, samples)):
         boxes = props.boxes.detach()
         gt_boxes = gt.boxes.to(boxes.dtype)
         ignored = sample.ignored_boxes.to(boxes.device)
@@ -104,7 +114,10 @@ def sample_proposals(
         assign = assigner.assign(boxes, gt_boxes, ignored)
         if num_gts:
             assign.matched_gt[:num_gts] = torch.arange(num_gts, device=boxes.device)
-        pos_inds, neg_inds = sampler.sample(assign)
+        if hard_mining:
+            pos_inds, neg_inds = sampler.sample(assign, hardness(i, boxes, assign, gt))
+        else:
+            pos_inds, neg_inds = sampler.sample(assign)
         results.append(SamplingResult(boxes=boxes, pos_inds=pos_inds, neg_inds=neg_inds,
                                       pos_gt_inds=assign.matched_gt[pos_inds], num_gts=num_gts))
     return results

@@ -1,4 +1,4 @@
-"""Small task units the heads compose: anchors, assigners, samplers, box coders."""
+"""Small task units the heads compose: anchors, assigners, samplers, box coders, NMS."""
 
 from detbox.models.task_modules.anchor_generator import AnchorGenerator
 from detbox.models.task_modules.assigners import (
@@ -9,7 +9,8 @@ from detbox.models.task_modules.assigners import (
     box_iof,
 )
 from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder
-from detbox.models.task_modules.samplers import RandomSampler
+from detbox.models.task_modules.nms import NMS, SoftNMS, batched_soft_nms, build_nms, soft_nms
+from detbox.models.task_modules.samplers import IoUBalancedNegSampler, OHEMSampler, RandomSampler
 
 __all__ = [
     "BACKGROUND",
@@ -17,7 +18,14 @@ __all__ = [
     "AnchorGenerator",
     "AssignResult",
     "DeltaXYWHBoxCoder",
+    "IoUBalancedNegSampler",
     "MaxIoUAssigner",
+    "NMS",
+    "OHEMSampler",
     "RandomSampler",
+    "SoftNMS",
+    "batched_soft_nms",
     "box_iof",
+    "build_nms",
+    "soft_nms",
 ]
