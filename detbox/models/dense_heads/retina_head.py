@@ -110,7 +110,8 @@ class RetinaHead(nn.Module):
         self.score_thr = score_thr
         self.nms_pre = nms_pre
         self.nms_iou_thr = nms_iou_thr
-        self.nms = build_nms(nms, iou_thr=nms_iou_thr)
+        # None: plain NMS at ``self.nms_iou_thr``, read at prediction time.
+        self.nms = build_nms(nms, iou_thr=nms_iou_thr) if nms is not None else None
         self.max_per_img = max_per_img
         num_anchors = self.anchor_generator.num_anchors
         self.cls_convs = _tower(in_channels, feat_channels, stacked_convs, norm)

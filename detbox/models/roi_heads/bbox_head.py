@@ -103,7 +103,8 @@ class ConvFCBBoxHead(nn.Module):
         self.reg_decoded_bbox = reg_decoded_bbox
         self.score_thr = score_thr
         self.nms_iou_thr = nms_iou_thr
-        self.nms = build_nms(nms, iou_thr=nms_iou_thr)
+        # None: plain NMS at ``self.nms_iou_thr``, read at prediction time.
+        self.nms = build_nms(nms, iou_thr=nms_iou_thr) if nms is not None else None
         self.max_per_img = max_per_img
         self.min_box_size = min_box_size
         self.box_coder = TASK_UTILS.build(box_coder)
