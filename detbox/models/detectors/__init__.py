@@ -2,6 +2,7 @@
 
 from detbox.models.detectors.base import BaseDetector, rescale_to_original
 from detbox.models.detectors.retinanet import RetinaNet
+from detbox.models.detectors.ssd import SSD
 from detbox.models.detectors.two_stage import (
     RPN,
     FasterRCNN,
@@ -17,6 +18,7 @@ __all__ = [
     "MaskRCNN",
     "MaskScoringRCNN",
     "RetinaNet",
+    "SSD",
     "TwoStageDetector",
     "rescale_to_original",
 ]

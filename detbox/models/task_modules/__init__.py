@@ -9,6 +9,8 @@ from detbox.models.task_modules.assigners import (
     box_iof,
 )
 from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder
+from detbox.models.task_modules.hard_negatives import hard_negative_mask
+from detbox.models.task_modules.prior_box_generator import SSDPriorGenerator
 from detbox.models.task_modules.samplers import RandomSampler
 
 __all__ = [
@@ -19,5 +21,7 @@ __all__ = [
     "DeltaXYWHBoxCoder",
     "MaxIoUAssigner",
     "RandomSampler",
+    "SSDPriorGenerator",
     "box_iof",
+    "hard_negative_mask",
 ]

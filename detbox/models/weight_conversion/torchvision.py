@@ -15,10 +15,12 @@ import torch
 from torch import Tensor
 
 from detbox.errors import CheckpointError
+from detbox.models.weight_conversion.ssd import SSD_ARCHS, convert_ssd_state_dict, ssd_num_classes
 
 __all__ = ["SUPPORTED_ARCHS", "convert_torchvision_state_dict", "torchvision_num_classes"]
 
-SUPPORTED_ARCHS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn")
+SUPPORTED_ARCHS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn",
+                   *SSD_ARCHS)
 
 # (pattern, replacement) pairs; ``(?:\.0)?`` accepts keys from before torchvision wrapped its
 # convs in ``Conv2dNormActivation``.
@@ -118,6 +120,8 @@ def convert_torchvision_state_dict(
     if arch not in SUPPORTED_ARCHS:
         raise CheckpointError(
             f"cannot convert torchvision '{arch}'; supported: {', '.join(SUPPORTED_ARCHS)}")
+    if arch in SSD_ARCHS:
+        return convert_ssd_state_dict(arch, state_dict, class_ids=class_ids)
     rules = _COMMON_RULES + (_RETINA_RULES if arch.startswith("retinanet") else _RCNN_RULES)
     converted, unknown = {}, []
     for key, value in state_dict.items():
@@ -146,6 +150,8 @@ def torchvision_num_classes(
     Raises:
         CheckpointError: the state dict has no classifier of ``arch``.
     """
+    if arch in SSD_ARCHS:
+        return ssd_num_classes(state_dict)
     if arch.startswith("retinanet"):
         key = "head.classification_head.cls_logits.bias"
         if key in state_dict:
