@@ -29,12 +29,9 @@ SSD512_EXTRAS = ((256, 512, 2, 1), (128, 256, 2, 1), (128, 256, 2, 1), (128, 256
 TORCHVISION_CHECKPOINTS = ("vgg16", "vgg16_features")
 
 
-def _vgg_features(width_mult: float) -> tuple[nn.Sequential, int, int]:
-    """conv1_1 .. relu5_3 with torchvision's indices (pool3 in ceil mode, pool5 left out).
-
-    Returns:
-        The layers, the index after relu4_3 (where conv4_3's map is read) and the conv5 width.
-    """
+def _vgg_features(width_mult: float) -> tuple[nn.Sequential, nn.Sequential]:
+    """conv1_1 .. relu4_3 and pool4 .. relu5_3 (pool3 in ceil mode, pool5 left out); together
+    they are torchvision's ``vgg16().features[:30]``, with its indices (the second from 23)."""
     layers: list[nn.Module] = []
     in_channels, conv4_end = 3, 0
     for stage, widths in enumerate(VGG16_STAGES):
@@ -46,7 +43,7 @@ def _vgg_features(width_mult: float) -> tuple[nn.Sequential, int, int]:
             in_channels = width
         if stage == 3:
             conv4_end = len(layers)
-    return nn.Sequential(*layers), conv4_end, in_channels
+    return nn.Sequential(*layers[:conv4_end]), nn.Sequential(*layers[conv4_end:])
 
 
 def _extra_block(in_channels: int, spec: Sequence[int], width_mult: float, last: bool,
@@ -66,7 +63,8 @@ class SSDVGG(nn.Module):
 
     conv4_3's map (stride 8) is L2-normalised over channels and rescaled by a learned
     per-channel scale (initialised to ``l2_norm_scale``), because its magnitude differs from the
-    deeper maps'. pool5 becomes 3x3 stride 1, fc6 a 3x3 conv with dilation 6 and fc7 a 1x1 conv
+    deeper maps'. ``features`` (conv1_1 .. relu4_3) and ``conv5`` (pool4 .. relu5_3) are
+    VGG-16's layers; pool5 becomes 3x3 stride 1, fc6 a 3x3 conv with dilation 6 and fc7 a 1x1 conv
     (1024 channels, stride 16); extra layers (1x1 then 3x3 convs) halve the map down to 1x1.
 
     Args:
@@ -89,8 +87,8 @@ class SSDVGG(nn.Module):
         super().__init__()
         if input_size not in (300, 512):
             raise ConfigError(f"SSDVGG input_size must be 300 or 512, got {input_size}")
-        self.features, self._conv4_end, conv5 = _vgg_features(width_mult)
-        conv4 = self.features[self._conv4_end - 2].out_channels
+        self.features, self.conv5 = _vgg_features(width_mult)
+        conv4, conv5 = self.features[-2].out_channels, self.conv5[-2].out_channels
         fc_width = max(8, int(1024 * width_mult))
         self.l2_norm_scale = nn.Parameter(torch.full((conv4,), float(l2_norm_scale)))
         self.fc = nn.Sequential(
@@ -110,17 +108,16 @@ class SSDVGG(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for module in [*self.features.modules(), *self.fc.modules(),
-                       *self.extra_layers.modules()]:
+        for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """(B, 3, H, W) -> one (B, out_channels[l], H_l, W_l) map per level, finest first."""
-        x = self.features[:self._conv4_end](x)
+        x = self.features(x)
         outs = [self.l2_norm_scale.view(1, -1, 1, 1) * F.normalize(x, dim=1)]
-        x = self.fc(self.features[self._conv4_end:](x))
+        x = self.fc(self.conv5(x))
         outs.append(x)
         for block in self.extra_layers:
             x = block(x)
@@ -141,9 +138,15 @@ class SSDVGG(nn.Module):
         if self.width_mult != 1.0:
             raise ConfigError("SSDVGG with width_mult != 1 has no pretrained VGG-16 weights")
         source = read_torchvision_state_dict(checkpoint)
-        own = self.features.state_dict()
-        missing = [k for k in own if f"features.{k}" not in source]
+        first = len(self.features)
+        wanted = {f"features.{k}": (self.features, k) for k in self.features.state_dict()}
+        for key in self.conv5.state_dict():
+            index, name = key.split(".", 1)
+            wanted[f"features.{int(index) + first}.{name}"] = (self.conv5, key)
+        missing = [k for k in wanted if k not in source]
         if missing:
             raise CheckpointError(f"VGG-16 checkpoint lacks {len(missing)} key(s), e.g. "
-                                  f"{['features.' + k for k in missing[:3]]}")
-        self.features.load_state_dict({k: source[f"features.{k}"] for k in own})
+                                  f"{missing[:3]}")
+        for part in (self.features, self.conv5):
+            part.load_state_dict({key: source[src] for src, (owner, key) in wanted.items()
+                                  if owner is part})

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from torch import Tensor
 
 from detbox.errors import CheckpointError
+from detbox.models.weight_conversion.class_rows import pick_classes
 
 __all__ = ["SSD_ARCHS", "convert_ssd_state_dict", "ssd_num_classes"]
 
@@ -20,12 +21,12 @@ SSD_ARCHS = ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
 
 Rule = tuple[str, str | Callable[[re.Match], str]]
 # VGG: conv1_1 .. relu4_3 keep their indices; torchvision's first "extra" block is pool4 ..
-# relu5_3 (indices 0-6 there, 23-29 in detbox's one VGG sequence) followed by pool5/fc6/fc7.
+# relu5_3 (detbox's ``conv5``, same indices) followed by pool5/fc6/fc7 (``fc``).
 _VGG_RULES: list[Rule] = [
     (r"^backbone\.features\.", "backbone.features."),
     (r"^backbone\.scale_weight$", "backbone.l2_norm_scale"),
     (r"^backbone\.extra\.0\.7\.", "backbone.fc."),
-    (r"^backbone\.extra\.0\.(\d+)\.", lambda m: f"backbone.features.{23 + int(m.group(1))}."),
+    (r"^backbone\.extra\.0\.", "backbone.conv5."),
     (r"^backbone\.extra\.(\d+)\.", lambda m: f"backbone.extra_layers.{int(m.group(1)) - 1}."),
     (r"^head\.classification_head\.module_list\.", "bbox_head.cls_convs."),
     (r"^head\.regression_head\.module_list\.", "bbox_head.reg_convs."),
@@ -79,8 +80,6 @@ def convert_ssd_state_dict(
     Raises:
         CheckpointError: a key without a detbox counterpart.
     """
-    from detbox.models.weight_conversion.torchvision import _pick_classes
-
     rules = _VGG_RULES if arch == "ssd300_vgg16" else _LITE_RULES
     anchors = [out // 4 for out in _predictor_outputs(state_dict, "regression")]
     converted, unknown = {}, []
@@ -91,7 +90,7 @@ def convert_ssd_state_dict(
             continue
         level = _CLS_KEY.match(new_key)
         if level:
-            value = _pick_classes(value, class_ids, groups=anchors[int(level.group(1))],
+            value = pick_classes(value, class_ids, groups=anchors[int(level.group(1))],
                                   background_last=True)
         converted[new_key] = value
     if unknown:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 
-import torch
 from torch import Tensor
 
 from detbox.errors import CheckpointError
+from detbox.models.weight_conversion.class_rows import pick_classes as _pick_classes
 from detbox.models.weight_conversion.ssd import SSD_ARCHS, convert_ssd_state_dict, ssd_num_classes
 
 __all__ = ["SUPPORTED_ARCHS", "convert_torchvision_state_dict", "torchvision_num_classes"]
@@ -63,22 +63,6 @@ def _rename(key: str, rules: list[tuple[str, str]]) -> str | None:
         if re.match(pattern, key):
             return _eval_index(re.sub(pattern, replacement, key, count=1))
     return None
-
-
-def _pick_classes(rows: Tensor, class_ids: Sequence[int] | None, groups: int = 1,
-                  width: int = 1, background_last: bool = False) -> Tensor:
-    """Reorder per-class blocks of rows from torchvision's layout to detbox's.
-
-    ``rows`` holds ``groups`` groups (anchors) of ``K + 1`` classes, each class a block of
-    ``width`` rows (4 for box deltas), background first. The result keeps the classes
-    ``class_ids`` (default ``1 .. K``) in that order, plus background last when asked.
-    """
-    blocks = rows.reshape(groups, -1, width, *rows.shape[1:])
-    ids = list(class_ids) if class_ids is not None else list(range(1, blocks.shape[1]))
-    if background_last:
-        ids.append(0)
-    index = torch.tensor(ids, dtype=torch.long)
-    return blocks[:, index].reshape(-1, *rows.shape[1:])
 
 
 def _class_rows(arch: str, new_key: str, num_anchors: int,

@@ -36,11 +36,12 @@ def test_vgg_maps_follow_the_paper(input_size, sizes):
 
 def test_vgg_loads_torchvision_feature_weights_and_rejects_other_names():
     backbone = SSDVGG()
-    source = {f"features.{k}": torch.full_like(v, 0.5) for k, v in
-              backbone.features.state_dict().items()}
+    vgg = torchvision.models.vgg16().features[:30]  # conv1_1 .. relu5_3
+    source = {f"features.{k}": v for k, v in vgg.state_dict().items()}
     source["classifier.0.weight"] = torch.zeros(2, 2)
     backbone.load_torchvision_weights(source)
-    assert (backbone.features[28].weight == 0.5).all()
+    assert torch.equal(backbone.features[21].weight, vgg[21].weight)  # conv4_3
+    assert torch.equal(backbone.conv5[5].weight, vgg[28].weight)  # conv5_3
     with pytest.raises(ConfigError, match="vgg16_features"):
         backbone.load_torchvision_weights("torchvision://resnet50")
     with pytest.raises(CheckpointError, match="lacks"):
