@@ -2,7 +2,7 @@
 # scratch on a CPU in minutes: the VGG and extra levels at 1/8 of their widths (width_mult;
 # VGG-16 itself costs ~35 GFLOPs per 300 px image, this ~0.6) and the 128 px images resized to
 # the 300 x 300 input whose 8,732 priors the model keeps unchanged. Without pretrained weights
-# (and without batch norm) AdamW trains it; the augmentation is a flip only, enough for 8 epochs.
+# (and without batch norm) AdamW trains it; the augmentation is a flip only, enough for 5 epochs.
 _base_ = [
     "../_base_/models/ssd300.py",
     "../_base_/datasets/synthetic_detection.py",
@@ -31,6 +31,6 @@ train_dataloader = dict(size_divisor=1, group_by_aspect_ratio=False,
                         dataset=dict(pipeline=_train_pipeline))
 val_dataloader = dict(size_divisor=1, dataset=dict(pipeline=_test_pipeline))
 test_pipeline = _test_pipeline
-train_cfg = dict(max_epochs=8, val_interval=4)
-checkpoint = dict(interval=4, max_keep=1)
+train_cfg = dict(max_epochs=5, val_interval=5)
+checkpoint = dict(interval=5, max_keep=1)
 log = dict(interval=20)

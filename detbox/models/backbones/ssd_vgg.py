@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +80,7 @@ class SSDVGG(nn.Module):
     def __init__(
         self,
         *,
-        input_size: int = 300,
+        input_size: Literal[300, 512] = 300,
         width_mult: Annotated[float, Positive] = 1.0,
         l2_norm_scale: Annotated[float, Positive] = 20.0,
     ) -> None:

@@ -130,3 +130,12 @@ def test_ssdlite_conversion_moves_background_last_per_prior():
     with pytest.raises(CheckpointError, match="no detbox counterpart"):
         convert_torchvision_state_dict("ssdlite320_mobilenet_v3_large",
                                        {**state, "head.extra.weight": bias})
+
+
+def test_config_typos_name_the_key():
+    from detbox.registry import MODELS
+
+    with pytest.raises(ConfigError, match="expected one of 300, 512"):
+        MODELS.build({"type": "SSDVGG", "input_size": 400})
+    with pytest.raises(ConfigError, match="Did you mean 'in_channels'"):
+        MODELS.build({"type": "SSDHead", "num_classes": 3, "in_channel": [8]})
