@@ -30,8 +30,8 @@ TORCHVISION_CHECKPOINTS = ("vgg16", "vgg16_features")
 
 
 def _vgg_features(width_mult: float) -> tuple[nn.Sequential, nn.Sequential]:
-    """conv1_1 .. relu4_3 and pool4 .. relu5_3 (pool3 in ceil mode, pool5 left out); together
-    they are torchvision's ``vgg16().features[:30]``, with its indices (the second from 23)."""
+    """conv1_1 .. relu4_3 and pool4 .. relu5_3 (pool3 in ceil mode, pool5 left out): torchvision's
+    ``vgg16().features[:23]`` and ``[23:30]``, the second indexed from 0 (as its SSD keeps it)."""
     layers: list[nn.Module] = []
     in_channels, conv4_end = 3, 0
     for stage, widths in enumerate(VGG16_STAGES):
