@@ -189,10 +189,14 @@ class TwoStageGraph(nn.Module):
 
 def graph_for(detector: nn.Module) -> nn.Module:
     """The export graph of a detector, or a ValueError naming what is not supported."""
-    from detbox.models.detectors import RetinaNet, TwoStageDetector
+    from detbox.models.detectors import SSD, RetinaNet, TwoStageDetector
 
     if isinstance(detector, RetinaNet):
         return OneStageGraph(detector)
+    if isinstance(detector, SSD):
+        from detbox.deploy.onnx_ssd import SSDGraph
+
+        return SSDGraph(detector)
     if isinstance(detector, TwoStageDetector):
         roi_head = detector.roi_head
         if not hasattr(roi_head, "bbox_roi_extractor"):
@@ -201,5 +205,5 @@ def graph_for(detector: nn.Module) -> nn.Module:
         if getattr(roi_head, "mask_iou_head", None) is not None:
             raise ValueError("ONNX export of Mask Scoring R-CNN (MaskIoU head) is not supported")
         return TwoStageGraph(detector)
-    raise ValueError(f"ONNX export supports RetinaNet and two-stage detectors, not "
+    raise ValueError(f"ONNX export supports RetinaNet, SSD and two-stage detectors, not "
                      f"{type(detector).__name__}")

@@ -54,8 +54,19 @@ def tiny_ssd_config(model: dict | None = None, size: int = 300) -> ConfigDict:
 
 
 def build_tiny_ssd(model: dict | None = None, seed: int = 0) -> torch.nn.Module:
+    """The tiny SSD in eval mode. Batch norms (SSDlite) take their statistics from one pass
+    over random images: with the initial ones the maps fade away and every score ties."""
     torch.manual_seed(seed)
-    return build_detector(copy.deepcopy(model or TINY_SSD300), CLASS_NAMES, CAT_IDS).eval()
+    detector = build_detector(copy.deepcopy(model or TINY_SSD300), CLASS_NAMES, CAT_IDS)
+    norms = [m for m in detector.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if norms:
+        for norm in norms:
+            norm.momentum = 1.0
+        with torch.no_grad():
+            detector.train().forward(torch.randn(2, 3, 320, 320))
+        for norm in norms:
+            norm.momentum = 0.03
+    return detector.eval()
 
 
 def write_tiny_ssd(folder: Path, model: dict | None = None, size: int = 300) -> tuple[Path, Path]:

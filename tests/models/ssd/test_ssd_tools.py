@@ -1,4 +1,4 @@
-"""The tool subcommands on a tiny SSD: test, infer, flops, benchmark, and ONNX export's error."""
+"""The tool subcommands on a tiny SSD: test, infer, flops, benchmark and ONNX export."""
 
 from __future__ import annotations
 
@@ -59,7 +59,26 @@ def test_benchmark_runs(ssd, tmp_path):
     assert result["num_images"] == 2 and result["images_per_second"] > 0
 
 
-def test_export_onnx_names_the_unsupported_model(ssd, tmp_path, capsys):
-    assert main(["export-onnx", *ssd, str(tmp_path / "m.onnx"), "--shape", "300"]) != 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "not SSD" in err[0], err
+def test_export_onnx_matches_pytorch_on_padded_inputs(ssd, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "ssd.onnx"
+    assert main(["export-onnx", *ssd, str(out), "--shape", "300"]) == 0
+    printed = capsys.readouterr().out
+    # every image is resized to 300 x 300 and padded to 320 x 320 before the graph, which
+    # cuts the padding off again
+    assert "onnxruntime matches PyTorch on all 4 images" in printed, printed
+    assert "input 320x320, 50 detections (PyTorch) vs 50 (onnxruntime)" in printed
+
+
+def test_ssdlite_onnx_graph_matches_pytorch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from detbox.deploy.onnx_export import export_onnx, verification_images, verify_onnx
+    from tests.models.ssd._tiny_ssd import TINY_SSDLITE, build_tiny_ssd, tiny_ssd_config
+
+    model = build_tiny_ssd(TINY_SSDLITE)
+    model.cfg = tiny_ssd_config(TINY_SSDLITE, size=320)
+    path = export_onnx(model, tmp_path / "lite.onnx", shape=(320, 320))
+    reports = verify_onnx(model, path, verification_images((240, 320)))
+    for report in reports:
+        assert report.ok, report.problems
+    assert reports[0].num_torch == reports[0].num_onnx > 10
