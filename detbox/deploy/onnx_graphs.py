@@ -189,14 +189,10 @@ class TwoStageGraph(nn.Module):
 
 def graph_for(detector: nn.Module) -> nn.Module:
     """The export graph of a detector, or a ValueError naming what is not supported."""
-    from detbox.models.detectors import SSD, RetinaNet, TwoStageDetector
+    from detbox.models.detectors import RetinaNet, TwoStageDetector
 
     if isinstance(detector, RetinaNet):
         return OneStageGraph(detector)
-    if isinstance(detector, SSD):
-        from detbox.deploy.onnx_ssd import SSDGraph
-
-        return SSDGraph(detector)
     if isinstance(detector, TwoStageDetector):
         roi_head = detector.roi_head
         if not hasattr(roi_head, "bbox_roi_extractor"):

@@ -12,10 +12,18 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from detbox.deploy.onnx_graphs import _batched_nms, _clip, _count_min
+from detbox.deploy.onnx_graphs import _batched_nms, _clip, _count_min, graph_for
 from detbox.models.dense_heads.dense_utils import flatten_levels
 
-__all__ = ["SSDGraph"]
+__all__ = ["SSDGraph", "export_graph"]
+
+
+def export_graph(detector: nn.Module) -> nn.Module:
+    """The export graph of any supported detector: :class:`SSDGraph` for an SSD, else
+    :func:`~detbox.deploy.onnx_graphs.graph_for`'s (a ValueError naming what is not supported)."""
+    from detbox.models.detectors import SSD
+
+    return SSDGraph(detector) if isinstance(detector, SSD) else graph_for(detector)
 
 
 def _priors(generator, maps: Sequence[Tensor], image_size: Tensor) -> Tensor:
