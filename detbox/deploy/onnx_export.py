@@ -24,8 +24,8 @@ from torch import nn
 
 import detbox
 from detbox.config import config_to_jsonable
-from detbox.deploy.onnx_graphs import graph_for
 from detbox.deploy.onnx_runtime import META_PREFIX, OnnxDetector
+from detbox.deploy.onnx_ssd import export_graph
 from detbox.errors import ConfigError, DetboxError
 from detbox.structures import Instances
 
@@ -97,7 +97,7 @@ def export_onnx(
     import onnx
 
     try:
-        graph = graph_for(model).eval()
+        graph = export_graph(model).eval()
     except ValueError as exc:
         raise DetboxError(str(exc)) from exc
     height, width = shape

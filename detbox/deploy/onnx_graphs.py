@@ -253,5 +253,5 @@ def graph_for(detector: nn.Module) -> nn.Module:
         if getattr(roi_head, "mask_iou_head", None) is not None:
             raise ValueError("ONNX export of Mask Scoring R-CNN (MaskIoU head) is not supported")
         return TwoStageGraph(detector)
-    raise ValueError(f"ONNX export supports RetinaNet and two-stage detectors, not "
+    raise ValueError(f"ONNX export supports RetinaNet, SSD and two-stage detectors, not "
                      f"{type(detector).__name__}")

@@ -34,7 +34,11 @@ TORCHVISION_PREFIX = "torchvision://"
 TORCHVISION_NAMES = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2",
+    "vgg16", "vgg16_features", "mobilenet_v3_large",
 )
+# Names whose weights are not the model's IMAGENET1K_V1: (model, weights enum member).
+# ``vgg16_features`` is the VGG-16 torchvision's SSD starts from (0-255 inputs, std 1).
+_WEIGHT_VARIANTS = {"vgg16_features": ("vgg16", "IMAGENET1K_FEATURES")}
 _URL_SCHEMES = ("http://", "https://")
 _SKIP_HINT = ("or train from scratch with model.init_cfg=None (--cfg-options model.init_cfg=None) "
               "and an unfrozen backbone (frozen_stages=-1, norm='BN' or 'GN')")
@@ -54,7 +58,8 @@ def _torchvision_url(name: str) -> str:
             f"unknown torchvision checkpoint '{TORCHVISION_PREFIX}{name}'.{hint} Known names: "
             f"{', '.join(TORCHVISION_NAMES)}"
         )
-    return get_model_weights(name).IMAGENET1K_V1.url
+    model, member = _WEIGHT_VARIANTS.get(name, (name, "IMAGENET1K_V1"))
+    return getattr(get_model_weights(model), member).url
 
 
 def checkpoint_url(checkpoint: str | os.PathLike) -> str | None:

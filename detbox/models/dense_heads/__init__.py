@@ -8,23 +8,27 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_levels,
     nms_instances,
     select_detections,
+    select_per_class_detections,
     select_proposals,
     topk_candidates,
     topk_sigmoid_candidates,
 )
 from detbox.models.dense_heads.retina_head import RetinaHead
 from detbox.models.dense_heads.rpn_head import RPNHead
+from detbox.models.dense_heads.ssd_head import SSDHead
 
 __all__ = [
     "DenseTargets",
     "ProposalSettings",
     "RPNHead",
     "RetinaHead",
+    "SSDHead",
     "dense_targets",
     "flatten_level",
     "flatten_levels",
     "nms_instances",
     "select_detections",
+    "select_per_class_detections",
     "select_proposals",
     "topk_candidates",
     "topk_sigmoid_candidates",

@@ -8,7 +8,8 @@ rows up with the level's priors. A new head composes these functions with its ow
 example ``box_coder.decode`` for anchors, distances-to-box for points):
 
 - training: :func:`flatten_levels` the outputs, :func:`dense_targets` with the head's assigner;
-- inference: per image, :func:`select_detections` (multi-class sigmoid heads) or
+- inference: per image, :func:`select_detections` (multi-class sigmoid heads),
+  :func:`select_per_class_detections` (softmax heads ranked per class, SSD) or
   :func:`select_proposals` (class-agnostic RPN-like heads).
 """
 
@@ -36,6 +37,7 @@ __all__ = [
     "flatten_levels",
     "nms_instances",
     "select_detections",
+    "select_per_class_detections",
     "select_proposals",
     "topk_candidates",
     "topk_sigmoid_candidates",
@@ -299,3 +301,33 @@ def select_proposals(
     suppress = build_nms(settings.nms, iou_thr=settings.nms_iou_thr)
     return nms_instances(boxes, scores, torch.zeros_like(levels), settings.nms_iou_thr,
                          settings.max_per_img, groups=levels, nms=suppress)
+
+
+def select_per_class_detections(
+    priors: Tensor, scores: Tensor, regressions: Tensor, decode: DecodeFn,
+    img_shape: Sequence[int], *, score_thr: float, topk: int, iou_thr: float, max_per_img: int,
+) -> Instances:
+    """One image's detections from a softmax dense head (SSD), ranked per class over all levels.
+
+    For every class: the priors scoring above ``score_thr``, at most the ``topk`` best; then
+    class-wise NMS over all classes and the best ``max_per_img`` (SSD's and torchvision's
+    ``SSD.postprocess_detections`` rule, unlike :func:`select_detections`' per-level top-k).
+
+    Args:
+        priors: (N, 4) priors of all levels, concatenated.
+        scores: (N, C) class probabilities (softmax, background column removed).
+        regressions: (N, R) box regressions.
+        decode: maps the kept priors and regressions to (K, 4) boxes clipped to ``img_shape``.
+        img_shape: ``(h, w)`` of the image.
+
+    Returns:
+        Instances with ``boxes`` (K, 4) in ``img_shape`` pixels, ``labels``, ``scores``.
+    """
+    per_class = scores.float().t()  # (C, N)
+    k = min(topk, per_class.shape[1]) if topk > 0 else per_class.shape[1]
+    top_scores, prior_inds = per_class.topk(k, dim=1)  # (C, k), best first per class
+    labels = torch.arange(per_class.shape[0], device=scores.device)[:, None].expand_as(prior_inds)
+    keep = top_scores > score_thr
+    top_scores, prior_inds, labels = top_scores[keep], prior_inds[keep], labels[keep]
+    boxes = decode(priors[prior_inds], regressions[prior_inds], img_shape)
+    return nms_instances(boxes, top_scores, labels, iou_thr, max_per_img)

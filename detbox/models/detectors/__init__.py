@@ -5,6 +5,7 @@ from detbox.models.detectors.cascade_rcnn import CascadeRCNN
 from detbox.models.detectors.htc import HybridTaskCascade
 from detbox.models.detectors.fast_rcnn import FastRCNN
 from detbox.models.detectors.retinanet import RetinaNet
+from detbox.models.detectors.ssd import SSD
 from detbox.models.detectors.two_stage import (
     RPN,
     FasterRCNN,
@@ -23,6 +24,7 @@ __all__ = [
     "MaskRCNN",
     "MaskScoringRCNN",
     "RetinaNet",
+    "SSD",
     "TwoStageDetector",
     "rescale_to_original",
 ]

@@ -9,7 +9,9 @@ from detbox.models.task_modules.assigners import (
     box_iof,
 )
 from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder
+from detbox.models.task_modules.hard_negatives import hard_negative_mask
 from detbox.models.task_modules.nms import NMS, SoftNMS, batched_soft_nms, build_nms, soft_nms
+from detbox.models.task_modules.prior_box_generator import SSDPriorGenerator
 from detbox.models.task_modules.samplers import IoUBalancedNegSampler, OHEMSampler, RandomSampler
 
 __all__ = [
@@ -23,9 +25,11 @@ __all__ = [
     "NMS",
     "OHEMSampler",
     "RandomSampler",
+    "SSDPriorGenerator",
     "SoftNMS",
     "batched_soft_nms",
     "box_iof",
     "build_nms",
+    "hard_negative_mask",
     "soft_nms",
 ]

@@ -11,14 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 
-import torch
 from torch import Tensor
 
 from detbox.errors import CheckpointError
+from detbox.models.weight_conversion.class_rows import pick_classes as _pick_classes
+from detbox.models.weight_conversion.ssd import SSD_ARCHS, convert_ssd_state_dict, ssd_num_classes
 
 __all__ = ["SUPPORTED_ARCHS", "convert_torchvision_state_dict", "torchvision_num_classes"]
 
-SUPPORTED_ARCHS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn")
+SUPPORTED_ARCHS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn",
+                   *SSD_ARCHS)
 
 # (pattern, replacement) pairs; ``(?:\.0)?`` accepts keys from before torchvision wrapped its
 # convs in ``Conv2dNormActivation``.
@@ -63,22 +65,6 @@ def _rename(key: str, rules: list[tuple[str, str]]) -> str | None:
     return None
 
 
-def _pick_classes(rows: Tensor, class_ids: Sequence[int] | None, groups: int = 1,
-                  width: int = 1, background_last: bool = False) -> Tensor:
-    """Reorder per-class blocks of rows from torchvision's layout to detbox's.
-
-    ``rows`` holds ``groups`` groups (anchors) of ``K + 1`` classes, each class a block of
-    ``width`` rows (4 for box deltas), background first. The result keeps the classes
-    ``class_ids`` (default ``1 .. K``) in that order, plus background last when asked.
-    """
-    blocks = rows.reshape(groups, -1, width, *rows.shape[1:])
-    ids = list(class_ids) if class_ids is not None else list(range(1, blocks.shape[1]))
-    if background_last:
-        ids.append(0)
-    index = torch.tensor(ids, dtype=torch.long)
-    return blocks[:, index].reshape(-1, *rows.shape[1:])
-
-
 def _class_rows(arch: str, new_key: str, num_anchors: int,
                 class_ids: Sequence[int] | None) -> Callable[[Tensor], Tensor] | None:
     if new_key.startswith("roi_head.bbox_head.fc_cls."):
@@ -118,6 +104,8 @@ def convert_torchvision_state_dict(
     if arch not in SUPPORTED_ARCHS:
         raise CheckpointError(
             f"cannot convert torchvision '{arch}'; supported: {', '.join(SUPPORTED_ARCHS)}")
+    if arch in SSD_ARCHS:
+        return convert_ssd_state_dict(arch, state_dict, class_ids=class_ids)
     rules = _COMMON_RULES + (_RETINA_RULES if arch.startswith("retinanet") else _RCNN_RULES)
     converted, unknown = {}, []
     for key, value in state_dict.items():
@@ -146,6 +134,8 @@ def torchvision_num_classes(
     Raises:
         CheckpointError: the state dict has no classifier of ``arch``.
     """
+    if arch in SSD_ARCHS:
+        return ssd_num_classes(state_dict)
     if arch.startswith("retinanet"):
         key = "head.classification_head.cls_logits.bias"
         if key in state_dict:

@@ -144,4 +144,4 @@ def test_converter_maps_classes_and_rejects_unknown_keys():
     with pytest.raises(CheckpointError, match="no detbox counterpart"):
         convert_torchvision_state_dict("fasterrcnn_resnet50_fpn", {**state, "extra.w": cls_w})
     with pytest.raises(CheckpointError, match="supported"):
-        convert_torchvision_state_dict("ssd300_vgg16", state)
+        convert_torchvision_state_dict("keypointrcnn_resnet50_fpn", state)
