@@ -86,7 +86,8 @@ def label_focal_loss(logits: Tensor, labels: Tensor, *, alpha: float = 0.25, gam
     Args:
         weight: optional (N,) row weights (e.g. 0 for ignored anchors), applied inside.
     """
-    return _LabelFocalLoss.apply(logits.contiguous(), labels, weight, float(alpha), float(gamma), reduce)
+    return _LabelFocalLoss.apply(logits.contiguous(), labels, weight, float(alpha), float(gamma),
+                                 reduce)
 
 
 @MODELS.register
