@@ -22,6 +22,7 @@ model and runs ``--rss-steps`` steps; its ``VmHWM`` is printed side by side.
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/bench_train_step.py --threads 1
     PYTHONPATH=$PWD python benchmarks/bench_train_step.py --models retinanet_resnet50_fpn \
         --profile --no-rss
+    PYTHONPATH=$PWD python benchmarks/bench_train_step.py --stages --repeats 3
 """
 
 from __future__ import annotations
@@ -244,6 +245,59 @@ def profile(arch: str, amp: bool, rows: int) -> None:
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
+def stage_times(arch: str, repeats: int) -> None:
+    """CPU seconds of each stage of one training step (no optimizer step), both sides on the
+    same weights and batch, alternating; prints every repeat."""
+    import collections
+
+    tv = torchvision_model(arch).train()
+    ours = detbox_model(arch, tv.state_dict()).train()
+    images, boxes, labels = synthetic_data()
+    batch = detbox_batch(torchvision_model(arch), images, boxes, labels)
+    targets = [{"boxes": b, "labels": lab + 1} for b, lab in zip(boxes, labels)]
+    times = collections.defaultdict(list)
+
+    def timed(name, fn):
+        start = time.process_time()
+        out = fn()
+        times[name].append(time.process_time() - start)
+        return out
+
+    def tv_losses():
+        image_list, tgts = timed("torchvision transform", lambda: tv.transform(images, targets))
+        feats = timed("torchvision backbone+FPN", lambda: tv.backbone(image_list.tensors))
+        if arch.startswith("retinanet"):
+            levels = list(feats.values())
+            out = timed("torchvision head forward", lambda: tv.head(levels))
+            anchors = tv.anchor_generator(image_list, levels)
+            return timed("torchvision head loss", lambda: tv.compute_loss(tgts, out, anchors))
+        proposals, rpn = timed("torchvision RPN", lambda: tv.rpn(image_list, feats, tgts))
+        _, roi = timed("torchvision RoI head", lambda: tv.roi_heads(
+            feats, proposals, image_list.image_sizes, tgts))
+        return {**rpn, **roi}
+
+    def detbox_losses():
+        feats = timed("detbox backbone+FPN", lambda: ours.extract_feat(batch.images))
+        if arch.startswith("retinanet"):
+            out = timed("detbox head forward", lambda: ours.bbox_head(feats))
+            return timed("detbox head loss",
+                         lambda: ours.bbox_head.loss_by_outputs(*out, batch.samples))
+        rpn, proposals = timed("detbox RPN", lambda: ours.rpn_head.loss_and_predict(
+            feats, batch.samples))
+        roi = timed("detbox RoI head", lambda: ours.roi_head.loss(feats, proposals,
+                                                                  batch.samples))
+        return {**rpn, **roi}
+
+    for _ in range(repeats + 1):
+        for side, model, losses_fn in (("torchvision", tv, tv_losses),
+                                       ("detbox", ours, detbox_losses)):
+            total = sum(losses_fn().values())
+            timed(f"{side} backward", total.backward)
+            model.zero_grad(set_to_none=True)
+    for name, values in times.items():  # the first round is the warm-up
+        print(f"{arch} {name:26s} " + " ".join(f"{v:.3f}" for v in values[1:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -256,6 +310,8 @@ def main() -> None:
     parser.add_argument("--rss-steps", type=int, default=3, help="steps of each RSS child")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables")
     parser.add_argument("--profile-rows", type=int, default=25)
+    parser.add_argument("--stages", action="store_true",
+                        help="print CPU seconds per stage (backbone, heads, backward)")
     parser.add_argument("--rss-child", choices=("torchvision", "detbox"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -269,6 +325,9 @@ def main() -> None:
     for arch in args.models:
         if args.profile:
             profile(arch, args.amp, args.profile_rows)
+            continue
+        if args.stages:
+            stage_times(arch, args.repeats)
             continue
         tv_state: dict = {}
         steps = {"torchvision": torchvision_step(arch, tv_state_out=tv_state),
