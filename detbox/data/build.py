@@ -34,9 +34,35 @@ def _loader_options(
     size_divisor: int = 32,
     drop_last: bool = False,
     persistent_workers: bool = False,
+    pin_memory: bool | None = None,
+    prefetch_factor: int | None = None,
 ) -> dict[str, Any]:
-    """The keys a data loader config section may set, with their defaults."""
+    """The keys a data loader config section may set, with their defaults.
+
+    ``pin_memory=None`` pins batches (page-locked host memory, so that the copy to the GPU
+    can overlap the step) exactly when CUDA is available; ``prefetch_factor`` is the batches
+    each worker prepares ahead (torch's default 2 when None; needs ``num_workers > 0``).
+    ``persistent_workers`` stays off by default: workers then draw fresh seeds every epoch,
+    which resuming relies on (see :class:`DetDataLoader`).
+    """
     return dict(locals())
+
+
+def _worker_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The DataLoader keywords about worker processes and pinned memory."""
+    num_workers = int(options["num_workers"])
+    pin = options["pin_memory"]
+    worker_options: dict[str, Any] = {
+        "num_workers": num_workers,
+        "persistent_workers": bool(options["persistent_workers"]) and num_workers > 0,
+        "pin_memory": torch.cuda.is_available() if pin is None else bool(pin),
+    }
+    if options["prefetch_factor"] is not None:
+        if num_workers == 0:
+            raise ConfigError("data loader prefetch_factor needs num_workers > 0 (the batches "
+                              "each worker prepares ahead); remove it or add workers")
+        worker_options["prefetch_factor"] = int(options["prefetch_factor"])
+    return worker_options
 
 
 def seed_worker(worker_id: int) -> None:
@@ -91,15 +117,13 @@ def build_dataloader(
     else:
         sampler = InferenceSampler(len(dataset), rank=rank, world_size=world_size)
         sampling = {"sampler": sampler, "batch_size": options["batch_size"]}
-    num_workers = options["num_workers"]
     loader = DetDataLoader(
         dataset,
         seed=seed,
         rank=rank,
-        num_workers=num_workers,
         collate_fn=functools.partial(collate, size_divisor=options["size_divisor"]),
         worker_init_fn=seed_worker,
-        persistent_workers=bool(options["persistent_workers"]) and num_workers > 0,
+        **_worker_options(options),
         **sampling,
     )
     return loader

@@ -11,8 +11,11 @@ not a training failure.
 from __future__ import annotations
 
 import contextlib
+import functools
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +23,7 @@ import torch
 from detbox.errors import ConfigError
 from detbox.registry import closest_match
 
-__all__ = ["AmpSettings", "build_amp"]
+__all__ = ["AmpSettings", "build_amp", "cpu_has_native_bf16"]
 
 _DTYPES = {"fp16": torch.float16, "float16": torch.float16,
            "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -71,7 +74,35 @@ class AmpSettings:
         name = "fp16" if self.dtype == torch.float16 else "bf16"
         scaling = (f", dynamic loss scaling from {self.init_scale:g}" if self.uses_scaler
                    else ", no loss scaling")
-        return f"mixed precision: {name} autocast on {self.device_type}{scaling}"
+        native = ""
+        if self.device_type == "cpu" and self.dtype == torch.bfloat16:
+            native = (" (native bf16 instructions)" if cpu_has_native_bf16()
+                      else " (emulated: this CPU has no native bf16, expect it slower than fp32)")
+        return f"mixed precision: {name} autocast on {self.device_type}{scaling}{native}"
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), as oneDNN needs
+    for fast bf16 convolutions and matrix products; without it PyTorch emulates bf16 on float32
+    units and autocast is usually slower than plain float32."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if check is not None and torch.backends.mkldnn.is_available():
+        with contextlib.suppress(RuntimeError):
+            return bool(check())
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _warn_if_emulated(dtype: torch.dtype, device: torch.device) -> None:
+    if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bf16():
+        warnings.warn(
+            "amp: this CPU has no native bfloat16 instructions (AVX512-BF16 or AMX), so bf16 "
+            "autocast is emulated and usually slower than float32; train without --amp here",
+            stacklevel=3)
 
 
 def _resolve_dtype(name: Any, device: torch.device) -> torch.dtype:
@@ -115,8 +146,10 @@ def build_amp(cfg: Mapping[str, Any] | bool | None, device: torch.device) -> Amp
                               f"{', '.join(_KEYS)}")
     if not cfg.get("enabled", True):
         return AmpSettings(device.type)
+    dtype = _resolve_dtype(cfg.get("dtype", "auto"), device)
+    _warn_if_emulated(dtype, device)
     return AmpSettings(
-        device_type=device.type, dtype=_resolve_dtype(cfg.get("dtype", "auto"), device),
+        device_type=device.type, dtype=dtype,
         init_scale=float(cfg.get("init_scale", 2.0**16)),
         growth_interval=int(cfg.get("growth_interval", 2000)),
     )

@@ -49,8 +49,16 @@ class Instances:
         })
 
     def to(self, device: torch.device | str) -> Instances:
+        non_blocking = _to_accelerator(device)
         return replace(self, **{
-            f.name: getattr(self, f.name).to(device)
+            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+            for f in fields(self) if getattr(self, f.name) is not None
+        })
+
+    def pin_memory(self) -> Instances:
+        """A copy in page-locked host memory (the data loader's ``pin_memory``)."""
+        return replace(self, **{
+            f.name: getattr(self, f.name).pin_memory()
             for f in fields(self) if getattr(self, f.name) is not None
         })
 
@@ -98,12 +106,24 @@ class DetSample:
         return self.gt if device is None else self.gt.to(device)
 
     def to(self, device: torch.device | str) -> DetSample:
+        non_blocking = _to_accelerator(device)
+        sem_seg = self.gt_sem_seg
         return replace(
             self,
             gt=self.gt.to(device) if self.gt is not None else None,
-            ignored_boxes=self.ignored_boxes.to(device),
-            gt_sem_seg=self.gt_sem_seg.to(device) if self.gt_sem_seg is not None else None,
+            ignored_boxes=self.ignored_boxes.to(device, non_blocking=non_blocking),
+            gt_sem_seg=sem_seg.to(device, non_blocking=non_blocking) if sem_seg is not None else None,
             proposals=self.proposals.to(device) if self.proposals is not None else None,
+        )
+
+    def pin_memory(self) -> DetSample:
+        """A copy whose tensors are in page-locked host memory."""
+        return replace(
+            self,
+            gt=self.gt.pin_memory() if self.gt is not None else None,
+            ignored_boxes=self.ignored_boxes.pin_memory(),
+            gt_sem_seg=self.gt_sem_seg.pin_memory() if self.gt_sem_seg is not None else None,
+            proposals=self.proposals.pin_memory() if self.proposals is not None else None,
         )
 
 
@@ -126,9 +146,21 @@ class ImageBatch:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def pin_memory(self) -> ImageBatch:
+        """A copy in page-locked host memory, so that ``to(cuda)`` overlaps with compute
+        (called by the data loader with ``pin_memory=True``)."""
+        return ImageBatch(images=self.images.pin_memory(),
+                          samples=[s.pin_memory() for s in self.samples], skipped=self.skipped)
+
     def to(self, device: torch.device | str) -> ImageBatch:
         return ImageBatch(
             images=self.images.to(device, non_blocking=True),
             samples=[s.to(device) for s in self.samples],
             skipped=self.skipped,
         )
+
+
+def _to_accelerator(device: torch.device | str) -> bool:
+    """Host-to-accelerator copies may be asynchronous (they are ordered on the stream);
+    copies to the CPU must not be, since the host would read them at once."""
+    return torch.device(device).type != "cpu"

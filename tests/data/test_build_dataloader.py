@@ -94,3 +94,43 @@ def test_empty_training_set_is_an_error(make_coco) -> None:
                "filter_empty": True}
     with pytest.raises(DatasetError, match="no images to train on"):
         build_dataloader({"dataset": dataset}, training=True)
+
+
+def test_pin_memory_follows_cuda_unless_set(shapes_root: Path, monkeypatch) -> None:
+    section = _section(shapes_root)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert build_dataloader(section, training=True).pin_memory is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert build_dataloader(section, training=True).pin_memory is True
+    assert build_dataloader({**section, "pin_memory": False}, training=True).pin_memory is False
+
+
+def test_worker_options_reach_the_loader(shapes_root: Path) -> None:
+    loader = build_dataloader(_section(shapes_root, num_workers=2, prefetch_factor=4,
+                                       persistent_workers=True), training=True)
+    assert loader.num_workers == 2 and loader.prefetch_factor == 4
+    assert loader.persistent_workers is True
+    single = build_dataloader(_section(shapes_root, persistent_workers=True), training=True)
+    assert single.persistent_workers is False  # no workers to keep
+    with pytest.raises(ConfigError, match="prefetch_factor needs num_workers > 0"):
+        build_dataloader(_section(shapes_root, prefetch_factor=4), training=True)
+
+
+def test_image_batch_pins_every_tensor(shapes_root: Path, monkeypatch) -> None:
+    pinned = []
+
+    def fake_pin(tensor: torch.Tensor, *args) -> torch.Tensor:  # no CUDA needed
+        copy = tensor.clone()
+        pinned.append(copy)
+        return copy
+
+    batch = next(iter(build_dataloader(_section(shapes_root), training=True)))
+    monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin)
+    result = batch.pin_memory()
+    assert isinstance(result, ImageBatch) and result.images is pinned[0]
+    assert torch.equal(result.images, batch.images)
+    for sample, original in zip(result.samples, batch.samples):
+        assert any(sample.gt.boxes is p for p in pinned)
+        assert any(sample.ignored_boxes is p for p in pinned)
+        assert torch.equal(sample.gt.boxes, original.gt.boxes)
+        assert sample.image_id == original.image_id and sample.img_shape == original.img_shape

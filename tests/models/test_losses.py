@@ -1,3 +1,6 @@
+import functools
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -94,3 +97,52 @@ def test_bad_reduction_and_registry():
         L1Loss(reduction="avg")
     loss = MODELS.build({"type": "SmoothL1Loss", "beta": 1 / 9, "loss_weight": 2.0})
     assert isinstance(loss, SmoothL1Loss) and loss.loss_weight == 2.0
+
+
+@pytest.mark.parametrize("alpha, gamma", [(0.25, 2.0), (0.5, 0.0), (-1, 1.5)])
+def test_label_focal_loss_values_and_gradients_match_the_formula(alpha, gamma):
+    from detbox.models.losses.focal_loss import label_focal_loss
+
+    gen = torch.Generator().manual_seed(2)
+    logits = (torch.randn(40, 5, generator=gen, dtype=torch.float64) * 4).requires_grad_()
+    labels = torch.randint(0, 6, (40,), generator=gen)  # 5 = background
+    weight = torch.rand(40, generator=gen, dtype=torch.float64)
+    one_hot = F.one_hot(labels, 6)[:, :5].double()
+    ref_alpha = alpha if alpha >= 0 else 0.5  # direct_focal's alpha_t; -1 means no alpha
+    expected = direct_focal(logits, one_hot, ref_alpha, gamma) * (1 if alpha >= 0 else 2)
+    expected = expected * weight[:, None]
+    for reduce in (True, False):
+        out = label_focal_loss(logits, labels, alpha=alpha, gamma=gamma, weight=weight,
+                               reduce=reduce)
+        torch.testing.assert_close(out, expected.sum() if reduce else expected)
+        fn = functools.partial(label_focal_loss, labels=labels, alpha=alpha, gamma=gamma,
+                               weight=weight, reduce=reduce)
+        assert torch.autograd.gradcheck(fn, (logits,))
+
+
+def test_focal_loss_fused_path_equals_the_autograd_path_in_float32():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(300, 80, generator=gen) * 3
+    labels = torch.randint(0, 81, (300,), generator=gen)
+    valid = torch.rand(300, generator=gen) > 0.2
+    fused_in = logits.clone().requires_grad_()
+    fused = FocalLoss()(fused_in, labels, weight=valid, avg_factor=7.0)
+    plain_in = logits.clone().requires_grad_()
+    plain = FocalLoss().elementwise(plain_in[valid], labels[valid]).sum() / 7.0
+    torch.testing.assert_close(fused, plain)
+    fused.backward()
+    plain.backward()
+    torch.testing.assert_close(fused_in.grad, plain_in.grad)
+    assert fused_in.grad[~valid].abs().sum() == 0  # ignored rows get no gradient
+
+
+def test_focal_loss_on_no_rows_and_on_background_only():
+    empty = torch.zeros(0, 3, requires_grad=True)
+    loss = FocalLoss()(empty, torch.zeros(0, dtype=torch.int64), avg_factor=1.0)
+    assert loss.item() == 0.0 and loss.grad_fn is not None
+    logits = torch.zeros(4, 3, requires_grad=True)
+    background = FocalLoss(reduction="sum")(logits, torch.full((4,), 3))
+    # sigmoid(0) = 0.5 for every entry: 12 * 0.75 * 0.5**2 * log(2)
+    torch.testing.assert_close(background, torch.tensor(12 * 0.75 * 0.25 * math.log(2)))
+    background.backward()
+    assert (logits.grad > 0).all()  # negatives are pushed down

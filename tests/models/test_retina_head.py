@@ -126,3 +126,37 @@ def test_post_processing_matches_torchvision_retinanet():
         assert torch.equal(result.scores, reference["scores"])
         assert torch.equal(result.labels, reference["labels"])
 
+
+
+def test_losses_match_torchvision_retinanet_head():
+    """The focal and box losses (and their gradients) equal torchvision's ``compute_loss`` on
+    the same outputs, anchors and matches: one image, so both normalize by its positives."""
+    from torchvision.models.detection._utils import Matcher
+    from torchvision.models.detection.retinanet import (
+        RetinaNetClassificationHead,
+        RetinaNetRegressionHead,
+    )
+    from torchvision.ops import box_iou
+
+    head = tiny_head(num_classes=3)
+    torch.nn.init.normal_(head.cls_logits.weight, std=0.5)
+    sample = make_sample([[10.0, 12, 40, 50], [30, 8, 62, 30]], [2, 0])
+    cls_logits, box_deltas = head(feats())
+    ours = head.loss_by_outputs(cls_logits, box_deltas, [sample])
+    our_grads = torch.autograd.grad(sum(ours.values()), [*cls_logits, *box_deltas])
+
+    anchors = torch.cat(head.anchors(cls_logits))
+    logits = torch.cat([x.permute(0, 2, 3, 1).reshape(1, -1, 3) for x in cls_logits], dim=1)
+    deltas = torch.cat([x.permute(0, 2, 3, 1).reshape(1, -1, 4) for x in box_deltas], dim=1)
+    targets = [{"boxes": sample.gt.boxes, "labels": sample.gt.labels}]
+    matched = [Matcher(0.5, 0.4, allow_low_quality_matches=True)(
+        box_iou(sample.gt.boxes, anchors))]
+    outputs = {"cls_logits": logits, "bbox_regression": deltas}
+    loss_cls = RetinaNetClassificationHead(8, 9, 3).compute_loss(targets, outputs, matched)
+    loss_bbox = RetinaNetRegressionHead(8, 9).compute_loss(targets, outputs, [anchors], matched)
+    assert int((matched[0] >= 0).sum()) >= 2 and int((matched[0] == -2).sum()) > 0
+    torch.testing.assert_close(ours["loss_cls"], loss_cls)
+    torch.testing.assert_close(ours["loss_bbox"], loss_bbox)
+    tv_grads = torch.autograd.grad(loss_cls + loss_bbox, [*cls_logits, *box_deltas])
+    for grad, expected in zip(our_grads, tv_grads):
+        torch.testing.assert_close(grad, expected)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from detbox.errors import CheckpointError, ConfigError
+from detbox.models.layers.frozen_bn_conv import conv_frozen_bn, folded_block_forward
 from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import BATCH_NORMS, norm_factory
 from detbox.models.pretrained import resolve_checkpoint, torchvision_name
@@ -157,10 +158,10 @@ class ResNet(nn.Module):
         return blocks
 
     def _run_stage(self, stage: int, x: Tensor) -> Tensor:
-        if not self.non_local:
-            return getattr(self, _STAGE_NAMES[stage])(x)
+        # Frozen BN runs folded into the conv before it (one pass fewer per norm, each way);
+        # other norms and fused inference blocks run as they are.
         for index, block in enumerate(getattr(self, _STAGE_NAMES[stage])):
-            x = block(x)
+            x = folded_block_forward(block, x)
             key = f"{stage}_{index}"
             if key in self.non_local:
                 x = self.non_local[key](x)
@@ -214,7 +215,7 @@ class ResNet(nn.Module):
 
     def forward(self, images: Tensor) -> list[Tensor]:
         """Map (B, 3, H, W) images to one (B, C_i, H/s_i, W/s_i) map per ``out_indices`` entry."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
+        x = self.maxpool(self.relu(conv_frozen_bn(self.conv1, self.bn1, images)))
         outs = []
         for index in range(self.num_stages):
             x = self._run_stage(index, x)

@@ -174,8 +174,10 @@ class RetinaHead(nn.Module):
         deltas = flatten_levels(box_deltas, 4)  # (B, N, 4)
         targets = dense_targets(anchors, samples, self.assigner.assign, self.num_classes)
         positive, avg_factor = targets.positive, targets.num_pos
-        valid = targets.valid
-        loss_cls = self.loss_cls(logits[valid], targets.labels[valid], avg_factor=avg_factor)
+        # Ignored anchors get weight 0 rather than being indexed out: no copy of the
+        # (B * N, C) logits forward, no scatter back into zeros backward.
+        loss_cls = self.loss_cls(logits.flatten(0, 1), targets.labels.flatten(),
+                                 weight=targets.valid.flatten(), avg_factor=avg_factor)
         pos_anchors = anchors.expand(len(samples), -1, -1)[positive]
         pos_deltas = deltas[positive].float()  # decode in float32 also under autocast
         pos_gt = targets.pos_gt_boxes
