@@ -112,7 +112,7 @@ class DetSample:
             self,
             gt=self.gt.to(device) if self.gt is not None else None,
             ignored_boxes=self.ignored_boxes.to(device, non_blocking=non_blocking),
-            gt_sem_seg=sem_seg.to(device, non_blocking=non_blocking) if sem_seg is not None else None,
+            gt_sem_seg=None if sem_seg is None else sem_seg.to(device, non_blocking=non_blocking),
             proposals=self.proposals.to(device) if self.proposals is not None else None,
         )
 
