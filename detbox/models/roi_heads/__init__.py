@@ -2,6 +2,8 @@
 
 from detbox.models.roi_heads.bbox_head import ConvFCBBoxHead
 from detbox.models.roi_heads.box_branch import BoxBranch, BoxOutputs, refinement_labels
+from detbox.models.roi_heads.grid_head import GridHead
+from detbox.models.roi_heads.grid_roi_head import GridRoIHead
 from detbox.models.roi_heads.mask_branch import MaskBranch
 from detbox.models.roi_heads.mask_head import FCNMaskHead, crop_mask_targets
 from detbox.models.roi_heads.mask_iou_head import MaskIoUHead, mask_iou_targets
@@ -18,6 +20,8 @@ __all__ = [
     "BoxOutputs",
     "ConvFCBBoxHead",
     "FCNMaskHead",
+    "GridHead",
+    "GridRoIHead",
     "MaskBranch",
     "MaskIoUHead",
     "MultiLevelRoIExtractor",

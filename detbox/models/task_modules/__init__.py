@@ -9,6 +9,7 @@ from detbox.models.task_modules.assigners import (
     box_iof,
 )
 from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder
+from detbox.models.task_modules.grid_point_coder import GridPointCoder
 from detbox.models.task_modules.samplers import RandomSampler
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "AnchorGenerator",
     "AssignResult",
     "DeltaXYWHBoxCoder",
+    "GridPointCoder",
     "MaxIoUAssigner",
     "RandomSampler",
     "box_iof",
