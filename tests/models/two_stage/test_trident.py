@@ -21,6 +21,7 @@ from detbox.models.task_modules.scale_ranges import (
 from detbox.structures import DetSample, ImageBatch, Instances
 
 from ._tiny import build, rectangles_batch, tiny_c4_cfg, train_steps
+from ._tools_cli import check_tools
 
 PAPER_RANGES = ((0, 90), (30, 160), (90, -1))
 
@@ -247,3 +248,10 @@ def test_merging_branches_is_class_wise_nms_over_the_union():
                               union.labels.tolist(), 0.5)[:20]
         torch.testing.assert_close(merged[i].boxes, union.boxes[keep])
         assert merged[i].scores.tolist() == sorted(merged[i].scores.tolist(), reverse=True)
+
+
+def test_tools_test_infer_flops_and_onnx_refusal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DETBOX_CACHE", str(tmp_path / "cache"))
+    cfg = tiny_trident_cfg()
+    del cfg["roi_head"]["bbox_head"]["num_classes"]
+    check_tools(tmp_path, cfg, "TridentFasterRCNN", capsys)
