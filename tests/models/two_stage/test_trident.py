@@ -261,3 +261,24 @@ def test_tools_test_infer_flops_and_onnx_refusal(tmp_path, capsys, monkeypatch):
     cfg = tiny_trident_cfg()
     del cfg["roi_head"]["bbox_head"]["num_classes"]
     check_tools(tmp_path, cfg, "TridentFasterRCNN", capsys)
+
+
+def test_testing_with_all_branches_merges_each_branch_in_its_range():
+    model = build(tiny_trident_cfg()).eval()
+    batch = rectangles_batch(with_gt=False)  # scale_factor 1: image and original coordinates
+    single = []
+    with torch.no_grad():
+        for k in range(3):
+            model.backbone.test_branch_idx = k
+            single.append(model.predict(batch))
+        model.backbone.test_branch_idx = -1
+        merged = model.predict(batch)
+    for i in range(2):
+        parts = [single[k][i][in_scale_range(single[k][i].boxes, model.branch_ranges[k])]
+                 for k in range(3)]
+        union = Instances.cat(parts)
+        keep = _reference_nms(union.boxes.tolist(), union.scores.tolist(),
+                              union.labels.tolist(), 0.5)[:100]
+        assert len(merged[i]) == len(keep) > 0
+        torch.testing.assert_close(merged[i].boxes, union.boxes[keep], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(merged[i].scores, union.scores[keep], atol=1e-5, rtol=1e-5)
