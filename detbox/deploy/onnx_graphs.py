@@ -233,11 +233,16 @@ def graph_for(detector: nn.Module) -> nn.Module:
     """The export graph of a detector, or a ValueError naming what is not supported."""
     from detbox.models.detectors import (
         CascadeRCNN,
+        GridRCNN,
         HybridTaskCascade,
         RetinaNet,
+        TridentFasterRCNN,
         TwoStageDetector,
     )
 
+    if isinstance(detector, (TridentFasterRCNN, GridRCNN)):
+        raise ValueError(f"ONNX export of {type(detector).__name__} is not supported (its "
+                         "branch merging / grid-point decoding has no export graph)")
     if isinstance(detector, RetinaNet):
         return OneStageGraph(detector)
     if isinstance(detector, HybridTaskCascade):

@@ -3,5 +3,13 @@
 from detbox.models.backbones.resnet import ResNet, make_resnet_stage, read_torchvision_state_dict
 from detbox.models.backbones.ssd_mobilenet import SSDMobileNetV3
 from detbox.models.backbones.ssd_vgg import SSDVGG
+from detbox.models.backbones.trident_resnet import TridentResNet
 
-__all__ = ["ResNet", "SSDMobileNetV3", "SSDVGG", "make_resnet_stage", "read_torchvision_state_dict"]
+__all__ = [
+    "SSDVGG",
+    "ResNet",
+    "SSDMobileNetV3",
+    "TridentResNet",
+    "make_resnet_stage",
+    "read_torchvision_state_dict",
+]

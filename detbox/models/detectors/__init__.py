@@ -2,10 +2,12 @@
 
 from detbox.models.detectors.base import BaseDetector, rescale_to_original
 from detbox.models.detectors.cascade_rcnn import CascadeRCNN
-from detbox.models.detectors.htc import HybridTaskCascade
 from detbox.models.detectors.fast_rcnn import FastRCNN
+from detbox.models.detectors.grid_rcnn import GridRCNN
+from detbox.models.detectors.htc import HybridTaskCascade
 from detbox.models.detectors.retinanet import RetinaNet
 from detbox.models.detectors.ssd import SSD
+from detbox.models.detectors.trident import TridentFasterRCNN
 from detbox.models.detectors.two_stage import (
     RPN,
     FasterRCNN,
@@ -16,15 +18,17 @@ from detbox.models.detectors.two_stage import (
 
 __all__ = [
     "RPN",
+    "SSD",
     "BaseDetector",
     "CascadeRCNN",
     "FastRCNN",
     "FasterRCNN",
+    "GridRCNN",
     "HybridTaskCascade",
     "MaskRCNN",
     "MaskScoringRCNN",
     "RetinaNet",
-    "SSD",
+    "TridentFasterRCNN",
     "TwoStageDetector",
     "rescale_to_original",
 ]

@@ -3,6 +3,8 @@
 from detbox.models.roi_heads.bbox_head import ConvFCBBoxHead
 from detbox.models.roi_heads.box_branch import BoxBranch, BoxOutputs, refinement_labels
 from detbox.models.roi_heads.cascade_roi_head import CascadeRoIHead, cascade_box_predict
+from detbox.models.roi_heads.grid_head import GridHead
+from detbox.models.roi_heads.grid_roi_head import GridRoIHead
 from detbox.models.roi_heads.htc_mask_head import HTCMaskHead
 from detbox.models.roi_heads.htc_roi_head import HTCRoIHead
 from detbox.models.roi_heads.mask_branch import MaskBranch
@@ -24,6 +26,8 @@ __all__ = [
     "ConvFCBBoxHead",
     "FCNMaskHead",
     "FusedSemanticHead",
+    "GridHead",
+    "GridRoIHead",
     "HTCMaskHead",
     "HTCRoIHead",
     "MaskBranch",

@@ -72,6 +72,9 @@ class ConvFCBBoxHead(nn.Module):
             Soft-NMS), replacing plain NMS at ``nms_iou_thr``; None keeps plain NMS.
         max_per_img: detections kept per image after NMS.
         min_box_size: detections narrower or shorter than this (pixels) are dropped.
+        with_reg: False makes a classifier only (Grid R-CNN, whose grid head places the
+            boxes): ``bbox_pred`` is then all zeros (the RoIs are the boxes) and there is no
+            ``loss_bbox``.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class ConvFCBBoxHead(nn.Module):
         nms: Mapping[str, Any] | None = None,
         max_per_img: int = 100,
         min_box_size: float = 0.0,
+        with_reg: bool = True,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -124,7 +128,9 @@ class ConvFCBBoxHead(nn.Module):
         self.fcs = nn.Sequential(*fcs)
         out = fc_channels if num_fcs else flat
         self.fc_cls = nn.Linear(out, num_classes + 1)
-        self.fc_reg = nn.Linear(out, 4 if class_agnostic else 4 * num_classes)
+        reg_dim = 4 if class_agnostic else 4 * num_classes
+        self.fc_reg = nn.Linear(out, reg_dim) if with_reg else None
+        self.reg_dim = reg_dim
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -133,9 +139,10 @@ class ConvFCBBoxHead(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.fc_cls.weight, std=0.01)
-        nn.init.normal_(self.fc_reg.weight, std=0.001)
         nn.init.zeros_(self.fc_cls.bias)
-        nn.init.zeros_(self.fc_reg.bias)
+        if self.fc_reg is not None:
+            nn.init.normal_(self.fc_reg.weight, std=0.001)
+            nn.init.zeros_(self.fc_reg.bias)
 
     def forward(self, roi_feats: Tensor) -> tuple[Tensor, Tensor]:
         """Score and regress RoIs.
@@ -150,6 +157,8 @@ class ConvFCBBoxHead(nn.Module):
         x = self.convs(roi_feats)
         x = self.avg_pool(x) if self.avg_pool is not None else x
         x = self.fcs(x.flatten(1))
+        if self.fc_reg is None:
+            return self.fc_cls(x), x.new_zeros((x.shape[0], self.reg_dim))
         return self.fc_cls(x), self.fc_reg(x)
 
     def get_targets(
@@ -193,6 +202,8 @@ class ConvFCBBoxHead(nn.Module):
         """
         num_rois = max(int(labels.numel()), 1)
         loss_cls = self.loss_cls(cls_score, labels, avg_factor=num_rois)
+        if self.fc_reg is None:
+            return {"loss_cls": loss_cls}
         pos = torch.nonzero(labels < self.num_classes).flatten()
         pred = self._select_class(bbox_pred[pos], labels[pos])
         target = box_targets[pos]

@@ -9,6 +9,7 @@ from detbox.models.task_modules.assigners import (
     box_iof,
 )
 from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder
+from detbox.models.task_modules.grid_point_coder import GridPointCoder
 from detbox.models.task_modules.hard_negatives import hard_negative_mask
 from detbox.models.task_modules.nms import NMS, SoftNMS, batched_soft_nms, build_nms, soft_nms
 from detbox.models.task_modules.prior_box_generator import SSDPriorGenerator
@@ -17,12 +18,13 @@ from detbox.models.task_modules.samplers import IoUBalancedNegSampler, OHEMSampl
 __all__ = [
     "BACKGROUND",
     "IGNORED",
+    "NMS",
     "AnchorGenerator",
     "AssignResult",
     "DeltaXYWHBoxCoder",
+    "GridPointCoder",
     "IoUBalancedNegSampler",
     "MaxIoUAssigner",
-    "NMS",
     "OHEMSampler",
     "RandomSampler",
     "SSDPriorGenerator",
