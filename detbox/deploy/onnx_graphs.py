@@ -63,8 +63,11 @@ def _batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thr: float,
     return nms(boxes + offsets[:, None], scores, iou_thr)
 
 
-def _plain_nms_iou_thr(suppressor: object, where: str) -> float:
-    """The IoU threshold of a plain-NMS suppressor; other suppressors have no graph here."""
+def _plain_nms_iou_thr(suppressor: object | None, iou_thr: float, where: str) -> float:
+    """The IoU threshold of a head's plain NMS: its ``nms`` suppressor's, or the head's own
+    ``iou_thr`` when it has none; other suppressors have no graph here."""
+    if suppressor is None:
+        return iou_thr
     if not isinstance(suppressor, NMS):
         raise DetboxError(
             f"ONNX export supports plain NMS only, but {where} uses {type(suppressor).__name__}; "
@@ -133,7 +136,7 @@ class OneStageGraph(nn.Module):
             scores.append(top_scores)
             labels.append(flat % head.num_classes)
         boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
-        iou_thr = _plain_nms_iou_thr(head.nms, "bbox_head.nms")
+        iou_thr = _plain_nms_iou_thr(head.nms, head.nms_iou_thr, "bbox_head.nms")
         keep = _batched_nms(boxes, scores, labels, iou_thr, image_size)
         keep = keep[: head.max_per_img]
         return boxes[keep], scores[keep], labels[keep]
@@ -166,7 +169,8 @@ class TwoStageGraph(nn.Module):
         keep = torch.where((widths >= settings.min_box_size) & (heights >= settings.min_box_size)
                            & (scores >= settings.score_thr))[0]
         boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
-        iou_thr = _plain_nms_iou_thr(build_nms(settings.nms, iou_thr=settings.nms_iou_thr),
+        suppressor = build_nms(settings.nms, iou_thr=settings.nms_iou_thr)
+        iou_thr = _plain_nms_iou_thr(suppressor, settings.nms_iou_thr,
                                      "rpn_head.test_proposals.nms")
         keep = _batched_nms(boxes, scores, levels, iou_thr, image_size)
         return boxes[keep[: settings.max_per_img]]
@@ -185,7 +189,7 @@ class TwoStageGraph(nn.Module):
             keep = torch.where((boxes[:, 2] - boxes[:, 0] >= head.min_box_size)
                                & (boxes[:, 3] - boxes[:, 1] >= head.min_box_size))[0]
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        iou_thr = _plain_nms_iou_thr(head.nms, "roi_head.bbox_head.nms")
+        iou_thr = _plain_nms_iou_thr(head.nms, head.nms_iou_thr, "roi_head.bbox_head.nms")
         keep = _batched_nms(boxes, scores, labels, iou_thr, image_size)
         keep = keep[: head.max_per_img]
         return boxes[keep], scores[keep], labels[keep]
