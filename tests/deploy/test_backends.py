@@ -154,3 +154,34 @@ def test_cli_backend_errors(mask_files, capsys):
     assert main(["infer", config, checkpoint, image, "--backend", "openvino",
                  "--device", "cuda"]) == 2
     assert "--backend openvino runs on the CPU; drop --device cuda" in capsys.readouterr().err
+
+
+def test_test_and_benchmark_cli_with_backend(tmp_path, capsys):
+    """``detbox test --backend`` scores as the plain model does; ``detbox benchmark --backend``
+    times the backend."""
+    import json
+
+    from detbox.cli.main import main
+    from tests.tiny_detector import write_tiny
+
+    config, checkpoint = (str(p) for p in write_tiny(tmp_path, RETINANET, with_data=True))
+    outputs = {}
+    for name, options in (("plain", ["--no-fast"]), ("ort", ["--backend", "onnxruntime"])):
+        metrics, results = tmp_path / f"{name}.json", tmp_path / f"{name}_results.json"
+        assert main(["test", config, checkpoint, *options, "--json-out", str(metrics),
+                     "--out", str(results)]) == 0
+        outputs[name] = json.loads(metrics.read_text()), json.loads(results.read_text())
+    (ref, ref_dets), (got, got_dets) = outputs["plain"], outputs["ort"]
+    assert len(got_dets) == len(ref_dets) > 10
+    for a, b in zip(ref_dets, got_dets):
+        assert a["category_id"] == b["category_id"] and a["image_id"] == b["image_id"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+        assert a["bbox"] == pytest.approx(b["bbox"], abs=0.02)
+    scalars = {k: v for k, v in ref.items() if isinstance(v, float)}
+    assert "bbox_mAP" in scalars and scalars == pytest.approx({k: got[k] for k in scalars})
+    capsys.readouterr()
+    assert main(["benchmark", config, checkpoint, "--backend", "openvino", "--num-images", "2",
+                 "--shape", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "parity check: openvino vs PyTorch (RetinaNet" in out
+    assert "benchmarking RetinaNet (openvino)" in out and "2 images in 2 batches" in out

@@ -66,7 +66,6 @@ def backend_detector(
         paths = export_parts(detector, Path(folder) if folder is not None else scratch)
         sessions = {name: open_session(backend, path, threads) for name, path in paths.items()}
     runner = BackendDetector(detector, sessions, backend)
-    runner.parity = None
     if check:
         runner.parity = check_parity(detector, runner)
         runner.parity.raise_if_failed()

@@ -41,6 +41,7 @@ class BackendDetector(nn.Module):
         self.detector = detector.eval()
         self.sessions = dict(sessions)
         self.backend = backend
+        self.parity = None  # the ParityCheck made with it, set by ``backend_detector``
         self.cfg = detector.cfg
         self.dataset_meta = detector.dataset_meta
 
