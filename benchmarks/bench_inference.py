@@ -209,7 +209,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--backends", nargs="*", default=[], choices=list(BACKENDS),
                         help="also time these exported backends (detbox post-processing)")
-    parser.add_argument("--no-parity", action="store_true", help="skip the parity check")
+    parser.add_argument("--no-parity", action="store_true", help="skip the parity checks")
+    parser.add_argument("--no-torchvision-parity", action="store_true",
+                        help="skip only the fast-vs-plain and plain-vs-torchvision check (it "
+                             "builds and runs the three models again)")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables")
     parser.add_argument("--profile-rows", type=int, default=20)
     args = parser.parse_args()
@@ -233,7 +236,7 @@ def main() -> None:
             line += (f"; {name} {t[name]:.3f} s ({t['torchvision'] / t[name]:.2f}x "
                      f"torchvision, {t['detbox fast'] / t[name]:.2f}x fast")
             line += f", {identical[name]:.1%} identical to plain)" if name in identical else ")"
-        if not args.no_parity:
+        if not (args.no_parity or args.no_torchvision_parity):
             fast_plain, plain_tv, count = bench_parity(arch, image, args.size)
             line += (f"; identical detections (score_thr 0, {count} dets): fast vs plain "
                      f"{fast_plain:.1%}, plain vs torchvision {plain_tv:.1%}")
