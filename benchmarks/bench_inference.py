@@ -1,4 +1,5 @@
-"""Inference speed: torchvision vs detbox (plain) vs detbox (fast path), side by side.
+"""Inference speed: torchvision vs detbox (plain) vs detbox (fast path) vs the exported
+backends (``--backends onnxruntime openvino``), side by side.
 
 Each model is torchvision's ``<arch>`` with random weights (``weights=None,
 weights_backbone=None``, seeded), converted into the detbox model of
@@ -10,9 +11,11 @@ printed with the ratios. Timing uses the configs' score thresholds.
 Parity is then checked with a score threshold of 0 (random weights give no detection above the
 usual 0.05): the fraction of detections that are identical (same label, box corners within
 0.01 px, score within 1e-4) between the fast and the plain path, and between detbox's plain path
-and torchvision.
+and torchvision, and between each backend and the plain path (the backend detectors are made
+from the plain model, so their parity check against PyTorch runs first).
 
     PYTHONPATH=$PWD python benchmarks/bench_inference.py --repeats 5 --size 800
+    PYTHONPATH=$PWD python benchmarks/bench_inference.py --backends onnxruntime openvino
     PYTHONPATH=$PWD python benchmarks/bench_inference.py --models retinanet_resnet50_fpn --profile
 """
 
@@ -31,6 +34,8 @@ from PIL import Image
 
 from detbox.apis.build import fill_num_classes
 from detbox.config import load_config
+from detbox.deploy.backends import BACKENDS, backend_detector
+from detbox.deploy.onnx_export import final_score_thr
 from detbox.models.inference_mode import prepare_for_inference
 from detbox.models.weight_conversion import convert_torchvision_state_dict
 from detbox.models.weight_conversion.coco_classes import (
@@ -94,6 +99,8 @@ def detbox_model(arch: str, state_dict: dict, score_thr: float | None) -> torch.
     model = MODELS.build(model_cfg).eval()
     converted = convert_torchvision_state_dict(arch, state_dict, class_ids=cat_ids)
     model.load_state_dict(converted, strict=True)
+    model.cfg = cfg  # its test pipeline: what a backend's parity check prepares its sample with
+    model.dataset_meta = {"class_names": list(names), "cat_ids": list(cat_ids)}
     return model
 
 
@@ -145,12 +152,25 @@ def time_models(runs: dict, repeats: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def bench_speed(arch: str, image: torch.Tensor, size: int, repeats: int) -> dict[str, float]:
+def bench_speed(arch: str, image: torch.Tensor, size: int, repeats: int,
+                backends: list[str], parity: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per model, and each backend's fraction of detections identical to the
+    plain path's (score threshold 0; empty without ``parity``)."""
     tv, plain, fast = build_trio(arch, size, None)
     batch = make_batch(tv, image)
-    return time_models({"torchvision": lambda: tv([image]),
-                        "detbox plain": lambda: plain.predict(batch),
-                        "detbox fast": lambda: fast.predict(batch)}, repeats)
+    runners = {name: backend_detector(plain, name) for name in backends}
+    runs = {"torchvision": lambda: tv([image]), "detbox plain": lambda: plain.predict(batch),
+            "detbox fast": lambda: fast.predict(batch)}
+    runs.update({name: (lambda r=runner: r.predict(batch)) for name, runner in runners.items()})
+    times = time_models(runs, repeats)
+    identical = {}
+    if parity and runners:
+        with final_score_thr(plain, 0.0), torch.inference_mode():  # the runners' too
+            ref = plain.predict(batch)[0]
+            for name, runner in runners.items():
+                identical[name] = match_fraction(ref.boxes, ref.labels, ref.scores,
+                                                 runner.predict(batch)[0])
+    return times, identical
 
 
 def bench_parity(arch: str, image: torch.Tensor, size: int) -> tuple[float, float, int]:
@@ -187,7 +207,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=800, help="short side of the image (px)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each model")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--no-parity", action="store_true", help="skip the parity check")
+    parser.add_argument("--backends", nargs="*", default=[], choices=list(BACKENDS),
+                        help="also time these exported backends (detbox post-processing)")
+    parser.add_argument("--no-parity", action="store_true", help="skip the parity checks")
+    parser.add_argument("--no-torchvision-parity", action="store_true",
+                        help="skip only the fast-vs-plain and plain-vs-torchvision check (it "
+                             "builds and runs the three models again)")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables")
     parser.add_argument("--profile-rows", type=int, default=20)
     args = parser.parse_args()
@@ -201,12 +226,17 @@ def main() -> None:
         if args.profile:
             profile(arch, image, args.size, args.profile_rows)
             continue
-        t = bench_speed(arch, image, args.size, args.repeats)
+        t, identical = bench_speed(arch, image, args.size, args.repeats, args.backends,
+                                   not args.no_parity)
         line = (f"{arch}: torchvision {t['torchvision']:.3f} s, detbox plain "
                 f"{t['detbox plain']:.3f} s, detbox fast {t['detbox fast']:.3f} s; "
                 f"fast vs torchvision {t['torchvision'] / t['detbox fast']:.2f}x, "
                 f"fast vs plain {t['detbox plain'] / t['detbox fast']:.2f}x")
-        if not args.no_parity:
+        for name in args.backends:
+            line += (f"; {name} {t[name]:.3f} s ({t['torchvision'] / t[name]:.2f}x "
+                     f"torchvision, {t['detbox fast'] / t[name]:.2f}x fast")
+            line += f", {identical[name]:.1%} identical to plain)" if name in identical else ")"
+        if not (args.no_parity or args.no_torchvision_parity):
             fast_plain, plain_tv, count = bench_parity(arch, image, args.size)
             line += (f"; identical detections (score_thr 0, {count} dets): fast vs plain "
                      f"{fast_plain:.1%}, plain vs torchvision {plain_tv:.1%}")

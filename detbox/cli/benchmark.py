@@ -6,10 +6,13 @@ import argparse
 import json
 
 from detbox.cli.common import (
+    add_backend_argument,
     add_config_arguments,
     add_strict_argument,
+    backend_device,
     load_config_with_options,
     report_unreadable,
+    to_backend,
 )
 from detbox.cli.flops import add_shape_argument, parse_shape
 
@@ -30,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-classes", type=int, default=None,
                         help="classes of the random-weight model when the config leaves "
                              "num_classes to the data (default: 80)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (and the --backend runtime's)")
+    add_backend_argument(parser)
     parser.add_argument("--json-out", help="also write the numbers as JSON to this file")
     add_strict_argument(parser, "a file of --images could not be read (it is skipped either "
                         "way)")
@@ -50,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
     )
     from detbox.deploy.model_loading import model_from_config
     from detbox.errors import ConfigError
-    from detbox.utils.device import resolve_device
     from detbox.utils.io import atomic_write_text
 
     if args.num_images <= 0 or args.batch_size <= 0 or args.warmup < 0:
@@ -58,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config_with_options(args)
-    device = resolve_device(args.device or cfg.get("device"))
-    model = model_from_config(cfg, args.checkpoint, device, args.num_classes)
+    model = model_from_config(cfg, args.checkpoint, backend_device(args, cfg), args.num_classes)
+    model = to_backend(model, args)
     unreadable = UnreadableFiles()
     if args.images:
         listed = list_inputs(args.images)
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         shape = parse_shape(args.shape)
         images = synthetic_images(min(args.num_images, 8), shape)
         source = f"random {shape[0]}x{shape[1]} images"
-    print(f"benchmarking {type(model).__name__} on {source} "
+    name = type(getattr(model, "detector", model)).__name__
+    print(f"benchmarking {name} ({args.backend}) on {source} "
           f"({'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights'}, "
           f"{torch.get_num_threads()} CPU threads)")
     result = benchmark_detector(model, images, args.num_images, args.batch_size, args.warmup)

@@ -49,3 +49,43 @@ def report_unreadable(unreadable, total: int, strict: bool) -> int:
         return 0
     print(unreadable.summary(total), file=sys.stderr)
     return 1 if strict else 0
+
+
+#: ``--backend`` values (``detbox.deploy.backends.BACKEND_CHOICES``, spelt out here so that
+#: registering the subcommands imports no runtime).
+BACKEND_CHOICES = ("pytorch", "onnxruntime", "openvino")
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: run the model's networks on an exported CPU runtime."""
+    parser.add_argument(
+        "--backend", default="pytorch", choices=BACKEND_CHOICES,
+        help="pytorch (default), or run the exported networks with onnxruntime or openvino on "
+             "the CPU (exported and checked against PyTorch first; see docs/tools.md)")
+
+
+def backend_device(args: argparse.Namespace, cfg: ConfigDict):
+    """The device to load the model on: the CPU for an exported backend (an explicit other
+    ``--device`` is an error), else ``--device`` or the config's."""
+    from detbox.errors import ConfigError
+    from detbox.utils.device import resolve_device
+
+    backend = getattr(args, "backend", "pytorch")
+    if backend == "pytorch":
+        return resolve_device(args.device or cfg.get("device"))
+    if args.device not in (None, "cpu"):
+        raise ConfigError(f"--backend {backend} runs on the CPU; drop --device {args.device} "
+                          "(or use --backend pytorch)")
+    return resolve_device("cpu")
+
+
+def to_backend(model, args: argparse.Namespace):
+    """``model`` itself for ``--backend pytorch``; else the plain CPU ``model`` exported to
+    the backend and checked against PyTorch (the check's summary is printed)."""
+    if getattr(args, "backend", "pytorch") == "pytorch":
+        return model
+    from detbox.deploy.backends import backend_detector
+
+    runner = backend_detector(model, args.backend)
+    print(f"parity check: {runner.parity.summary()}")
+    return runner

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detbox.cli.common import (
+    add_backend_argument,
     add_config_arguments,
     add_strict_argument,
+    backend_device,
     load_config_with_options,
     report_unreadable,
+    to_backend,
 )
 from detbox.errors import DetboxError, ImageReadError
 
@@ -47,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-fast", action="store_true",
                         help="run the plain model, not the inference fast path (folded BN, "
                              "channels-last, fused conv+ReLU)")
+    add_backend_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -126,18 +130,24 @@ def infer_images(model, paths: list[Path], score_thr: float, vis_dir: str | None
 
 def run(args: argparse.Namespace) -> int:
     from detbox.apis.inference import init_detector
+    from detbox.apis.tta import maybe_wrap_for_tta
     from detbox.apis.video import VIDEO_SUFFIXES, infer_video
     from detbox.data.skipping import UnreadableFiles
     from detbox.evaluation.prediction_records import records_to_coco_results
-    from detbox.utils.device import resolve_device
     from detbox.utils.io import atomic_write_text
 
     cfg = load_config_with_options(args)
     source = Path(args.input)
     is_video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
     paths = [] if is_video else list_inputs(args.input)
-    model = init_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")),
-                          tta=True if args.tta else None, fast=not args.no_fast)
+    tta = True if args.tta else None
+    if args.backend == "pytorch":
+        model = init_detector(cfg, args.checkpoint, backend_device(args, cfg), tta=tta,
+                              fast=not args.no_fast)
+    else:
+        plain = init_detector(cfg, args.checkpoint, backend_device(args, cfg), tta=False,
+                              fast=False)
+        model = maybe_wrap_for_tta(to_backend(plain, args), plain.cfg, tta)
     unreadable = UnreadableFiles("frames" if is_video else "files")
     if is_video:
         out_video = Path(args.vis_dir) / f"{source.stem}.mp4" if args.vis_dir else None

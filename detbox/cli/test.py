@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 
 from detbox.cli.common import (
+    add_backend_argument,
     add_config_arguments,
     add_strict_argument,
+    backend_device,
     load_config_with_options,
     report_unreadable,
+    to_backend,
 )
 from detbox.cli.train import add_launcher_argument
 from detbox.errors import ConfigError
@@ -50,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-fast", action="store_true",
                         help="run the plain model, not the inference fast path (folded BN, "
                              "channels-last, fused conv+ReLU)")
+    add_backend_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -68,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
                           "the results to")
     cfg = load_config_with_options(args)
     # Distributed: each process predicts its shard, rank 0 gathers, writes and evaluates.
-    device = init_distributed(args.launcher, args.device or cfg.get("device"))
+    device = init_distributed(args.launcher, "cpu" if args.backend != "pytorch"
+                              else args.device or cfg.get("device"))
+    if args.backend != "pytorch":
+        backend_device(args, cfg)  # an explicit GPU --device is an error
     shard = {"rank": get_rank(), "world_size": get_world_size()}
     section = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if not section:
@@ -78,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         section = tta_test_section(section, tta)
     loader = build_dataloader(section, seed=int(cfg.get("seed", 0)), training=False, **shard)
     model = load_detector(cfg, args.checkpoint, device, dataset=loader.dataset)
-    if not args.no_fast:
+    if args.backend != "pytorch":
+        model = to_backend(model, args)
+    elif not args.no_fast:
         prepare_for_inference(model)
     if tta:
         model = wrap_for_tta(model, tta)

@@ -30,14 +30,14 @@ from detbox.errors import ConfigError, DetboxError
 from detbox.structures import Instances
 
 __all__ = [
-    "ParityReport", "compare_detections", "export_onnx", "final_score_thr",
-    "verification_images", "verify_onnx",
+    "ParityReport", "compare_detections", "export_onnx", "final_head", "final_score_thr",
+    "max_detection_diffs", "verification_images", "verify_onnx",
 ]
 
 OPSET = 17  # RoIAlign with half-pixel alignment needs 16; NonMaxSuppression exists since 10
 
 
-def _final_head(model: nn.Module) -> nn.Module:
+def final_head(model: nn.Module) -> nn.Module:
     """The module whose ``score_thr`` decides the final detections."""
     return model.roi_head.bbox_head if hasattr(model, "roi_head") else model.bbox_head
 
@@ -45,7 +45,7 @@ def _final_head(model: nn.Module) -> nn.Module:
 @contextlib.contextmanager
 def final_score_thr(model: nn.Module, value: float) -> Iterator[None]:
     """Temporarily set the final detection threshold of ``model``."""
-    head = _final_head(model)
+    head = final_head(model)
     saved = head.score_thr
     head.score_thr = value
     try:
@@ -67,7 +67,7 @@ def _metadata(model: nn.Module) -> dict[str, Any]:
     meta = {
         "class_names": model.dataset_meta["class_names"],
         "cat_ids": model.dataset_meta["cat_ids"],
-        "score_thr": float(_final_head(model).score_thr),
+        "score_thr": float(final_head(model).score_thr),
         "test_pipeline": _pipeline_steps(model.cfg),
         "detector": type(model).__name__,
         "version": detbox.__version__,
@@ -103,7 +103,7 @@ def export_onnx(
     height, width = shape
     images = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     inputs = (images, torch.tensor([height, width], dtype=torch.float32),
-              torch.tensor([float(_final_head(model).score_thr)]))
+              torch.tensor([float(final_head(model).score_thr)]))
     with_mask = getattr(graph, "with_mask", False)
     outputs = ["boxes", "scores", "labels"] + (["mask_probs"] if with_mask else [])
     dynamic = {"images": {2: "height", 3: "width"}, **{name: {0: "num_detections"}
@@ -126,25 +126,26 @@ def export_onnx(
 def compare_detections(
     ref: Instances, got: Instances, score_thr: float, box_atol: float = 0.05,
     box_rtol: float = 1e-4, score_atol: float = 1e-3, min_mask_iou: float = 0.97,
+    runtime: str = "onnxruntime",
 ) -> list[str]:
     """Problems found matching ``got`` against the reference ``ref``, one detection at a time.
 
     Detections scoring within ``score_atol`` of the threshold may fall on either side of it, so
     only the others must find a partner: the same label, a score within ``score_atol``, every
     box coordinate within ``box_atol + box_rtol * |x|`` pixels and, with masks, a mask IoU of
-    at least ``min_mask_iou``.
+    at least ``min_mask_iou``. ``runtime`` names the side of ``got`` in the problems.
     """
     problems = []
-    for name, a, b in (("PyTorch", ref, got), ("onnxruntime", got, ref)):
+    for name, a, b in (("PyTorch", ref, got), (runtime, got, ref)):
         free = torch.ones(len(b), dtype=torch.bool)
         for i in torch.nonzero(a.scores > score_thr + score_atol).flatten().tolist():
             close = (free & (b.labels == a.labels[i])
                      & ((b.scores - a.scores[i]).abs() <= score_atol)
                      & ((b.boxes - a.boxes[i]).abs() <= box_atol + box_rtol * a.boxes[i].abs())
                      .all(dim=1))
-            if a.masks is not None and b.masks is not None:
-                close &= _mask_iou(a.masks[i], b.masks) >= min_mask_iou
             hits = torch.nonzero(close).flatten()
+            if a.masks is not None and b.masks is not None and hits.numel():
+                hits = hits[_mask_iou(a.masks[i], b.masks[hits]) >= min_mask_iou]
             if hits.numel():
                 free[hits[0]] = False
             else:
@@ -177,7 +178,7 @@ class ParityReport:
         return not self.problems
 
 
-def _max_diffs(ref: Instances, got: Instances) -> tuple[float, float]:
+def max_detection_diffs(ref: Instances, got: Instances) -> tuple[float, float]:
     """Largest differences between detections ranked alike (for the report)."""
     n = min(len(ref), len(got))
     if n == 0:
@@ -208,7 +209,7 @@ def verify_onnx(
         with final_score_thr(model, threshold):
             ref = model.predict(batch.to(device))[0].to("cpu")
         got = runtime.predict_batch(batch, threshold)[0]
-        box_diff, score_diff = _max_diffs(ref, got)
+        box_diff, score_diff = max_detection_diffs(ref, got)
         reports.append(ParityReport(
             name=name, input_shape=tuple(batch.images.shape[-2:]), num_torch=len(ref),
             num_onnx=len(got), max_box_diff=box_diff, max_score_diff=score_diff,
