@@ -12,11 +12,13 @@ from detbox.models.dense_heads.dense_utils import (
     topk_candidates,
     topk_sigmoid_candidates,
 )
+from detbox.models.dense_heads.free_anchor_head import FreeAnchorRetinaHead
 from detbox.models.dense_heads.retina_head import RetinaHead
 from detbox.models.dense_heads.rpn_head import RPNHead
 
 __all__ = [
     "DenseTargets",
+    "FreeAnchorRetinaHead",
     "ProposalSettings",
     "RPNHead",
     "RetinaHead",
