@@ -189,9 +189,13 @@ class TwoStageGraph(nn.Module):
 
 def graph_for(detector: nn.Module) -> nn.Module:
     """The export graph of a detector, or a ValueError naming what is not supported."""
+    from detbox.models.dense_heads import RetinaHead
     from detbox.models.detectors import RetinaNet, TwoStageDetector
 
     if isinstance(detector, RetinaNet):
+        if not isinstance(detector.bbox_head, RetinaHead):
+            raise ValueError(f"ONNX export supports anchor heads like RetinaHead, not "
+                             f"{type(detector.bbox_head).__name__} ({type(detector).__name__})")
         return OneStageGraph(detector)
     if isinstance(detector, TwoStageDetector):
         roi_head = detector.roi_head

@@ -22,6 +22,12 @@ MODELS = {
     "ghm": _retina_variant(loss_cls={"type": "GHMC", "bins": 30},
                            loss_bbox={"type": "GHMR", "loss_weight": 10.0}),
     "free_anchor": _retina_variant(type="FreeAnchorRetinaHead"),
+    "reppoints": {
+        **copy.deepcopy(RETINANET), "type": "RepPointsDetector",
+        "bbox_head": {"type": "RepPointsHead", "in_channels": 16, "feat_channels": 16,
+                      "point_feat_channels": 16, "stacked_convs": 1,
+                      "strides": [8, 16, 32, 64], "nms_pre": 200, "max_per_img": 50},
+    },
 }
 EXPORTABLE = ("ghm", "free_anchor")
 
@@ -63,3 +69,12 @@ def test_export_onnx_matches_pytorch(name, tmp_path, capsys):
     out = tmp_path / f"{name}.onnx"
     assert main(["export-onnx", str(config), str(checkpoint), str(out), "--shape", "64"]) == 0
     assert "onnxruntime matches PyTorch on all 4 images" in capsys.readouterr().out
+
+
+def test_export_onnx_names_the_unsupported_head(tmp_path, capsys):
+    config, checkpoint = write_tiny(tmp_path, MODELS["reppoints"], name="reppoints")
+    out = tmp_path / "reppoints.onnx"
+    assert main(["export-onnx", str(config), str(checkpoint), str(out), "--shape", "64"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "RepPointsHead" in err[0] and "not" in err[0], err
+    assert not out.exists()

@@ -13,6 +13,7 @@ from detbox.models.dense_heads.dense_utils import (
     topk_sigmoid_candidates,
 )
 from detbox.models.dense_heads.free_anchor_head import FreeAnchorRetinaHead
+from detbox.models.dense_heads.reppoints_head import RepPointsHead
 from detbox.models.dense_heads.retina_head import RetinaHead
 from detbox.models.dense_heads.rpn_head import RPNHead
 
@@ -21,6 +22,7 @@ __all__ = [
     "FreeAnchorRetinaHead",
     "ProposalSettings",
     "RPNHead",
+    "RepPointsHead",
     "RetinaHead",
     "dense_targets",
     "flatten_level",

@@ -9,6 +9,7 @@ from detbox.models.task_modules.assigners import (
     box_iof,
 )
 from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder
+from detbox.models.task_modules.point_assigner import PointAssigner
 from detbox.models.task_modules.samplers import RandomSampler
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "AssignResult",
     "DeltaXYWHBoxCoder",
     "MaxIoUAssigner",
+    "PointAssigner",
     "RandomSampler",
     "box_iof",
 ]
