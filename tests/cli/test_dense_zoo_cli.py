@@ -28,8 +28,17 @@ MODELS = {
                       "point_feat_channels": 16, "stacked_convs": 1,
                       "strides": [8, 16, 32, 64], "nms_pre": 200, "max_per_img": 50},
     },
+    "ga_retinanet": _retina_variant(
+        type="GARetinaHead",
+        approx_anchor_generator={"type": "AnchorGenerator", "strides": [8, 16, 32, 64],
+                                 "octave_base_scale": 2},
+        square_anchor_generator={"type": "AnchorGenerator", "strides": [8, 16, 32, 64],
+                                 "ratios": [1.0], "scales": [2]},
+        anchor_generator=None),
 }
+del MODELS["ga_retinanet"]["bbox_head"]["anchor_generator"]
 EXPORTABLE = ("ghm", "free_anchor")
+UNSUPPORTED = {"reppoints": "RepPointsHead", "ga_retinanet": "GARetinaHead"}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -71,10 +80,11 @@ def test_export_onnx_matches_pytorch(name, tmp_path, capsys):
     assert "onnxruntime matches PyTorch on all 4 images" in capsys.readouterr().out
 
 
-def test_export_onnx_names_the_unsupported_head(tmp_path, capsys):
-    config, checkpoint = write_tiny(tmp_path, MODELS["reppoints"], name="reppoints")
-    out = tmp_path / "reppoints.onnx"
+@pytest.mark.parametrize("name", sorted(UNSUPPORTED))
+def test_export_onnx_names_the_unsupported_head(name, tmp_path, capsys):
+    config, checkpoint = write_tiny(tmp_path, MODELS[name], name=name)
+    out = tmp_path / f"{name}.onnx"
     assert main(["export-onnx", str(config), str(checkpoint), str(out), "--shape", "64"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "RepPointsHead" in err[0] and "not" in err[0], err
+    assert len(err) == 1 and UNSUPPORTED[name] in err[0] and "not" in err[0], err
     assert not out.exists()

@@ -1,6 +1,7 @@
 """Losses; all follow the weight / reduction / ``avg_factor`` rule in ``losses.utils`` except
 the GHM losses, which normalize by their own count of valid elements."""
 
+from detbox.models.losses.bounded_iou_loss import BoundedIoULoss
 from detbox.models.losses.cross_entropy_loss import CrossEntropyLoss
 from detbox.models.losses.focal_loss import FocalLoss
 from detbox.models.losses.ghm_loss import GHMC, GHMR
@@ -8,6 +9,7 @@ from detbox.models.losses.regression_losses import GIoULoss, L1Loss, SmoothL1Los
 from detbox.models.losses.utils import labels_to_one_hot, reduce_loss
 
 __all__ = [
+    "BoundedIoULoss",
     "CrossEntropyLoss",
     "FocalLoss",
     "GHMC",

@@ -1,6 +1,7 @@
 """Small task units the heads compose: anchors, assigners, samplers, box coders."""
 
 from detbox.models.task_modules.anchor_generator import AnchorGenerator
+from detbox.models.task_modules.approx_assigner import ApproxMaxIoUAssigner
 from detbox.models.task_modules.assigners import (
     BACKGROUND,
     IGNORED,
@@ -16,6 +17,7 @@ __all__ = [
     "BACKGROUND",
     "IGNORED",
     "AnchorGenerator",
+    "ApproxMaxIoUAssigner",
     "AssignResult",
     "DeltaXYWHBoxCoder",
     "MaxIoUAssigner",
