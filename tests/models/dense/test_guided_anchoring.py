@@ -219,7 +219,8 @@ def test_the_location_filter_removes_every_anchor():
 
 
 @pytest.mark.parametrize("name", ["ga_retinanet_r50_fpn_1x_coco.py", "ga_rpn_r50_fpn_1x_coco.py",
-                                  "ga_retinanet_r18_fpn_synthetic.py"])
+                                  "ga_retinanet_r18_fpn_synthetic.py",
+                                  "ga_rpn_r18_fpn_synthetic.py"])
 def test_shipped_configs_build_and_train(name):
     cfg = load_config(CONFIGS / "guided_anchoring" / name).model.to_dict()
     if "bbox_head" in cfg:
