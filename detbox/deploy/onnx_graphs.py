@@ -235,6 +235,7 @@ class CascadeGraph(TwoStageGraph):
 
 def graph_for(detector: nn.Module) -> nn.Module:
     """The export graph of a detector, or a ValueError naming what is not supported."""
+    from detbox.models.dense_heads import RetinaHead
     from detbox.models.detectors import (
         CascadeRCNN,
         GridRCNN,
@@ -248,6 +249,9 @@ def graph_for(detector: nn.Module) -> nn.Module:
         raise ValueError(f"ONNX export of {type(detector).__name__} is not supported (its "
                          "branch merging / grid-point decoding has no export graph)")
     if isinstance(detector, RetinaNet):
+        if not isinstance(detector.bbox_head, RetinaHead):
+            raise ValueError(f"ONNX export supports anchor heads like RetinaHead, not "
+                             f"{type(detector.bbox_head).__name__} ({type(detector).__name__})")
         return OneStageGraph(detector)
     if isinstance(detector, HybridTaskCascade):
         raise ValueError("ONNX export of Hybrid Task Cascade (HybridTaskCascade) is not "

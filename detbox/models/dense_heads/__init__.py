@@ -13,14 +13,22 @@ from detbox.models.dense_heads.dense_utils import (
     topk_candidates,
     topk_sigmoid_candidates,
 )
+from detbox.models.dense_heads.free_anchor_head import FreeAnchorRetinaHead
+from detbox.models.dense_heads.ga_retina_head import GARetinaHead
+from detbox.models.dense_heads.ga_rpn_head import GARPNHead
+from detbox.models.dense_heads.reppoints_head import RepPointsHead
 from detbox.models.dense_heads.retina_head import RetinaHead
 from detbox.models.dense_heads.rpn_head import RPNHead
 from detbox.models.dense_heads.ssd_head import SSDHead
 
 __all__ = [
     "DenseTargets",
+    "FreeAnchorRetinaHead",
+    "GARPNHead",
+    "GARetinaHead",
     "ProposalSettings",
     "RPNHead",
+    "RepPointsHead",
     "RetinaHead",
     "SSDHead",
     "dense_targets",

@@ -22,7 +22,7 @@ from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 from detbox.typecheck import Positive, Probability, Range
 
-__all__ = ["RetinaHead"]
+__all__ = ["RetinaHead", "conv_tower"]
 
 # The paper's settings, read-only so that no caller can change another's defaults.
 DEFAULT_ANCHOR_GENERATOR = MappingProxyType({
@@ -40,7 +40,10 @@ DEFAULT_LOSS_CLS = MappingProxyType(
 DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss", "loss_weight": 1.0})
 
 
-def _tower(in_channels: int, feat_channels: int, num_convs: int, norm: str | None) -> nn.Sequential:
+def conv_tower(
+    in_channels: int, feat_channels: int, num_convs: int, norm: str | None
+) -> nn.Sequential:
+    """``num_convs`` x (3x3 conv, optional norm, ReLU), the towers of RetinaNet-like heads."""
     layers: list[nn.Module] = []
     for i in range(num_convs):
         conv = nn.Conv2d(
@@ -114,8 +117,8 @@ class RetinaHead(nn.Module):
         self.nms = build_nms(nms, iou_thr=nms_iou_thr) if nms is not None else None
         self.max_per_img = max_per_img
         num_anchors = self.anchor_generator.num_anchors
-        self.cls_convs = _tower(in_channels, feat_channels, stacked_convs, norm)
-        self.reg_convs = _tower(in_channels, feat_channels, stacked_convs, norm)
+        self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
+        self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
         tower_out = feat_channels if stacked_convs > 0 else in_channels
         self.cls_logits = nn.Conv2d(tower_out, num_anchors * num_classes, 3, padding=1)
         self.box_deltas = nn.Conv2d(tower_out, num_anchors * 4, 3, padding=1)

@@ -5,7 +5,7 @@ from detbox.models.detectors.cascade_rcnn import CascadeRCNN
 from detbox.models.detectors.fast_rcnn import FastRCNN
 from detbox.models.detectors.grid_rcnn import GridRCNN
 from detbox.models.detectors.htc import HybridTaskCascade
-from detbox.models.detectors.retinanet import RetinaNet
+from detbox.models.detectors.retinanet import RepPointsDetector, RetinaNet
 from detbox.models.detectors.ssd import SSD
 from detbox.models.detectors.trident import TridentFasterRCNN
 from detbox.models.detectors.two_stage import (
@@ -27,6 +27,7 @@ __all__ = [
     "HybridTaskCascade",
     "MaskRCNN",
     "MaskScoringRCNN",
+    "RepPointsDetector",
     "RetinaNet",
     "TridentFasterRCNN",
     "TwoStageDetector",

@@ -11,12 +11,12 @@ from detbox.models.detectors.base import BaseDetector
 from detbox.registry import MODELS
 from detbox.structures import ImageBatch, Instances
 
-__all__ = ["RetinaNet"]
+__all__ = ["RepPointsDetector", "RetinaNet"]
 
 
 @MODELS.register
 class RetinaNet(BaseDetector):
-    """Backbone -> neck -> ``RetinaHead``.
+    """Backbone -> neck -> a dense head (``RetinaHead`` or another one-stage head).
 
     Args:
         backbone: ``MODELS`` config of the backbone (e.g. ResNet).
@@ -40,8 +40,9 @@ class RetinaNet(BaseDetector):
     def num_classes(self) -> int:
         return self.bbox_head.num_classes
 
-    def forward(self, images: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """Raw head outputs ``(cls_logits, box_deltas)`` for (B, 3, H, W) images (export, FLOPs)."""
+    def forward(self, images: Tensor) -> tuple[list[Tensor], ...]:
+        """Raw head outputs (``(cls_logits, box_deltas)`` for RetinaHead) for (B, 3, H, W)
+        images (export, FLOPs)."""
         return self.bbox_head(self.extract_feat(images))
 
     def loss(self, batch: ImageBatch) -> dict[str, Tensor]:
@@ -52,3 +53,9 @@ class RetinaNet(BaseDetector):
         """One Instances per image, boxes in original image coordinates, sorted by score."""
         results = self.bbox_head.predict(self.extract_feat(batch.images), batch.samples)
         return self.postprocess(results, batch.samples)
+
+
+@MODELS.register
+class RepPointsDetector(RetinaNet):
+    """RepPoints (Yang et al., 2019): backbone -> FPN -> ``RepPointsHead``; the one-stage
+    pipeline of RetinaNet with point sets instead of anchors."""

@@ -1,7 +1,10 @@
-"""Losses; all follow the weight / reduction / ``avg_factor`` rule in ``losses.utils``."""
+"""Losses; all follow the weight / reduction / ``avg_factor`` rule in ``losses.utils`` except
+the GHM losses, which normalize by their own count of valid elements."""
 
+from detbox.models.losses.bounded_iou_loss import BoundedIoULoss
 from detbox.models.losses.cross_entropy_loss import CrossEntropyLoss
 from detbox.models.losses.focal_loss import FocalLoss
+from detbox.models.losses.ghm_loss import GHMC, GHMR
 from detbox.models.losses.regression_losses import (
     BalancedL1Loss,
     GIoULoss,
@@ -11,7 +14,10 @@ from detbox.models.losses.regression_losses import (
 from detbox.models.losses.utils import labels_to_one_hot, reduce_loss
 
 __all__ = [
+    "GHMC",
+    "GHMR",
     "BalancedL1Loss",
+    "BoundedIoULoss",
     "CrossEntropyLoss",
     "FocalLoss",
     "GIoULoss",

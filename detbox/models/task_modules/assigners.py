@@ -107,13 +107,21 @@ class MaxIoUAssigner:
         Returns:
             AssignResult with ``matched_gt`` (N,) and ``max_iou`` (N,).
         """
-        num_boxes = boxes.shape[0]
         ignored = self._ignored_mask(boxes, ignored_boxes)
-        if gt_boxes.shape[0] == 0 or num_boxes == 0:
-            matched = torch.full((num_boxes,), BACKGROUND, dtype=torch.int64, device=boxes.device)
+        if gt_boxes.shape[0] == 0 or boxes.shape[0] == 0:
+            iou = boxes.new_zeros((gt_boxes.shape[0], boxes.shape[0]))
+        else:
+            iou = box_iou(gt_boxes.to(boxes.dtype), boxes)
+        return self.assign_by_iou(iou, ignored)
+
+    def assign_by_iou(self, iou: Tensor, ignored: Tensor) -> AssignResult:
+        """The thresholds applied to a given (G, N) IoU matrix; ``ignored``: (N,) bool boxes
+        that take part in no match (for assigners that measure overlap another way)."""
+        num_boxes = iou.shape[1]
+        if iou.shape[0] == 0 or num_boxes == 0:
+            matched = torch.full((num_boxes,), BACKGROUND, dtype=torch.int64, device=iou.device)
             matched[ignored] = IGNORED
-            return AssignResult(matched, boxes.new_zeros((num_boxes,)))
-        iou = box_iou(gt_boxes.to(boxes.dtype), boxes)  # (G, N)
+            return AssignResult(matched, iou.new_zeros((num_boxes,)))
         max_iou, best_gt = iou.max(dim=0)
         # Ignored boxes take part in no match, not even as a GT's best box.
         iou = iou.masked_fill(ignored[None, :], -1.0)
