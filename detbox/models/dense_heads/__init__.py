@@ -12,11 +12,13 @@ from detbox.models.dense_heads.dense_utils import (
     topk_candidates,
     topk_sigmoid_candidates,
 )
+from detbox.models.dense_heads.fcos_head import FCOSHead
 from detbox.models.dense_heads.retina_head import RetinaHead
 from detbox.models.dense_heads.rpn_head import RPNHead
 
 __all__ = [
     "DenseTargets",
+    "FCOSHead",
     "ProposalSettings",
     "RPNHead",
     "RetinaHead",

@@ -2,6 +2,13 @@
 
 from detbox.models.detectors.base import BaseDetector, rescale_to_original
 from detbox.models.detectors.retinanet import RetinaNet
+from detbox.models.detectors.single_stage import (
+    ATSS,
+    FCOS,
+    FOVEA,
+    GFL,
+    SingleStageDetector,
+)
 from detbox.models.detectors.two_stage import (
     RPN,
     FasterRCNN,
@@ -11,6 +18,11 @@ from detbox.models.detectors.two_stage import (
 )
 
 __all__ = [
+    "ATSS",
+    "FCOS",
+    "FOVEA",
+    "GFL",
+    "SingleStageDetector",
     "RPN",
     "BaseDetector",
     "FasterRCNN",

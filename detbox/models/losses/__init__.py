@@ -2,15 +2,23 @@
 
 from detbox.models.losses.cross_entropy_loss import CrossEntropyLoss
 from detbox.models.losses.focal_loss import FocalLoss
-from detbox.models.losses.regression_losses import GIoULoss, L1Loss, SmoothL1Loss
+from detbox.models.losses.regression_losses import (
+    GIoULoss,
+    IoULoss,
+    L1Loss,
+    SmoothL1Loss,
+    aligned_iou,
+)
 from detbox.models.losses.utils import labels_to_one_hot, reduce_loss
 
 __all__ = [
     "CrossEntropyLoss",
     "FocalLoss",
     "GIoULoss",
+    "IoULoss",
     "L1Loss",
     "SmoothL1Loss",
+    "aligned_iou",
     "labels_to_one_hot",
     "reduce_loss",
 ]

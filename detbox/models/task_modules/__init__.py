@@ -1,4 +1,4 @@
-"""Small task units the heads compose: anchors, assigners, samplers, box coders."""
+"""Small task units the heads compose: anchors and points, assigners, samplers, box coders."""
 
 from detbox.models.task_modules.anchor_generator import AnchorGenerator
 from detbox.models.task_modules.assigners import (
@@ -8,7 +8,9 @@ from detbox.models.task_modules.assigners import (
     MaxIoUAssigner,
     box_iof,
 )
-from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder
+from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder, DistancePointBoxCoder
+from detbox.models.task_modules.point_assigners import FCOSAssigner, points_in_boxes
+from detbox.models.task_modules.point_generator import PointGenerator
 from detbox.models.task_modules.samplers import RandomSampler
 
 __all__ = [
@@ -17,7 +19,11 @@ __all__ = [
     "AnchorGenerator",
     "AssignResult",
     "DeltaXYWHBoxCoder",
+    "DistancePointBoxCoder",
+    "FCOSAssigner",
     "MaxIoUAssigner",
+    "PointGenerator",
     "RandomSampler",
     "box_iof",
+    "points_in_boxes",
 ]
