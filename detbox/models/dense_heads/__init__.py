@@ -1,5 +1,6 @@
 """Dense heads: per-location predictions on every feature level."""
 
+from detbox.models.dense_heads.atss_head import ATSSHead
 from detbox.models.dense_heads.dense_utils import (
     DenseTargets,
     ProposalSettings,
@@ -17,6 +18,7 @@ from detbox.models.dense_heads.retina_head import RetinaHead
 from detbox.models.dense_heads.rpn_head import RPNHead
 
 __all__ = [
+    "ATSSHead",
     "DenseTargets",
     "FCOSHead",
     "ProposalSettings",

@@ -8,12 +8,18 @@ from detbox.models.task_modules.assigners import (
     MaxIoUAssigner,
     box_iof,
 )
-from detbox.models.task_modules.box_coders import DeltaXYWHBoxCoder, DistancePointBoxCoder
+from detbox.models.task_modules.atss_assigner import ATSSAssigner
+from detbox.models.task_modules.box_coders import (
+    DeltaXYWHBoxCoder,
+    DistancePointBoxCoder,
+    box_to_distances,
+)
 from detbox.models.task_modules.point_assigners import FCOSAssigner, points_in_boxes
 from detbox.models.task_modules.point_generator import PointGenerator
 from detbox.models.task_modules.samplers import RandomSampler
 
 __all__ = [
+    "ATSSAssigner",
     "BACKGROUND",
     "IGNORED",
     "AnchorGenerator",
@@ -25,5 +31,6 @@ __all__ = [
     "PointGenerator",
     "RandomSampler",
     "box_iof",
+    "box_to_distances",
     "points_in_boxes",
 ]

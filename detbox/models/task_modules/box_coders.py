@@ -12,7 +12,7 @@ from torchvision.ops import clip_boxes_to_image
 
 from detbox.registry import TASK_UTILS
 
-__all__ = ["DeltaXYWHBoxCoder", "DistancePointBoxCoder"]
+__all__ = ["DeltaXYWHBoxCoder", "DistancePointBoxCoder", "box_to_distances"]
 
 
 @TASK_UTILS.register
@@ -100,6 +100,13 @@ class DeltaXYWHBoxCoder:
         return decoded
 
 
+def box_to_distances(points: Tensor, boxes: Tensor) -> Tensor:
+    """(N, 2) ``(x, y)`` points, (N, 4) xyxy boxes -> (N, 4) ``(left, top, right, bottom)``
+    distances from each point to its box's sides (negative on a side the point lies beyond)."""
+    x, y = points[:, 0], points[:, 1]
+    return torch.stack([x - boxes[:, 0], y - boxes[:, 1], boxes[:, 2] - x, boxes[:, 3] - y], dim=-1)
+
+
 @TASK_UTILS.register
 class DistancePointBoxCoder:
     """Encode a box seen from a point as its distances ``(left, top, right, bottom)`` to the
@@ -114,8 +121,7 @@ class DistancePointBoxCoder:
 
     def encode(self, points: Tensor, gt: Tensor) -> Tensor:
         """(N, 2) ``(x, y)`` points and (N, 4) xyxy boxes -> (N, 4) distances."""
-        x, y = points[:, 0], points[:, 1]
-        return torch.stack([x - gt[:, 0], y - gt[:, 1], gt[:, 2] - x, gt[:, 3] - y], dim=-1)
+        return box_to_distances(points, gt)
 
     def decode(
         self, points: Tensor, distances: Tensor, max_shape: Sequence[int] | None = None
