@@ -2,6 +2,7 @@
 
 from detbox.models.losses.cross_entropy_loss import CrossEntropyLoss
 from detbox.models.losses.focal_loss import FocalLoss
+from detbox.models.losses.gfl_losses import DistributionFocalLoss, QualityFocalLoss
 from detbox.models.losses.regression_losses import (
     GIoULoss,
     IoULoss,
@@ -13,10 +14,12 @@ from detbox.models.losses.utils import labels_to_one_hot, reduce_loss
 
 __all__ = [
     "CrossEntropyLoss",
+    "DistributionFocalLoss",
     "FocalLoss",
     "GIoULoss",
     "IoULoss",
     "L1Loss",
+    "QualityFocalLoss",
     "SmoothL1Loss",
     "aligned_iou",
     "labels_to_one_hot",
