@@ -14,6 +14,7 @@ from detbox.models.dense_heads.dense_utils import (
     topk_sigmoid_candidates,
 )
 from detbox.models.dense_heads.fcos_head import FCOSHead
+from detbox.models.dense_heads.fovea_head import FoveaHead
 from detbox.models.dense_heads.gfl_head import GFLHead
 from detbox.models.dense_heads.retina_head import RetinaHead
 from detbox.models.dense_heads.rpn_head import RPNHead
@@ -22,6 +23,7 @@ __all__ = [
     "ATSSHead",
     "DenseTargets",
     "FCOSHead",
+    "FoveaHead",
     "GFLHead",
     "ProposalSettings",
     "RPNHead",

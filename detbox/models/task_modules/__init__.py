@@ -14,7 +14,11 @@ from detbox.models.task_modules.box_coders import (
     DistancePointBoxCoder,
     box_to_distances,
 )
-from detbox.models.task_modules.point_assigners import FCOSAssigner, points_in_boxes
+from detbox.models.task_modules.point_assigners import (
+    FCOSAssigner,
+    FoveaAssigner,
+    points_in_boxes,
+)
 from detbox.models.task_modules.point_generator import PointGenerator
 from detbox.models.task_modules.samplers import RandomSampler
 
@@ -27,6 +31,7 @@ __all__ = [
     "DeltaXYWHBoxCoder",
     "DistancePointBoxCoder",
     "FCOSAssigner",
+    "FoveaAssigner",
     "MaxIoUAssigner",
     "PointGenerator",
     "RandomSampler",

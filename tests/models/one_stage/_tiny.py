@@ -22,8 +22,8 @@ HEADS = {
         "reg_max": 8,
     },
     "FoveaHead": {
-        "strides": STRIDES, "base_edges": [8, 16, 32],
-        "scale_ranges": [(1, 32), (16, 64), (32, 128)],
+        "strides": STRIDES, "base_edges": [16, 32, 64],
+        "assigner": {"type": "FoveaAssigner", "scale_ranges": [(1, 32), (16, 64), (32, 128)]},
     },
 }
 DETECTORS = {"FCOSHead": "FCOS", "ATSSHead": "ATSS", "GFLHead": "GFL", "FoveaHead": "FOVEA"}

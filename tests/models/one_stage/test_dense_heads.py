@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import detbox.models  # noqa: F401  (registers the heads and detectors)
 from detbox.registry import MODELS
 from detbox.structures import ImageBatch
 from tests.models._helpers import make_sample, rectangle_image

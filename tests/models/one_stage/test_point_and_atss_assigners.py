@@ -164,3 +164,52 @@ def test_atss_assigner_empty_gt_and_ignored():
     assert (result.matched_gt == IGNORED).all()
     result = ATSSAssigner().assign(anchors, torch.zeros(0, 4), num_level_anchors=[64, 16, 4])
     assert (result.matched_gt == BACKGROUND).all() and (result.max_iou == 0).all()
+
+
+def _fovea_reference(points, gts, level_of, ranges, sigma):
+    """Per point: GTs whose sqrt(area) suits its level and whose shrunk box holds it; the
+    smallest of them."""
+    matched = []
+    for i, (x, y) in enumerate(points.tolist()):
+        lo, hi = ranges[level_of[i]]
+        best, best_area = BACKGROUND, math.inf
+        for g, (x1, y1, x2, y2) in enumerate(gts.tolist()):
+            w, h = x2 - x1, y2 - y1
+            area = w * h
+            fx1, fx2 = x1 + (1 - sigma) * w / 2, x1 + (1 + sigma) * w / 2
+            fy1, fy2 = y1 + (1 - sigma) * h / 2, y1 + (1 + sigma) * h / 2
+            if lo <= math.sqrt(area) <= hi and fx1 <= x <= fx2 and fy1 <= y <= fy2 \
+                    and area < best_area:
+                best, best_area = g, area
+        matched.append(best)
+    return matched
+
+
+@pytest.mark.parametrize("sigma", [0.4, 0.8])
+def test_fovea_assigner_matches_the_reference(sigma):
+    from detbox.models.task_modules import FoveaAssigner
+
+    ranges = ((1, 24), (12, 48), (24, 96))
+    level_points = PointGenerator(strides=STRIDES).grid_points(SIZES)
+    points = torch.cat(level_points)
+    level_of = sum(([lvl] * len(p) for lvl, p in enumerate(level_points)), [])
+    gts = torch.tensor([[2.0, 3, 30, 22], [10, 10, 62, 60], [20, 18, 36, 34], [40, 0, 64, 14]])
+    result = FoveaAssigner(scale_ranges=ranges, sigma=sigma).assign(
+        points, gts, num_level_points=[len(p) for p in level_points])
+    expected = _fovea_reference(points, gts, level_of, ranges, sigma)
+    assert result.matched_gt.tolist() == expected
+    assert len(set(expected) - {BACKGROUND}) >= 3
+
+
+def test_fovea_log_space_targets_round_trip():
+    from detbox.models.dense_heads import FoveaHead
+
+    head = FoveaHead(num_classes=1, in_channels=8, feat_channels=8, stacked_convs=0,
+                     strides=STRIDES, base_edges=[16, 32, 64],
+                     assigner={"type": "FoveaAssigner", "scale_ranges": [(1, 32), (16, 64),
+                                                                         (32, 128)]})
+    points = torch.tensor([[20.0, 28, 16]])
+    box = torch.tensor([[4.0, 12, 52, 36]])
+    # left 16, top 16, right 32, bottom 8 in units of the base edge 16: log 1, 1, 2, 0.5
+    reg = torch.log(torch.tensor([[1.0, 1.0, 2.0, 0.5]]))
+    torch.testing.assert_close(head._decode(points, reg, (64, 64)), box)
