@@ -161,11 +161,15 @@ class FoveaHead(nn.Module):
             for i, sample in enumerate(samples)
         ]
 
-    def _decode(self, points: Tensor, reg: Tensor, img_shape: Sequence[int]) -> Tensor:
-        """(K, 3) points with base edges and (K, 4) log-space sides -> (K, 4) float32 boxes
-        clipped to ``img_shape``."""
+    @staticmethod
+    def decode_boxes(points: Tensor, reg: Tensor) -> Tensor:
+        """(K, 3) points with base edges and (K, 4) log-space sides -> (K, 4) float32 boxes."""
         distances = reg.float().clamp(max=MAX_LOG_RATIO).exp() * points[:, 2:]
         x, y = points[:, 0:1], points[:, 1:2]
-        boxes = torch.cat([x - distances[:, 0:1], y - distances[:, 1:2],
-                           x + distances[:, 2:3], y + distances[:, 3:4]], dim=1)
+        return torch.cat([x - distances[:, 0:1], y - distances[:, 1:2],
+                          x + distances[:, 2:3], y + distances[:, 3:4]], dim=1)
+
+    def _decode(self, points: Tensor, reg: Tensor, img_shape: Sequence[int]) -> Tensor:
+        """``decode_boxes`` clipped to ``img_shape``."""
+        boxes = self.decode_boxes(points, reg)
         return clip_boxes_to_image(boxes, (int(img_shape[0]), int(img_shape[1])))

@@ -129,6 +129,12 @@ class GFLHead(nn.Module):
         sizes = [x.shape[-2:] for x in cls_logits]
         return self.anchor_generator.grid_anchors(sizes, device=cls_logits[0].device)
 
+    def priors(self, level_anchors: Sequence[Tensor]) -> list[Tensor]:
+        """Per level (N_l, 5): the anchors with their level's stride as a fifth column, so that
+        decoding needs no level index."""
+        return [torch.cat([a, torch.full_like(a[:, :1], float(s))], dim=1)
+                for a, s in zip(level_anchors, self.anchor_generator.strides)]
+
     def _anchor_strides(self, level_anchors: Sequence[Tensor]) -> Tensor:
         return torch.cat([a.new_full((len(a),), float(s))
                           for a, s in zip(level_anchors, self.anchor_generator.strides)])
@@ -184,10 +190,7 @@ class GFLHead(nn.Module):
         """Per level: (anchor, class) scores above ``score_thr``, the top ``nms_pre`` decoded
         (integral distances times the stride, from the anchor centre) and clipped; then
         class-wise NMS over all levels and the best ``max_per_img``."""
-        level_anchors = self.anchors(cls_logits)
-        # The stride travels with each anchor as a fifth column, so decoding needs no level.
-        priors = [torch.cat([a, a.new_full((len(a), 1), float(s))], dim=1)
-                  for a, s in zip(level_anchors, self.anchor_generator.strides)]
+        priors = self.priors(self.anchors(cls_logits))
         logits = [flatten_level(x, self.num_classes) for x in cls_logits]
         dists = [flatten_level(x, 4 * (self.reg_max + 1)) for x in bbox_dist]
         return [
@@ -199,9 +202,13 @@ class GFLHead(nn.Module):
             for i, sample in enumerate(samples)
         ]
 
-    def _decode(self, priors: Tensor, logits: Tensor, img_shape: Sequence[int]) -> Tensor:
+    def decode_boxes(self, priors: Tensor, logits: Tensor) -> Tensor:
         """(K, 5) anchors with their stride and (K, 4 * (reg_max + 1)) bin logits -> (K, 4)
-        float32 boxes clipped to ``img_shape``."""
+        float32 boxes: integral distances times the stride, from the anchor centre."""
         distances = integral_distances(logits, self.reg_max) * priors[:, 4:]
-        boxes = self._boxes(anchor_centers(priors[:, :4]), distances)
+        return self._boxes(anchor_centers(priors[:, :4]), distances)
+
+    def _decode(self, priors: Tensor, logits: Tensor, img_shape: Sequence[int]) -> Tensor:
+        """``decode_boxes`` clipped to ``img_shape``."""
+        boxes = self.decode_boxes(priors, logits)
         return clip_boxes_to_image(boxes, (int(img_shape[0]), int(img_shape[1])))
