@@ -7,8 +7,10 @@ import argparse
 SOURCES = ("torchvision",)
 # detbox.models.weight_conversion.torchvision.SUPPORTED_ARCHS, spelled out so that building the
 # parser imports no torch (a test checks that the two agree).
-TORCHVISION_ARCHS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn",
-                     "ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
+TORCHVISION_ARCHS = (
+    "fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn",
+    "fcos_resnet50_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -85,7 +85,8 @@ def export_onnx(
     """Trace ``model`` (eval mode, CPU) into ``out_file`` with dynamic height and width.
 
     Args:
-        model: a RetinaNet or an FPN two-stage detector (Faster / Mask R-CNN) with ``cfg`` and
+        model: a one-stage detector (RetinaNet, FCOS, ATSS, GFL, FoveaBox) or an FPN two-stage
+            detector (Faster / Mask R-CNN) with ``cfg`` and
             ``dataset_meta`` (as ``init_detector`` returns it).
         out_file: the ``.onnx`` file to write.
         shape: (H, W) of the example input the trace runs on; any size works afterwards.

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import nms, roi_align
 
+from detbox.deploy.onnx_dense import SUPPORTED_HEADS, dense_levels, traced_anchors
 from detbox.errors import DetboxError
 from detbox.models.dense_heads.dense_utils import flatten_level
 from detbox.models.roi_heads.roi_extractor import map_rois_to_levels
@@ -76,20 +77,6 @@ def _plain_nms_iou_thr(suppressor: object | None, iou_thr: float, where: str) ->
     return suppressor.iou_thr
 
 
-def _anchors(generator, maps: Sequence[Tensor]) -> list[Tensor]:
-    """The generator's (H*W*A, 4) anchors per level, sized by traced feature map shapes."""
-    anchors = []
-    for base, stride, feat in zip(generator.base_anchors, generator.strides, maps):
-        height, width = feat.shape[-2], feat.shape[-1]
-        offset = generator.center_offset * stride
-        shift_x = torch.arange(width, dtype=torch.float32) * stride + offset
-        shift_y = torch.arange(height, dtype=torch.float32) * stride + offset
-        grid_y, grid_x = torch.meshgrid(shift_y, shift_x, indexing="ij")
-        shifts = torch.stack([grid_x, grid_y, grid_x, grid_y], dim=-1).reshape(-1, 1, 4)
-        anchors.append((shifts + base.reshape(1, -1, 4)).reshape(-1, 4))
-    return anchors
-
-
 def _roi_pool(extractor, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
     """``MultiLevelRoIExtractor.forward`` without its data-dependent branches."""
     size = (extractor.output_size, extractor.output_size)
@@ -111,7 +98,8 @@ def _roi_pool(extractor, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
 
 
 class OneStageGraph(nn.Module):
-    """RetinaNet: head outputs -> per level top ``nms_pre`` (anchor, class) scores above the
+    """One-stage detectors (RetinaNet, FCOS, ATSS, GFL, FoveaBox): the head's per-level
+    (prior, class) scores (``onnx_dense.dense_levels``) -> per level top ``nms_pre`` above the
     threshold -> decode, clip -> class-wise NMS -> best ``max_per_img``."""
 
     def __init__(self, detector: nn.Module) -> None:
@@ -121,20 +109,19 @@ class OneStageGraph(nn.Module):
 
     def forward(self, images: Tensor, image_size: Tensor, score_thr: Tensor):
         head = self.head
-        cls_logits, box_deltas = head(self.detector.extract_feat(images))
+        priors, level_scores, level_regs, decode = dense_levels(
+            head, head(self.detector.extract_feat(images)))
         boxes, scores, labels = [], [], []
-        for anchors, logits, deltas in zip(_anchors(head.anchor_generator, cls_logits),
-                                           cls_logits, box_deltas):
-            level_scores = flatten_level(logits, head.num_classes)[0].reshape(-1).sigmoid()
-            level_deltas = flatten_level(deltas, 4)[0]
-            top_scores, flat = _top(level_scores, head.nms_pre)
+        for level_priors, cls_scores, reg in zip(priors, level_scores, level_regs):
+            num_classes = cls_scores.shape[1]
+            top_scores, flat = _top(cls_scores.reshape(-1), head.nms_pre)
             keep = torch.where(top_scores > score_thr)[0]
             top_scores, flat = top_scores[keep], flat[keep]
-            anchor_idx = torch.div(flat, head.num_classes, rounding_mode="floor")
-            decoded = head.box_coder.decode(anchors[anchor_idx], level_deltas[anchor_idx])
+            prior_idx = torch.div(flat, num_classes, rounding_mode="floor")
+            decoded = decode(level_priors[prior_idx], reg[prior_idx].float())
             boxes.append(_clip(decoded, image_size))
             scores.append(top_scores)
-            labels.append(flat % head.num_classes)
+            labels.append(flat % num_classes)
         boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
         iou_thr = _plain_nms_iou_thr(head.nms, head.nms_iou_thr, "bbox_head.nms")
         keep = _batched_nms(boxes, scores, labels, iou_thr, image_size)
@@ -158,7 +145,7 @@ class TwoStageGraph(nn.Module):
         cls_logits, box_deltas = rpn(feats)
         boxes, scores, levels = [], [], []
         for level, (anchors, logits, deltas) in enumerate(
-                zip(_anchors(rpn.anchor_generator, cls_logits), cls_logits, box_deltas)):
+                zip(traced_anchors(rpn.anchor_generator, cls_logits), cls_logits, box_deltas)):
             level_logits, top = _top(flatten_level(logits, 1)[0, :, 0], settings.nms_pre)
             level_deltas = flatten_level(deltas, 4)[0, top]
             boxes.append(_clip(rpn.box_coder.decode(anchors[top], level_deltas), image_size))
@@ -235,12 +222,11 @@ class CascadeGraph(TwoStageGraph):
 
 def graph_for(detector: nn.Module) -> nn.Module:
     """The export graph of a detector, or a ValueError naming what is not supported."""
-    from detbox.models.dense_heads import RetinaHead
     from detbox.models.detectors import (
         CascadeRCNN,
         GridRCNN,
         HybridTaskCascade,
-        RetinaNet,
+        SingleStageDetector,
         TridentFasterRCNN,
         TwoStageDetector,
     )
@@ -248,9 +234,9 @@ def graph_for(detector: nn.Module) -> nn.Module:
     if isinstance(detector, (TridentFasterRCNN, GridRCNN)):
         raise ValueError(f"ONNX export of {type(detector).__name__} is not supported (its "
                          "branch merging / grid-point decoding has no export graph)")
-    if isinstance(detector, RetinaNet):
-        if not isinstance(detector.bbox_head, RetinaHead):
-            raise ValueError(f"ONNX export supports anchor heads like RetinaHead, not "
+    if isinstance(detector, SingleStageDetector):
+        if not isinstance(detector.bbox_head, SUPPORTED_HEADS):
+            raise ValueError(f"ONNX export has no adapter for the dense head "
                              f"{type(detector.bbox_head).__name__} ({type(detector).__name__})")
         return OneStageGraph(detector)
     if isinstance(detector, HybridTaskCascade):
@@ -266,5 +252,5 @@ def graph_for(detector: nn.Module) -> nn.Module:
         if getattr(roi_head, "mask_iou_head", None) is not None:
             raise ValueError("ONNX export of Mask Scoring R-CNN (MaskIoU head) is not supported")
         return TwoStageGraph(detector)
-    raise ValueError(f"ONNX export supports RetinaNet, SSD and two-stage detectors, not "
-                     f"{type(detector).__name__}")
+    raise ValueError(f"ONNX export supports one-stage (dense head, SSD) and two-stage "
+                     f"detectors, not {type(detector).__name__}")

@@ -11,12 +11,12 @@ import torch
 from torch import Tensor, nn
 
 from detbox.models.dense_heads.anchor_guide import AnchorGuide, FeatureAdaption
+from detbox.models.dense_heads.conv_tower import conv_tower
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
     select_detections,
 )
-from detbox.models.dense_heads.retina_head import conv_tower
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 from detbox.typecheck import Positive, Probability, Range

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import DeformConv2d, clip_boxes_to_image
 
+from detbox.models.dense_heads.conv_tower import conv_tower
 from detbox.models.dense_heads.dense_utils import (
     DenseTargets,
     dense_targets,
@@ -31,7 +32,6 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_levels,
     select_detections,
 )
-from detbox.models.dense_heads.retina_head import conv_tower
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 from detbox.typecheck import Positive, Probability, Range

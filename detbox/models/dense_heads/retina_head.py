@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -10,13 +9,13 @@ from typing import Annotated, Any
 import torch
 from torch import Tensor, nn
 
+from detbox.models.dense_heads.conv_tower import conv_tower, init_dense_head
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
     flatten_levels,
     select_detections,
 )
-from detbox.models.layers.norm import build_norm
 from detbox.models.task_modules.nms import build_nms
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
@@ -38,23 +37,6 @@ DEFAULT_LOSS_CLS = MappingProxyType(
     {"type": "FocalLoss", "alpha": 0.25, "gamma": 2.0, "loss_weight": 1.0}
 )
 DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss", "loss_weight": 1.0})
-
-
-def conv_tower(
-    in_channels: int, feat_channels: int, num_convs: int, norm: str | None
-) -> nn.Sequential:
-    """``num_convs`` x (3x3 conv, optional norm, ReLU), the towers of RetinaNet-like heads."""
-    layers: list[nn.Module] = []
-    for i in range(num_convs):
-        conv = nn.Conv2d(
-            in_channels if i == 0 else feat_channels, feat_channels, 3, padding=1,
-            bias=norm is None,
-        )
-        layers.append(conv)
-        if norm is not None:
-            layers.append(build_norm(norm, feat_channels))
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
 
 
 @MODELS.register
@@ -122,15 +104,7 @@ class RetinaHead(nn.Module):
         tower_out = feat_channels if stacked_convs > 0 else in_channels
         self.cls_logits = nn.Conv2d(tower_out, num_anchors * num_classes, 3, padding=1)
         self.box_deltas = nn.Conv2d(tower_out, num_anchors * 4, 3, padding=1)
-        self._init_weights(prior_prob)
-
-    def _init_weights(self, prior_prob: float) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, std=0.01)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        nn.init.constant_(self.cls_logits.bias, -math.log((1 - prior_prob) / prior_prob))
+        init_dense_head(self, self.cls_logits, prior_prob)
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Raw outputs per level.

@@ -5,7 +5,15 @@ from detbox.models.detectors.cascade_rcnn import CascadeRCNN
 from detbox.models.detectors.fast_rcnn import FastRCNN
 from detbox.models.detectors.grid_rcnn import GridRCNN
 from detbox.models.detectors.htc import HybridTaskCascade
-from detbox.models.detectors.retinanet import RepPointsDetector, RetinaNet
+from detbox.models.detectors.retinanet import RetinaNet
+from detbox.models.detectors.single_stage import (
+    ATSS,
+    FCOS,
+    FOVEA,
+    GFL,
+    RepPointsDetector,
+    SingleStageDetector,
+)
 from detbox.models.detectors.ssd import SSD
 from detbox.models.detectors.trident import TridentFasterRCNN
 from detbox.models.detectors.two_stage import (
@@ -17,6 +25,10 @@ from detbox.models.detectors.two_stage import (
 )
 
 __all__ = [
+    "ATSS",
+    "FCOS",
+    "FOVEA",
+    "GFL",
     "RPN",
     "SSD",
     "BaseDetector",
@@ -29,6 +41,7 @@ __all__ = [
     "MaskScoringRCNN",
     "RepPointsDetector",
     "RetinaNet",
+    "SingleStageDetector",
     "TridentFasterRCNN",
     "TwoStageDetector",
     "rescale_to_original",

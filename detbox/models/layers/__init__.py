@@ -8,7 +8,9 @@ from detbox.models.layers.norm import (
     build_norm,
     norm_factory,
 )
+from detbox.models.layers.scale import Scale
 
 __all__ = [
-    "BATCH_NORMS", "NORM_CHOICES", "FrozenBatchNorm2d", "NonLocal2d", "build_norm", "norm_factory",
+    "BATCH_NORMS", "NORM_CHOICES", "FrozenBatchNorm2d", "NonLocal2d", "Scale", "build_norm",
+    "norm_factory",
 ]

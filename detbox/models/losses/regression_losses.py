@@ -1,6 +1,7 @@
-"""Box regression losses: on deltas (L1, smooth L1, balanced L1) or on decoded boxes (GIoU).
+"""Box regression losses: on deltas (L1, smooth L1, balanced L1) or on decoded boxes
+(IoU, GIoU).
 
-Each takes (N, 4) predictions (deltas, or xyxy boxes for GIoU) and (N, 4) targets of the same
+Each takes (N, 4) predictions (deltas, or xyxy boxes for IoU / GIoU) and (N, 4) targets of the same
 kind, with optional (N,) or (N, 4) weights; ``avg_factor`` is typically the number of positive
 boxes (not times 4).
 """
@@ -8,6 +9,7 @@ boxes (not times 4).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +20,7 @@ from detbox.errors import ConfigError
 from detbox.models.losses.utils import Reduction, WeightedLoss
 from detbox.registry import MODELS
 
-__all__ = ["BalancedL1Loss", "GIoULoss", "L1Loss", "SmoothL1Loss"]
+__all__ = ["BalancedL1Loss", "GIoULoss", "IoULoss", "L1Loss", "SmoothL1Loss", "aligned_iou"]
 
 
 @MODELS.register
@@ -71,6 +73,54 @@ class GIoULoss(WeightedLoss):
 
     def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
         return generalized_box_iou_loss(pred, target, reduction="none", eps=self.eps)
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+    ) -> Tensor:
+        if weight is not None and weight.dim() > 1:
+            weight = weight.mean(dim=-1)
+        return super().forward(pred, target, weight, avg_factor)
+
+
+def aligned_iou(pred: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:
+    """IoU of each (N, 4) xyxy ``pred`` box with the ``target`` box in the same row -> (N,)."""
+    top_left = torch.maximum(pred[:, :2], target[:, :2])
+    bottom_right = torch.minimum(pred[:, 2:], target[:, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(dim=-1)
+    area_pred = (pred[:, 2:] - pred[:, :2]).clamp(min=0).prod(dim=-1)
+    area_target = (target[:, 2:] - target[:, :2]).clamp(min=0).prod(dim=-1)
+    return inter / (area_pred + area_target - inter).clamp(min=eps)
+
+
+@MODELS.register
+class IoULoss(WeightedLoss):
+    """IoU loss between predicted and target xyxy boxes (UnitBox, Yu et al., 2016; FCOS).
+
+    ``mode='log'``: ``-log(IoU)`` (UnitBox and the FCOS paper); ``'linear'``: ``1 - IoU``.
+    Element-wise per box, (N,); a (N, 4) weight is averaged over coordinates.
+
+    Args:
+        mode: ``'log'`` or ``'linear'``.
+        eps: lower bound of the IoU inside the log (and of the union).
+        loss_weight: scale of the reduced loss.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+    """
+
+    def __init__(
+        self, *, mode: Literal["log", "linear"] = "log", eps: float = 1e-6,
+        loss_weight: float = 1.0, reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(loss_weight=loss_weight, reduction=reduction)
+        self.mode = mode
+        self.eps = eps
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        iou = aligned_iou(pred, target, self.eps)
+        return -iou.clamp(min=self.eps).log() if self.mode == "log" else 1 - iou
 
     def forward(
         self,

@@ -1,4 +1,5 @@
-"""Box regression targets as centre offsets and log size ratios (R-CNN's parameterization)."""
+"""Box regression targets: centre offsets and log size ratios relative to a reference box
+(R-CNN's parameterization), or distances from a point to the box sides (anchor-free heads)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from torchvision.ops import clip_boxes_to_image
 
 from detbox.registry import TASK_UTILS
 
-__all__ = ["DeltaXYWHBoxCoder"]
+__all__ = ["DeltaXYWHBoxCoder", "DistancePointBoxCoder", "box_to_distances"]
 
 
 @TASK_UTILS.register
@@ -97,3 +98,40 @@ class DeltaXYWHBoxCoder:
         if max_shape is not None:
             decoded = clip_boxes_to_image(decoded, (int(max_shape[0]), int(max_shape[1])))
         return decoded
+
+
+def box_to_distances(points: Tensor, boxes: Tensor) -> Tensor:
+    """(N, 2) ``(x, y)`` points, (N, 4) xyxy boxes -> (N, 4) ``(left, top, right, bottom)``
+    distances from each point to its box's sides (negative on a side the point lies beyond)."""
+    x, y = points[:, 0], points[:, 1]
+    return torch.stack([x - boxes[:, 0], y - boxes[:, 1], boxes[:, 2] - x, boxes[:, 3] - y], dim=-1)
+
+
+@TASK_UTILS.register
+class DistancePointBoxCoder:
+    """Encode a box seen from a point as its distances ``(left, top, right, bottom)`` to the
+    box sides (FCOS, GFL); positive when the point lies inside the box.
+
+    Args:
+        clip_border: clip decoded boxes to ``max_shape`` when one is given.
+    """
+
+    def __init__(self, *, clip_border: bool = True) -> None:
+        self.clip_border = clip_border
+
+    def encode(self, points: Tensor, gt: Tensor) -> Tensor:
+        """(N, 2) ``(x, y)`` points and (N, 4) xyxy boxes -> (N, 4) distances."""
+        return box_to_distances(points, gt)
+
+    def decode(
+        self, points: Tensor, distances: Tensor, max_shape: Sequence[int] | None = None
+    ) -> Tensor:
+        """(N, 2) points and (N, 4) distances -> (N, 4) xyxy boxes in the dtype of
+        ``distances``, clipped to ``max_shape = (h, w)`` when given."""
+        points = points.to(distances.dtype)
+        x, y = points[:, 0], points[:, 1]
+        boxes = torch.stack([x - distances[:, 0], y - distances[:, 1],
+                             x + distances[:, 2], y + distances[:, 3]], dim=-1)
+        if max_shape is not None and self.clip_border:
+            boxes = clip_boxes_to_image(boxes, (int(max_shape[0]), int(max_shape[1])))
+        return boxes

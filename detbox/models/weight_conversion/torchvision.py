@@ -16,11 +16,18 @@ from torch import Tensor
 from detbox.errors import CheckpointError
 from detbox.models.weight_conversion.class_rows import pick_classes as _pick_classes
 from detbox.models.weight_conversion.ssd import SSD_ARCHS, convert_ssd_state_dict, ssd_num_classes
+from detbox.models.weight_conversion.torchvision_fcos import (
+    FCOS_ARCH,
+    FCOS_CLASSIFIER,
+    FCOS_RULES,
+)
 
 __all__ = ["SUPPORTED_ARCHS", "convert_torchvision_state_dict", "torchvision_num_classes"]
 
-SUPPORTED_ARCHS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn",
-                   *SSD_ARCHS)
+SUPPORTED_ARCHS = (
+    "fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn", FCOS_ARCH,
+    *SSD_ARCHS,
+)
 
 # (pattern, replacement) pairs; ``(?:\.0)?`` accepts keys from before torchvision wrapped its
 # convs in ``Conv2dNormActivation``.
@@ -77,6 +84,8 @@ def _class_rows(arch: str, new_key: str, num_anchors: int,
         # torchvision's RetinaNet keeps a sigmoid output for its background index 0; it is never
         # a training target and detbox has no such class, so its channels are dropped.
         return lambda rows: _pick_classes(rows, class_ids, groups=num_anchors)
+    if arch == FCOS_ARCH and new_key.startswith("bbox_head.cls_logits."):
+        return lambda rows: _pick_classes(rows, class_ids)
     return None
 
 
@@ -106,7 +115,8 @@ def convert_torchvision_state_dict(
             f"cannot convert torchvision '{arch}'; supported: {', '.join(SUPPORTED_ARCHS)}")
     if arch in SSD_ARCHS:
         return convert_ssd_state_dict(arch, state_dict, class_ids=class_ids)
-    rules = _COMMON_RULES + (_RETINA_RULES if arch.startswith("retinanet") else _RCNN_RULES)
+    arch_rules = {"retinanet_resnet50_fpn": _RETINA_RULES, FCOS_ARCH: FCOS_RULES}
+    rules = _COMMON_RULES + arch_rules.get(arch, _RCNN_RULES)
     converted, unknown = {}, []
     for key, value in state_dict.items():
         if key.endswith(".num_batches_tracked"):
@@ -140,6 +150,9 @@ def torchvision_num_classes(
         key = "head.classification_head.cls_logits.bias"
         if key in state_dict:
             return state_dict[key].numel() // num_anchors
+    elif arch == FCOS_ARCH:
+        if FCOS_CLASSIFIER in state_dict:
+            return state_dict[FCOS_CLASSIFIER].numel()
     elif "roi_heads.box_predictor.cls_score.bias" in state_dict:
         return state_dict["roi_heads.box_predictor.cls_score.bias"].numel()
     raise CheckpointError(

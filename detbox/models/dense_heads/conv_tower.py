@@ -1,0 +1,50 @@
+"""The conv towers of dense heads and their initialisation (RetinaNet, FCOS, ATSS, GFL, ...)."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from detbox.models.layers.norm import build_norm
+
+__all__ = ["conv_tower", "init_dense_head"]
+
+
+def conv_tower(
+    in_channels: int, feat_channels: int, num_convs: int, norm: str | None,
+    bias: bool | None = None,
+) -> nn.Sequential:
+    """``num_convs`` x (3x3 conv, optional norm, ReLU), shared over levels.
+
+    Args:
+        in_channels: channels of the input maps; feat_channels: channels inside the tower.
+        num_convs: convs in the tower (0: an empty tower, the identity).
+        norm: ``None`` or a ``build_norm`` name (e.g. ``'GN'``) after each conv.
+        bias: conv bias; None means "only without a norm" (a norm's shift makes it redundant;
+            torchvision's FCOS keeps it, hence the option).
+
+    Layers are indexed conv, norm, ReLU per step (conv, ReLU without a norm).
+    """
+    if bias is None:
+        bias = norm is None
+    layers: list[nn.Module] = []
+    for i in range(num_convs):
+        layers.append(nn.Conv2d(in_channels if i == 0 else feat_channels, feat_channels, 3,
+                                padding=1, bias=bias))
+        if norm is not None:
+            layers.append(build_norm(norm, feat_channels))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def init_dense_head(head: nn.Module, cls_conv: nn.Conv2d, prior_prob: float) -> None:
+    """Every conv of ``head`` ~ N(0, 0.01) with zero bias; ``cls_conv``'s bias starts every
+    class at probability ``prior_prob``, so early training is not swamped by the loss of ~100k
+    easy negatives (RetinaNet's initialisation)."""
+    for module in head.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.normal_(module.weight, std=0.01)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    nn.init.constant_(cls_conv.bias, -math.log((1 - prior_prob) / prior_prob))
