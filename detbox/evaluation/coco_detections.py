@@ -45,8 +45,7 @@ def detection_annotations(results: list[dict[str, Any]], coco_type: str) -> list
 def _mask_annotations(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not results:
         return []
-    # One pycocotools call for every mask area (loadRes makes one call per result).
-    areas = mask_util.area([r["segmentation"] for r in results]).tolist()
+    areas = _mask_areas([r["segmentation"] for r in results])
     return [
         {
             "id": index, "image_id": result["image_id"], "category_id": result["category_id"],
@@ -57,3 +56,16 @@ def _mask_annotations(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for index, (result, area) in enumerate(zip(results, areas, strict=True), start=1)
     ]
 
+
+# pycocotools' ``area`` fails with NumPy 2 on a list of more than 255 masks (it builds a uint8
+# array from the list's length), so the areas are computed in blocks of that size.
+_AREA_BLOCK = 255
+
+
+def _mask_areas(rles: list[dict[str, Any]]) -> list[float]:
+    """Areas of the COCO RLE masks ``rles`` in few pycocotools calls (``loadRes`` makes one call
+    per result)."""
+    areas: list[float] = []
+    for start in range(0, len(rles), _AREA_BLOCK):
+        areas.extend(mask_util.area(rles[start:start + _AREA_BLOCK]).tolist())
+    return areas

@@ -25,6 +25,19 @@ def test_stats_equal_pycocotools(
     assert result.num_images == 30 and result.num_detections == len(results)
 
 
+def test_segm_with_more_than_255_masks_equals_pycocotools(
+    pennfudan_val, segm_results, reference_cocoeval
+):
+    """pycocotools' mask ``area`` cannot take a list of more than 255 masks under NumPy 2; a
+    real model's segm results run to thousands."""
+    results = [dict(r, score=r["score"] * 0.5 ** copy)
+               for copy in range(300 // len(segm_results) + 1) for r in segm_results]
+    assert len(results) > 255
+    expected, _ = reference_cocoeval(pennfudan_val, results, "segm")
+    result = evaluate_coco(load_coco_gt(pennfudan_val), results, "segm")
+    assert np.abs(np.array(result.stats) - expected).max() <= 1e-9
+
+
 def test_segm_areas_come_from_masks_not_boxes(pennfudan_val, segm_results):
     """Boxes in segm results must not change the small/medium/large split."""
     coco_gt = load_coco_gt(pennfudan_val)
