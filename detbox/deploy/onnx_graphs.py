@@ -123,7 +123,7 @@ class OneStageGraph(nn.Module):
             scores.append(top_scores)
             labels.append(flat % num_classes)
         boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
-        iou_thr = _plain_nms_iou_thr(head.nms, head.nms_iou_thr, "bbox_head.nms")
+        iou_thr = _plain_nms_iou_thr(getattr(head, "nms", None), head.nms_iou_thr, "bbox_head.nms")
         keep = _batched_nms(boxes, scores, labels, iou_thr, image_size)
         keep = keep[: head.max_per_img]
         return boxes[keep], scores[keep], labels[keep]
@@ -236,8 +236,9 @@ def graph_for(detector: nn.Module) -> nn.Module:
                          "branch merging / grid-point decoding has no export graph)")
     if isinstance(detector, SingleStageDetector):
         if not isinstance(detector.bbox_head, SUPPORTED_HEADS):
-            raise ValueError(f"ONNX export has no adapter for the dense head "
-                             f"{type(detector.bbox_head).__name__} ({type(detector).__name__})")
+            raise ValueError(f"ONNX export does not support the dense head "
+                             f"{type(detector.bbox_head).__name__} ({type(detector).__name__}): "
+                             "it has no export adapter")
         return OneStageGraph(detector)
     if isinstance(detector, HybridTaskCascade):
         raise ValueError("ONNX export of Hybrid Task Cascade (HybridTaskCascade) is not "
