@@ -19,10 +19,10 @@ from detbox.models.task_modules.box_coders import (
 from detbox.models.task_modules.grid_point_coder import GridPointCoder
 from detbox.models.task_modules.hard_negatives import hard_negative_mask
 from detbox.models.task_modules.nms import NMS, SoftNMS, batched_soft_nms, build_nms, soft_nms
-from detbox.models.task_modules.point_assigner import PointAssigner
 from detbox.models.task_modules.point_assigners import (
     FCOSAssigner,
     FoveaAssigner,
+    PointAssigner,
     points_in_boxes,
 )
 from detbox.models.task_modules.point_generator import PointGenerator
