@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -6,6 +9,25 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+_CHILD_ENV = "DETBOX_TEST_OWN_PROCESS"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Tests marked ``own_process`` run in a child pytest process: OpenVINO's thread pool makes
+    a later ``fork`` of the process that ran it crash (the test suite starts many processes)."""
+    if pyfuncitem.get_closest_marker("own_process") is None or os.environ.get(_CHILD_ENV):
+        return None
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", pyfuncitem.nodeid],
+        cwd=pyfuncitem.config.rootpath, env={**os.environ, _CHILD_ENV: "1"},
+        capture_output=True, text=True, timeout=900,
+    )
+    output = child.stdout[-6000:] + child.stderr[-2000:]
+    if child.returncode != 0 or " passed" not in child.stdout:
+        pytest.fail(f"{pyfuncitem.nodeid} in its own process (exit {child.returncode}):\n{output}",
+                    pytrace=False)
+    return True
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,8 @@ from tests.tiny_detector import RETINANET, build_tiny, tiny_config, two_stage_mo
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 
-BACKENDS = ["onnxruntime", "openvino"]
+# OpenVINO runs in a child process: its thread pool makes later forks of this process crash.
+BACKENDS = ["onnxruntime", pytest.param("openvino", marks=pytest.mark.own_process)]
 MODELS = {"retinanet": RETINANET, "faster_rcnn": two_stage_model("FasterRCNN"),
           "mask_rcnn": two_stage_model("MaskRCNN")}
 
@@ -156,6 +157,7 @@ def test_cli_backend_errors(mask_files, capsys):
     assert "--backend openvino runs on the CPU; drop --device cuda" in capsys.readouterr().err
 
 
+@pytest.mark.own_process
 def test_test_and_benchmark_cli_with_backend(tmp_path, capsys):
     """``detbox test --backend`` scores as the plain model does; ``detbox benchmark --backend``
     times the backend."""
