@@ -173,7 +173,7 @@ def test_two_stage_heads_accept_soft_nms_and_export_refuses_it():
     assert dets.labels.tolist() == [0, 1, 0] and len(dets) == 3
     assert dets.scores[2] < torch.softmax(cls[1], 0)[0]  # the 0.82-IoU duplicate decayed
     with pytest.raises(DetboxError, match="plain NMS"):
-        _plain_nms_iou_thr(head.nms, "roi_head.bbox_head.nms")
+        _plain_nms_iou_thr(head.nms, head.nms_iou_thr, "roi_head.bbox_head.nms")
 
 
 def test_rpn_proposals_with_soft_nms():
