@@ -112,14 +112,17 @@ def build_tiny(cfg: ConfigDict, seed: int = 0) -> torch.nn.Module:
 
 
 def write_tiny(folder: Path, model_cfg: dict | None = None, with_data: bool = False,
-               name: str = "tiny") -> tuple[Path, Path]:
+               name: str = "tiny", init=None) -> tuple[Path, Path]:
     """Write ``<name>.json`` (config) and ``<name>.pth`` (a training checkpoint, optimizer
-    included) into ``folder``; returns both paths."""
+    included) into ``folder``; returns both paths. ``init(model)``, when given, changes the
+    weights before they are saved."""
     folder.mkdir(parents=True, exist_ok=True)
     cfg = tiny_config(model_cfg, with_data)
     config_path = folder / f"{name}.json"
     config_path.write_text(json.dumps(cfg))
     model = build_tiny(tiny_config(model_cfg, with_data))
+    if init is not None:
+        init(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     for param in model.parameters():  # zero gradients: momentum buffers, unchanged weights
         param.grad = torch.zeros_like(param)

@@ -12,7 +12,15 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from detbox.models.dense_heads import ATSSHead, FCOSHead, FoveaHead, GFLHead, RetinaHead
+from detbox.models.dense_heads import (
+    ATSSHead,
+    FCOSHead,
+    FoveaHead,
+    GARetinaHead,
+    GFLHead,
+    RepPointsHead,
+    RetinaHead,
+)
 from detbox.models.dense_heads.dense_utils import flatten_level
 
 __all__ = [
@@ -94,8 +102,30 @@ def _fovea(head: FoveaHead, outputs) -> DenseLevels:
     return priors, scores, _flat(bbox_reg, 4), head.decode_boxes
 
 
+def _ga_retina(head: GARetinaHead, outputs) -> DenseLevels:
+    """Guided anchors at every location; a location below the head's ``loc_filter_thr``
+    scores 0, so the score threshold drops it as ``predict`` drops it before selection."""
+    cls_logits, deltas, loc_logits, shapes = outputs
+    guide = head.guide
+    squares = traced_anchors(guide.square_generator, cls_logits)
+    anchors = [guide.guided_anchors(s, shape) for s, shape in zip(squares, _flat(shapes, 2))]
+    scores = [x.sigmoid() * (loc.sigmoid() >= guide.loc_filter_thr).to(x.dtype)
+              for x, loc in zip(_flat(cls_logits, head.num_classes), _flat(loc_logits, 1))]
+    return anchors, scores, _flat(deltas, 4), head.box_coder.decode
+
+
+def _reppoints(head: RepPointsHead, outputs) -> DenseLevels:
+    """Refined point sets as boxes around ``(x, y, stride)`` locations."""
+    cls_logits, _, pts_refine = outputs
+    points = [torch.cat([p, torch.full_like(p[:, :1], stride)], dim=1) for p, stride in
+              zip(traced_points(head.strides, 0.0, cls_logits), head.strides)]
+    scores = [x.sigmoid() for x in _flat(cls_logits, head.num_classes)]
+    return points, scores, _flat(pts_refine, 2 * head.num_points), head.boxes
+
+
 _ADAPTERS: dict[type, Callable[[nn.Module, tuple], DenseLevels]] = {
     RetinaHead: _retina, ATSSHead: _atss, FCOSHead: _fcos, GFLHead: _gfl, FoveaHead: _fovea,
+    GARetinaHead: _ga_retina, RepPointsHead: _reppoints,
 }
 SUPPORTED_HEADS = tuple(_ADAPTERS)
 

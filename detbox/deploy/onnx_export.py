@@ -24,6 +24,7 @@ from torch import nn
 
 import detbox
 from detbox.config import config_to_jsonable
+from detbox.deploy.onnx_ops import export_opset
 from detbox.deploy.onnx_runtime import META_PREFIX, OnnxDetector
 from detbox.deploy.onnx_ssd import export_graph
 from detbox.errors import ConfigError, DetboxError
@@ -90,7 +91,7 @@ def export_onnx(
             ``dataset_meta`` (as ``init_detector`` returns it).
         out_file: the ``.onnx`` file to write.
         shape: (H, W) of the example input the trace runs on; any size works afterwards.
-        opset: ONNX opset version.
+        opset: ONNX opset version (raised to 19 for deformable convolutions).
 
     Returns:
         The path written; its metadata holds classes, category ids and the test pipeline.
@@ -101,6 +102,7 @@ def export_onnx(
         graph = export_graph(model).eval()
     except ValueError as exc:
         raise DetboxError(str(exc)) from exc
+    opset = export_opset(graph, opset)
     height, width = shape
     images = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     inputs = (images, torch.tensor([height, width], dtype=torch.float32),

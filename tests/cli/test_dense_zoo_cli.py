@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from detbox.cli.main import main
@@ -37,8 +38,7 @@ MODELS = {
         anchor_generator=None),
 }
 del MODELS["ga_retinanet"]["bbox_head"]["anchor_generator"]
-EXPORTABLE = ("ghm", "free_anchor")
-UNSUPPORTED = {"reppoints": "RepPointsHead", "ga_retinanet": "GARetinaHead"}
+EXPORTABLE = ("ghm", "free_anchor", "reppoints", "ga_retinanet")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -72,19 +72,17 @@ def test_test_infer_and_flops(name, tmp_path, monkeypatch, capsys):
         "flops"]
 
 
+def _spread_location_scores(model):
+    """Untrained, every location scores ~ the 0.01 prior, right at GA's location filter
+    threshold; spread the scores so that float noise decides nothing."""
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.bbox_head.guide.conv_loc.weight, std=1.0)
+
+
 @pytest.mark.parametrize("name", EXPORTABLE)
 def test_export_onnx_matches_pytorch(name, tmp_path, capsys):
-    config, checkpoint = write_tiny(tmp_path, MODELS[name], name=name)
+    init = _spread_location_scores if name == "ga_retinanet" else None
+    config, checkpoint = write_tiny(tmp_path, MODELS[name], name=name, init=init)
     out = tmp_path / f"{name}.onnx"
     assert main(["export-onnx", str(config), str(checkpoint), str(out), "--shape", "64"]) == 0
     assert "onnxruntime matches PyTorch on all 4 images" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", sorted(UNSUPPORTED))
-def test_export_onnx_names_the_unsupported_head(name, tmp_path, capsys):
-    config, checkpoint = write_tiny(tmp_path, MODELS[name], name=name)
-    out = tmp_path / f"{name}.onnx"
-    assert main(["export-onnx", str(config), str(checkpoint), str(out), "--shape", "64"]) != 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and UNSUPPORTED[name] in err[0] and "not" in err[0], err
-    assert not out.exists()

@@ -1,6 +1,7 @@
 """Exported backends (onnxruntime, OpenVINO): the same detections as PyTorch, a parity check
 that notices when they are not, clear errors for what is not supported."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -95,6 +96,12 @@ def test_unsupported_model_and_unknown_backend():
     with pytest.raises(DetboxError, match="^--backend openvino: MaskScoringRCNN with a MaskIoU "
                        "head .* is not supported; it supports RetinaNet"):
         backend_detector(model, "openvino")
+    guided = copy.deepcopy(RETINANET)
+    guided["bbox_head"] = {"type": "GARetinaHead", "in_channels": 16, "feat_channels": 16,
+                           "stacked_convs": 1}
+    with pytest.raises(DetboxError, match="^--backend onnxruntime: RetinaNet with a GARetinaHead "
+                       "is not supported; it supports RetinaNet"):
+        backend_detector(build_tiny(tiny_config(guided)), "onnxruntime")
     with pytest.raises(ConfigError, match="unknown backend 'tensorrt'; choose one of pytorch, "
                        "onnxruntime, openvino"):
         check_backend("tensorrt")

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from detbox.deploy.onnx_ops import export_opset
 from detbox.errors import DetboxError
 from detbox.models.roi_heads.roi_extractor import boxes_to_rois
 
@@ -50,11 +51,14 @@ class GraphPart:
 
 def unsupported_reason(detector: nn.Module) -> str | None:
     """Why ``detector`` cannot run on an exported backend, or None when it can."""
+    from detbox.models.dense_heads import RetinaHead
     from detbox.models.detectors import RetinaNet, TwoStageDetector
 
     name = type(detector).__name__
     if isinstance(detector, RetinaNet):
-        return None
+        if isinstance(detector.bbox_head, RetinaHead):
+            return None
+        return f"{name} with a {type(detector.bbox_head).__name__} is not supported"
     if not isinstance(detector, TwoStageDetector):
         return f"{name} is not supported"
     roi_head = detector.roi_head
@@ -191,7 +195,8 @@ def export_parts(detector: nn.Module, folder: str | os.PathLike,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic
             torch.onnx.export(part.module, (examples[part.name],), str(path), dynamo=False,
-                              opset_version=OPSET, input_names=list(part.input_names),
+                              opset_version=export_opset(part.module, OPSET),
+                              input_names=list(part.input_names),
                               output_names=list(part.output_names),
                               dynamic_axes=part.dynamic_axes)
         paths[part.name] = path
