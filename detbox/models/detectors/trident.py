@@ -5,7 +5,8 @@ The backbone returns every branch as extra batch entries (branch-major, see
 ordinary images. What the detector adds:
 
 - training: scale-aware samples (branch ``k`` learns only the GT boxes whose ``sqrt(w * h)``
-  falls in ``branch_ranges[k]``; the rest are ignored regions for it), and the RoI head trains
+  falls in ``branch_ranges[k]``; the rest are ignored regions for it: anchors and proposals
+  lying mostly inside them are neither positives nor background), and the RoI head trains
   only on proposals inside the branch's range;
 - testing: with every branch active (``test_branch_idx=-1``) each branch keeps its in-range
   detections and one class-wise NMS merges them per image; with one branch
@@ -15,7 +16,7 @@ ordinary images. What the detector adds:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
@@ -30,6 +31,7 @@ from detbox.models.task_modules.scale_ranges import (
 )
 from detbox.registry import MODELS
 from detbox.structures import ImageBatch, Instances
+from detbox.typecheck import Range
 
 __all__ = ["TridentFasterRCNN", "merge_branch_detections"]
 
@@ -71,6 +73,10 @@ class TridentFasterRCNN(TwoStageDetector):
             (90, -1)`` are for 800 px images.
         scale_aware: train each branch on its range only (the paper's scale-aware training);
             False trains every branch on every object.
+        ignore_iof_thr: with ``scale_aware``, anchors and proposals lying more than this
+            fraction inside a branch's out-of-range objects (or crowds) are ignored by that
+            branch; it is set on the RPN and RoI assigners. Without it a branch would learn
+            the objects of the other branches' ranges as background.
         init_cfg: see ``BaseDetector``.
     """
 
@@ -83,6 +89,7 @@ class TridentFasterRCNN(TwoStageDetector):
         neck: Mapping[str, Any] | nn.Module | None = None,
         branch_ranges: Sequence[Sequence[float]] = ((0, 90), (30, 160), (90, -1)),
         scale_aware: bool = True,
+        ignore_iof_thr: Annotated[float, Range(gt=0, le=1)] = 0.5,
         init_cfg: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(backbone=backbone, rpn_head=rpn_head, roi_head=roi_head, neck=neck,
@@ -92,6 +99,13 @@ class TridentFasterRCNN(TwoStageDetector):
                               f"{type(self.backbone).__name__}")
         self.branch_ranges = check_scale_ranges(branch_ranges, self.backbone.num_branches)
         self.scale_aware = scale_aware
+        if scale_aware:
+            for name, head in (("rpn_head", self.rpn_head), ("roi_head", self.roi_head)):
+                if not hasattr(getattr(head, "assigner", None), "ignore_iof_thr"):
+                    raise ConfigError(f"TridentFasterRCNN's scale-aware training needs a {name} "
+                                      "whose assigner ignores regions (MaxIoUAssigner); set "
+                                      "scale_aware=False for another one")
+                head.assigner.ignore_iof_thr = float(ignore_iof_thr)
 
     def _ranges(self, branches: Sequence[int]) -> list[tuple[float, float]]:
         return [self.branch_ranges[k] if self.scale_aware else (0.0, -1.0) for k in branches]

@@ -12,6 +12,7 @@ from detbox.models.backbones import ResNet, TridentResNet, make_resnet_stage
 from detbox.models.backbones.trident_resnet import trident_block_forward
 from detbox.models.detectors.trident import merge_branch_detections
 from detbox.models.inference_mode import prepare_for_inference
+from detbox.models.task_modules.assigners import BACKGROUND, IGNORED
 from detbox.models.task_modules.scale_ranges import (
     branch_samples,
     check_scale_ranges,
@@ -200,6 +201,20 @@ def test_objects_outside_every_range_are_ignored_not_background():
     no_scale_aware = build(tiny_trident_cfg(branch_ranges=[(0, 8), (8, 16), (40, -1)],
                                             scale_aware=False)).train()
     assert no_scale_aware.loss(batch)["loss_bbox"] > 0
+
+
+def test_out_of_range_objects_are_ignored_regions_for_rpn_and_roi_assigners():
+    model = build(tiny_trident_cfg(ignore_iof_thr=0.6))
+    obj = torch.tensor([[10.0, 10.0, 60.0, 60.0]])  # out of a branch's range: ignored region
+    inside = torch.tensor([[20.0, 20.0, 40.0, 40.0], [12.0, 12.0, 58.0, 58.0]])
+    astride = torch.tensor([[40.0, 40.0, 80.0, 80.0]])  # a quarter inside: still background
+    boxes = torch.cat([inside, astride])
+    for assigner in (model.rpn_head.assigner, model.roi_head.assigner):
+        assert assigner.ignore_iof_thr == 0.6
+        matched = assigner.assign(boxes, torch.zeros(0, 4), obj).matched_gt
+        assert matched.tolist() == [IGNORED, IGNORED, BACKGROUND]
+    plain = build(tiny_trident_cfg(scale_aware=False))
+    assert plain.rpn_head.assigner.ignore_iof_thr <= 0  # the heads' own setting is kept
 
 
 def test_trains_and_predicts_on_an_empty_image():
