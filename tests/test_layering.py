@@ -29,7 +29,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "detbox"
 
 LAYERS = {
     "__init__": 0, "errors": 0, "utils": 0, "registry": 0, "config": 0, "structures": 0,
-    "typecheck": 0,
+    "typecheck": 0, "recipes": 0,
     "models": 1, "data": 1, "evaluation": 1, "visualization": 1,
     "dataset_converters": 2, "engine": 2, "config_defaults": 2,
     "apis": 3,
