@@ -13,5 +13,6 @@ setup(
     packages=[*find_namespace_packages(include=["detbox", "detbox.*"], exclude=NOT_CODE),
               *CONFIG_PACKAGES],
     package_dir={"detbox.configs": "configs"},
-    package_data={name: ["*.md", "*.yaml", "*.yml", "*.json"] for name in CONFIG_PACKAGES},
+    package_data={"detbox.serve": ["*.html"],
+                  **{name: ["*.md", "*.yaml", "*.yml", "*.json"] for name in CONFIG_PACKAGES}},
 )
