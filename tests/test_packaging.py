@@ -87,7 +87,8 @@ def test_twine_check_passes(installed):
 def test_installed_package_is_the_wheel_and_finds_its_configs(installed):
     code = ("import importlib.resources as r, detbox; root = r.files('detbox.configs'); "
             "print(detbox.__file__); print(detbox.__version__); "
-            "print((root / 'retinanet' / 'retinanet_r50_fpn_1x_coco.py').is_file())")
+            "print((root / 'retinanet' / 'retinanet_r50_fpn_1x_coco.py').is_file()); "
+            "print(r.files('detbox.serve').joinpath('page.html').is_file())")
     lines = _run([str(installed["python"]), "-c", code], cwd=installed["cwd"],
                  env=installed["env"]).stdout.split()
     assert lines[0].startswith(str(installed["venv"])), lines[0]
@@ -96,6 +97,7 @@ def test_installed_package_is_the_wheel_and_finds_its_configs(installed):
     assert lines[1] == detbox.__version__
     assert installed["wheel"].name.startswith(f"detbox-{detbox.__version__}-")
     assert lines[2] == "True"
+    assert lines[3] == "True"  # the page of detbox serve
 
 
 def test_configs_lists_recipes_with_model_dataset_and_schedule(installed):
