@@ -27,6 +27,7 @@ from tests.serve._serve_helpers import image_bytes
 from tests.tiny_detector import write_tiny
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SLOW = pytest.mark.slow  # a server process and a browser: about 45 s together
 
 
 def _require_browser() -> tuple[str, str]:
@@ -130,6 +131,7 @@ def _expected(body: dict, threshold: float) -> list[tuple[int, float, list[float
             for p in body["images"][0]["predictions"] if p["score"] >= threshold]
 
 
+@SLOW
 def test_page_uploads_an_image_and_lists_the_models_detections(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -167,6 +169,7 @@ def test_page_uploads_an_image_and_lists_the_models_detections(server, browser, 
     assert _get_json(f"{server}/health")["batches"] == batches
 
 
+@SLOW
 def test_page_decodes_coco_rles_like_pycocotools(server, browser):
     from pycocotools import mask as mask_utils
     from selenium.webdriver.common.by import By
@@ -183,3 +186,13 @@ def test_page_decodes_coco_rles_like_pycocotools(server, browser):
         "paintMask(px, arguments[0], [254, 254, 254]);"
         "return Array.from({length: h * w}, (_, i) => px[i * 4] > 0 ? 1 : 0);", rle)
     np.testing.assert_array_equal(np.array(painted).reshape(mask.shape), mask)
+
+
+def test_a_missing_browser_skips_here_and_fails_where_required(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("DETBOX_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium, chromium-driver"):
+        _require_browser()
+    monkeypatch.setenv("DETBOX_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="DETBOX_REQUIRE_BROWSER=1"):
+        _require_browser()
