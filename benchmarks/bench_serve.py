@@ -158,11 +158,11 @@ def run_mode(args: argparse.Namespace, config: Path, checkpoint: Path, images: l
     try:
         load(base, images, args.clients, min(3.0, args.seconds), 4 * args.clients)  # warm-up
         before = rss_mb(process.pid)
-        batches_before = httpx.get(f"{base}/health").json()["batches"]
+        batches_before = httpx.get(f"{base}/health").json()["model_calls"]
         result = load(base, images, args.clients, args.seconds, args.max_requests)
         result["rss_before_mb"] = round(before, 1)
         result["rss_after_mb"] = round(rss_mb(process.pid), 1)
-        calls = httpx.get(f"{base}/health").json()["batches"] - batches_before
+        calls = httpx.get(f"{base}/health").json()["model_calls"] - batches_before
         result["model_calls"] = calls
         result["mean_batch"] = round((result["requests"] - result["errors"]) / max(calls, 1), 2)
     finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 
 from detbox.cli.common import add_config_arguments, load_config_with_options
 
@@ -29,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the most images in one request")
     parser.add_argument("--score-thr", type=float, default=0.3,
                         help="/predict's default score_thr (default: 0.3)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes, each with its own copy of the model and its "
+                             "own batching (default: 1)")
     parser.add_argument("--no-fast", action="store_true",
                         help="run the plain model, not the inference fast path")
     parser.set_defaults(func=run)
@@ -52,16 +57,37 @@ def build_app(args: argparse.Namespace):
                       max_pixels=int(args.max_megapixels * 1_000_000), max_files=args.max_files)
 
 
+# ``--workers N``: uvicorn starts N processes that each build the app from these arguments.
+ARGS_ENV = "DETBOX_SERVE_ARGS"
+
+
+def app_from_env():
+    """The app of one ``--workers`` process (a uvicorn factory): arguments from ``ARGS_ENV``."""
+    return build_app(argparse.Namespace(**json.loads(os.environ[ARGS_ENV])))
+
+
 def run(args: argparse.Namespace) -> int:
     from detbox.errors import ConfigError
 
-    if args.max_batch < 1 or args.max_files < 1 or args.max_image_mb <= 0:
-        raise ConfigError("--max-batch, --max-files and --max-image-mb must be positive")
+    if min(args.max_batch, args.max_files, args.workers) < 1 or args.max_image_mb <= 0:
+        raise ConfigError("--max-batch, --max-files, --workers and --max-image-mb must be "
+                          "positive")
     if not 0.0 <= args.score_thr <= 1.0:
         raise ConfigError(f"--score-thr must be in [0, 1], got {args.score_thr}")
+    print(f"detbox serve: http://{args.host}:{args.port}/ (API docs at /docs); Ctrl+C stops")
+    if args.workers > 1:
+        from detbox.serve import require_serve_extra
+
+        require_serve_extra()
+        import uvicorn
+
+        settings = {k: v for k, v in vars(args).items() if k != "func"}
+        os.environ[ARGS_ENV] = json.dumps(settings)
+        uvicorn.run("detbox.cli.serve:app_from_env", factory=True, workers=args.workers,
+                    host=args.host, port=args.port, log_level="info")
+        return 0
     app = build_app(args)
     import uvicorn
 
-    print(f"detbox serve: http://{args.host}:{args.port}/ (API docs at /docs); Ctrl+C stops")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -122,7 +122,7 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "batches": len(batcher.batch_sizes)}
+        return {"status": "ok", "model_calls": batcher.calls}
 
     @app.get("/model")
     def model_info() -> dict[str, Any]:

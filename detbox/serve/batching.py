@@ -48,7 +48,8 @@ class DynamicBatcher:
         self.predict_batch = predict_batch
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
-        self.batch_sizes: list[int] = []  # of every call so far (the last 1000)
+        self.calls = 0  # model calls so far
+        self.batch_sizes: list[int] = []  # of the last 1000 calls
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -97,6 +98,7 @@ class DynamicBatcher:
             if first is _STOP:
                 return
             jobs, stop = self._gather(first)
+            self.calls += 1
             self.batch_sizes = [*self.batch_sizes[-999:], len(jobs)]
             try:
                 results = list(self.predict_batch([job.image for job in jobs]))

@@ -208,3 +208,17 @@ def test_serve_arguments_are_checked_before_loading(tiny, capsys):
     assert main(["serve", str(tiny["config"]), str(tiny["checkpoint"]),
                  "--score-thr", "3"]) == 2
     assert "--score-thr must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_workers_process_builds_its_app_from_the_environment(tiny, monkeypatch):
+    from detbox.cli.main import build_parser
+    from detbox.cli.serve import ARGS_ENV, app_from_env
+
+    args = build_parser().parse_args(["serve", str(tiny["config"]), str(tiny["checkpoint"]),
+                                      "--device", "cpu", "--workers", "2", "--max-batch", "3"])
+    monkeypatch.setenv(ARGS_ENV, json.dumps({k: v for k, v in vars(args).items()
+                                             if k != "func"}))
+    with TestClient(app_from_env()) as client:
+        assert client.get("/model").json()["max_batch"] == 3
+        answer = client.post("/predict", files=_files(("a.png", image_bytes())))
+        assert answer.status_code == 200 and answer.json()["images"][0]["predictions"]

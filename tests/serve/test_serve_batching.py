@@ -36,7 +36,7 @@ def test_concurrent_images_are_batched_and_answered_in_place():
     finally:
         batcher.close()
     assert sum(calls) == 20 and max(calls) <= 8 and len(calls) <= 4
-    assert batcher.batch_sizes == calls
+    assert batcher.batch_sizes == calls and batcher.calls == len(calls)
 
 
 def test_max_batch_one_runs_images_one_by_one():

@@ -160,13 +160,13 @@ def test_page_uploads_an_image_and_lists_the_models_detections(server, browser, 
     assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 1000
 
     # the slider filters in the page, without a new request
-    batches = _get_json(f"{server}/health")["batches"]
+    batches = _get_json(f"{server}/health")["model_calls"]
     browser.execute_script("const s = document.getElementById('thr'); s.value = '0.6';"
                            "s.dispatchEvent(new Event('input'));")
     assert [score for _, score, _ in _listed(browser)] == \
         pytest.approx([score for _, score, _ in expected if score >= 0.6])
     assert len(_listed(browser)) < len(listed)
-    assert _get_json(f"{server}/health")["batches"] == batches
+    assert _get_json(f"{server}/health")["model_calls"] == batches
 
 
 @SLOW
