@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -132,6 +133,7 @@ def test_an_unknown_name_is_one_line_with_close_matches(installed):
     assert len(lines) == 1 and "did you mean retinanet_r50_fpn_1x_coco" in lines[0], lines
 
 
+@pytest.mark.slow
 def test_demo_runs_from_an_empty_folder(installed):
     options = ["train_cfg.max_epochs=1", "train_dataloader.num_workers=0",
                "val_dataloader.num_workers=0", "train_dataloader.dataset.num_images=8",
@@ -144,3 +146,32 @@ def test_demo_runs_from_an_empty_folder(installed):
     demo = installed["cwd"] / "demo"
     assert (demo / "latest.pth").is_file() and (demo / "preds.json").is_file()
     assert "bbox_mAP" in json.loads((demo / "metrics.json").read_text())
+
+
+def _tiny_coco_2017(root: Path, cache: Path) -> None:
+    """``root/data/coco`` with COCO's file names: 4 train and 2 val synthetic 64 px images."""
+    from detbox.data.synthetic import generate_synthetic_coco
+
+    coco = root / "data" / "coco"
+    (coco / "annotations").mkdir(parents=True)
+    for split, count in (("train", 4), ("val", 2)):
+        ann_file = generate_synthetic_coco(cache / split, split, count, 64, min_size=12,
+                                           max_size=40)
+        shutil.copytree(ann_file.parent.parent / split / "images", coco / f"{split}2017")
+        data = json.loads(ann_file.read_text())
+        for image in data["images"]:
+            image["file_name"] = Path(image["file_name"]).name
+        (coco / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(data))
+
+
+@pytest.mark.slow
+def test_train_a_coco_recipe_by_name_from_an_empty_folder(installed, tmp_path):
+    _tiny_coco_2017(installed["cwd"], tmp_path / "cache")
+    options = ["model.init_cfg=None", "model.bbox_head.num_classes=3", "train_cfg.max_epochs=1",
+               "train_dataloader.num_workers=0", "val_dataloader.num_workers=0",
+               "train_dataloader.dataset.pipeline.2.scale=(64,64)",
+               "val_dataloader.dataset.pipeline.1.scale=(64,64)"]
+    _detbox(installed, "train", "retinanet_r50_fpn_1x_coco", "--device", "cpu",
+            "--cfg-options", *options, timeout=600)
+    work = installed["cwd"] / "work_dirs" / "retinanet_r50_fpn_1x_coco"
+    assert (work / "latest.pth").is_file()
