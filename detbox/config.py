@@ -179,12 +179,14 @@ def merge_configs(base: Mapping, override: Mapping) -> dict:
 def load_config(path: str | os.PathLike, check_keys: bool = True) -> ConfigDict:
     """Load a config file, resolving ``_base_`` (one level) relative to the file.
 
-    Then the modules in ``custom_imports`` are imported (so that their components are
-    registered) and a top-level ``class_names`` is copied into every dataloader's dataset.
+    ``path`` may also name a shipped recipe (``retinanet_r50_fpn_1x_coco``, see
+    ``detbox.recipes``) when no such file exists. Then the modules in ``custom_imports`` are
+    imported (so that their components are registered) and a top-level ``class_names`` is
+    copied into every dataloader's dataset.
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        path = _named_recipe(path)
     cfg = _read_file(path)
     bases = cfg.pop("_base_", [])
     if isinstance(bases, (str, os.PathLike)):
@@ -212,6 +214,15 @@ def load_config(path: str | os.PathLike, check_keys: bool = True) -> ConfigDict:
     result = ConfigDict(merged)
     result["_filename"] = str(path)
     return result
+
+
+def _named_recipe(path: Path) -> Path:
+    """The shipped recipe that a relative path which is no file names (else ConfigError)."""
+    if path.is_absolute() or path.is_dir():
+        raise ConfigError(f"config file not found: {path}")
+    from detbox.recipes import resolve_recipe
+
+    return resolve_recipe(path)
 
 
 def _check_recipe_variables(child: Mapping, bases: Mapping, source: str) -> None:

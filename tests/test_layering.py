@@ -9,8 +9,8 @@ lazy import cannot hide an upward dependency). Layers, lowest first:
 2. ``dataset_converters``, ``engine``, ``config_defaults``: dataset conversion, the training
    loop, configs expanded with every constructor default;
 3. ``apis``: the Python API gluing the layers below;
-4. ``deploy`` (ONNX export, publishing, FLOPs, speed) and ``analysis`` (logs, plots, the
-   environment report);
+4. ``deploy`` (ONNX export, publishing, FLOPs, speed), ``analysis`` (logs, plots, the
+   environment report) and ``serve`` (the HTTP service);
 5. ``cli``: the ``detbox`` command.
 
 A module may import its own layer or a lower one, and within layer 1, models and data never
@@ -29,11 +29,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "detbox"
 
 LAYERS = {
     "__init__": 0, "errors": 0, "utils": 0, "registry": 0, "config": 0, "structures": 0,
-    "typecheck": 0,
+    "typecheck": 0, "recipes": 0,
     "models": 1, "data": 1, "evaluation": 1, "visualization": 1,
     "dataset_converters": 2, "engine": 2, "config_defaults": 2,
     "apis": 3,
-    "deploy": 4, "analysis": 4,
+    "deploy": 4, "analysis": 4, "serve": 4,
     "cli": 5,
 }
 FORBIDDEN_SIDEWAYS = {("models", "data"), ("data", "models")}

@@ -90,9 +90,9 @@ def config_targets(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _targets(args: argparse.Namespace) -> list[dict[str, Any]]:
     source = Path(args.source)
-    if not source.is_file():
+    if not source.is_file() and source.is_absolute():
         raise DetboxError(f"{source}: no such config or annotation file")
-    if _is_annotation_file(source):
+    if source.is_file() and _is_annotation_file(source):
         img_dir = Path(args.img_dir) if args.img_dir else guess_img_dir(source)
         guessed = img_dir is not None and not args.img_dir
         return [{"split": [], "ann_file": str(source), "img_dir": img_dir, "guessed": guessed,

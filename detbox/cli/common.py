@@ -10,7 +10,8 @@ from detbox.config import ConfigDict, apply_options, load_config, parse_options
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="config file (.py, .yaml or .json)")
+    parser.add_argument("config", help="config file (.py, .yaml or .json) or a shipped "
+                        "recipe's name (see `detbox configs`)")
     parser.add_argument(
         "--cfg-options",
         nargs="+",

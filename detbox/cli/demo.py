@@ -8,24 +8,13 @@ import time
 from pathlib import Path
 
 from detbox.config import apply_options, load_config, parse_options
-from detbox.errors import ConfigError
+from detbox.recipes import config_root
 
 DEMO_CONFIGS = {
     "retinanet": "demo/retinanet_r18_fpn_synthetic.py",
     "mask_rcnn": "mask_rcnn/mask_rcnn_r18_fpn_synthetic.py",
     "ms_rcnn": "ms_rcnn/ms_rcnn_r18_fpn_synthetic.py",
 }
-
-
-def config_dir() -> Path:
-    """The ``configs/`` folder shipped beside the package."""
-    here = Path(__file__).resolve().parents[2] / "configs"
-    if not here.is_dir():
-        raise ConfigError(
-            f"configs folder not found at {here}; install detbox from its source tree "
-            "(pip install -e .) so the configs come with it"
-        )
-    return here
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from detbox.utils.io import atomic_write_text
 
     start = time.perf_counter()
-    cfg = load_config(args.config or config_dir() / DEMO_CONFIGS[args.model])
+    cfg = load_config(args.config or config_root() / DEMO_CONFIGS[args.model])
     apply_options(cfg, parse_options(args.cfg_options, context=cfg))
     out = Path(args.out)
     from detbox.utils.device import resolve_device
