@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import nms, roi_align
+from torchvision.ops import DeformConv2d, nms, roi_align
 
 from detbox.deploy.onnx_dense import SUPPORTED_HEADS, dense_levels, traced_anchors
 from detbox.errors import DetboxError
@@ -231,6 +231,12 @@ def graph_for(detector: nn.Module) -> nn.Module:
         TwoStageDetector,
     )
 
+    deformable = [name for name, module in getattr(detector, "backbone", nn.Identity())
+                  .named_modules() if isinstance(module, DeformConv2d)]
+    if deformable:
+        raise ValueError(f"ONNX export does not support deformable convolutions (backbone."
+                         f"{deformable[0]} and {len(deformable) - 1} more, from the backbone's "
+                         "dcn option): torchvision's deform_conv2d has no ONNX export")
     if isinstance(detector, (TridentFasterRCNN, GridRCNN)):
         raise ValueError(f"ONNX export of {type(detector).__name__} is not supported (its "
                          "branch merging / grid-point decoding has no export graph)")
