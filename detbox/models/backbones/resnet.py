@@ -23,7 +23,7 @@ from detbox.models.layers.frozen_bn_conv import conv_frozen_bn, folded_block_for
 from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import BATCH_NORMS, norm_factory
 from detbox.models.pretrained import TORCHVISION_NAMES, resolve_checkpoint, torchvision_name
-from detbox.registry import MODELS
+from detbox.registry import MODELS, nested_path
 from detbox.typecheck import Range
 
 __all__ = ["ResNet", "make_resnet_stage", "read_torchvision_state_dict"]
@@ -199,9 +199,10 @@ class ResNet(nn.Module):
         if unbuilt:
             raise ConfigError(f"ResNet stage_with_dcn selects stage(s) {unbuilt} but only "
                               f"{self.num_stages} stages are built (num_stages)")
+        path = nested_path(dcn) or "backbone.dcn"
         for stage, on in enumerate(stages):
             for block in getattr(self, _STAGE_NAMES[stage]) if on else ():
-                block.conv2 = deformable_like(block.conv2, dcn, path="backbone.dcn")
+                block.conv2 = deformable_like(block.conv2, dcn, path=path)
         return stages
 
     def _build_non_local(
