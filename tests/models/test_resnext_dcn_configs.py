@@ -8,11 +8,13 @@ import torchvision
 
 from detbox.apis.build import fill_num_classes
 from detbox.config import apply_options, load_config
+from detbox.data.build import build_dataloader
 from detbox.errors import CheckpointError
 from detbox.models.layers import DeformConv, ModulatedDeformConv
 from detbox.models.pretrained import TORCHVISION_NAMES, torchvision_name
 from detbox.registry import MODELS
 from tests.conftest import REPO_ROOT
+from tests.data.coco_factory import CATEGORIES, box_annotation, image_entry, write_coco
 
 CONFIGS = REPO_ROOT / "configs"
 C3_C5 = (False, True, True, True)
@@ -89,3 +91,36 @@ def test_dcn_recipe_loads_resnet50_weights_into_the_deformable_convs(tmp_path):
     conv2 = model.backbone.layer4[2].conv2
     assert torch.equal(conv2.weight, state["layer4.2.conv2.weight"])
     assert not conv2.conv_offset.weight.any() and not conv2.conv_offset.bias.any()
+
+
+@pytest.mark.parametrize("name", ["dcn/faster_rcnn_r50_fpn_mdconv_c3-c5_1x_coco.py",
+                                  "faster_rcnn/faster_rcnn_x101_32x4d_fpn_1x_coco.py"])
+def test_recipe_trains_a_step_on_tiny_coco(tmp_path, name):
+    """The recipe as shipped (its pipeline, frozen stages, FrozenBN), random backbone weights,
+    64-pixel images: one SGD step is finite and moves the offset convs / grouped convs."""
+    images = [image_entry(1, 64, 48), image_entry(2, 48, 64)]
+    annotations = [box_annotation(1, 1, 1, [4, 6, 20, 18]),
+                   box_annotation(2, 2, 2, [10, 8, 24, 30])]
+    ann_file, img_dir = write_coco(tmp_path, images, annotations, CATEGORIES)
+    cfg = load_config(CONFIGS / name)
+    apply_options(cfg, {
+        "model.init_cfg": None,
+        "train_dataloader.dataset.ann_file": str(ann_file),
+        "train_dataloader.dataset.img_dir": str(img_dir),
+        "train_dataloader.dataset.pipeline.2.scale": (64, 64),
+        "train_dataloader.num_workers": 0,
+    })
+    loader = build_dataloader(cfg.train_dataloader, training=True)
+    fill_num_classes(cfg, loader.dataset.class_names, source="tiny COCO")
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    watched = model.backbone.layer3[0].conv2
+    watched = watched.conv_offset.weight if hasattr(watched, "conv_offset") else watched.weight
+    before = watched.detach().clone()
+    losses = model.loss(next(iter(loader)))
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01)
+    total.backward()
+    optimizer.step()
+    assert not torch.equal(watched, before)
