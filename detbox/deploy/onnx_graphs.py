@@ -20,11 +20,12 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import DeformConv2d, nms, roi_align
+from torchvision.ops import nms, roi_align
 
 from detbox.deploy.onnx_dense import SUPPORTED_HEADS, dense_levels, traced_anchors
 from detbox.errors import DetboxError
 from detbox.models.dense_heads.dense_utils import flatten_level
+from detbox.models.layers.deform_conv import deformable_conv_names
 from detbox.models.roi_heads.roi_extractor import map_rois_to_levels
 from detbox.models.task_modules.nms import NMS, build_nms
 
@@ -231,8 +232,7 @@ def graph_for(detector: nn.Module) -> nn.Module:
         TwoStageDetector,
     )
 
-    deformable = [name for name, module in getattr(detector, "backbone", nn.Identity())
-                  .named_modules() if isinstance(module, DeformConv2d)]
+    deformable = deformable_conv_names(getattr(detector, "backbone", nn.Identity()))
     if deformable:
         raise ValueError(f"ONNX export does not support deformable convolutions (backbone."
                          f"{deformable[0]} and {len(deformable) - 1} more, from the backbone's "

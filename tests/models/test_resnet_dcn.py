@@ -10,6 +10,7 @@ import torchvision
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from detbox.deploy.backends.build import backend_detector
 from detbox.deploy.onnx_export import export_onnx
 from detbox.errors import ConfigError, DetboxError
 from detbox.models.backbones import ResNet, ResNeXt
@@ -161,6 +162,10 @@ def test_onnx_export_is_refused_with_one_clear_line(tmp_path):
     assert "deformable convolutions" in message and "backbone.layer2.0.conv2" in message
     assert "\n" not in message
     assert not (tmp_path / "model.onnx").exists()
+    with pytest.raises(DetboxError, match="^--backend onnxruntime: FasterRCNN with deformable "
+                       r"convs in its backbone \(dcn; backbone.layer2.0.conv2 ...\) is not "
+                       "supported; it supports RetinaNet"):
+        backend_detector(model, "onnxruntime")
 
 
 def test_fast_path_keeps_dcn_detector_detections():

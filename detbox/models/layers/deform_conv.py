@@ -29,7 +29,7 @@ from detbox.errors import ConfigError
 from detbox.registry import MODELS
 from detbox.typecheck import Positive
 
-__all__ = ["DeformConv", "ModulatedDeformConv", "deformable_like"]
+__all__ = ["DeformConv", "ModulatedDeformConv", "deformable_conv_names", "deformable_like"]
 
 # Set by the conv a deformable conv replaces, never by its config.
 _GEOMETRY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
@@ -181,3 +181,9 @@ def deformable_like(conv: nn.Conv2d, dcn: Mapping[str, Any], *, path: str | None
         if conv.bias is not None:
             layer.bias.copy_(conv.bias)
     return layer
+
+
+def deformable_conv_names(module: nn.Module) -> list[str]:
+    """Names (as in ``named_modules``) of the deformable convs inside ``module``: what ONNX
+    export cannot express (torchvision's ``deform_conv2d`` has no ONNX export)."""
+    return [name for name, child in module.named_modules() if isinstance(child, DeformConv2d)]
