@@ -131,3 +131,27 @@ def test_inference_mode_folds_and_fuses_grouped_blocks():
     assert isinstance(fast.layer3[2], FusedBottleneck) and fast.layer3[2].conv2.groups == 8
     for a, b in zip(expected, got):
         assert float((a - b).abs().max() / a.abs().max()) < 1e-4
+
+
+def test_init_cfg_loads_cached_torchvision_resnext_weights(tmp_path, monkeypatch):
+    """``init_cfg=dict(backbone_checkpoint="torchvision://resnext50_32x4d")`` reads torch's hub
+    cache (no network here: a random state dict sits at the cached file name)."""
+    from detbox.models.detectors.base import frozen_without_weights
+    from detbox.models.pretrained import cache_path
+    from tests.models._helpers import tiny_retinanet_cfg
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file",
+                        lambda *a, **k: pytest.fail(f"unexpected download: {a}"))
+    state = random_torchvision_resnext(torchvision.models.resnext50_32x4d, seed=4).state_dict()
+    cached = cache_path(checkpoint_url("torchvision://resnext50_32x4d"))
+    cached.parent.mkdir(parents=True)
+    torch.save(state, cached)
+    cfg = tiny_retinanet_cfg()
+    cfg["backbone"] = {"type": "ResNeXt", "depth": 50, "out_indices": (1, 2, 3)}
+    cfg["neck"]["in_channels"] = [512, 1024, 2048]
+    cfg["init_cfg"] = {"backbone_checkpoint": "torchvision://resnext50_32x4d"}
+    model = MODELS.build(cfg)
+    assert "resnext50_32x4d" in frozen_without_weights(model.backbone)  # the hint names it
+    assert "torchvision://resnext50_32x4d" in model.init_weights()
+    assert torch.equal(model.backbone.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
