@@ -23,13 +23,22 @@ COCO_RECIPES = sorted(
     for p in (CONFIGS / folder).glob("*_coco.py")
 )
 FROM_SCRATCH = sorted(CONFIGS.glob("**/*_synthetic.py"))
+# Recipes whose backbone is not a ResNet-50 (tests/models/test_resnext_dcn_configs.py checks
+# that each checkpoint fits its backbone).
+OTHER_CHECKPOINTS = {
+    "faster_rcnn_x101_32x4d_fpn_1x_coco.py": "checkpoints/resnext101_32x4d.pth",
+    "faster_rcnn_x101_64x4d_fpn_1x_coco.py": "torchvision://resnext101_64x4d",
+    "mask_rcnn_x101_32x4d_fpn_1x_coco.py": "checkpoints/resnext101_32x4d.pth",
+    "retinanet_x101_32x4d_fpn_1x_coco.py": "checkpoints/resnext101_32x4d.pth",
+}
 
 
 def test_every_coco_recipe_has_a_pretrained_backbone_and_a_reference_batch():
-    assert len(COCO_RECIPES) == 10
+    assert len(COCO_RECIPES) == 14
     for path in COCO_RECIPES:
         cfg = load_config(path)
-        assert cfg.model.init_cfg == {"backbone_checkpoint": "torchvision://resnet50"}, path
+        checkpoint = OTHER_CHECKPOINTS.get(path.name, "torchvision://resnet50")
+        assert cfg.model.init_cfg == {"backbone_checkpoint": checkpoint}, path
         assert cfg.auto_scale_lr == {"base_batch_size": 16, "enable": False}, path
 
 

@@ -21,8 +21,10 @@ __all__ = ["FusedBasicBlock", "FusedBottleneck", "FusedConvReLU", "fuse_conv_rel
 
 
 def _mkldnn_ok(conv: nn.Conv2d, x: Tensor) -> bool:
-    """Whether oneDNN's fused kernel applies: CPU float32, no autograd, zero padding."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.layout == torch.strided
+    """Whether oneDNN's fused kernel applies: a plain conv (not a deformable one), CPU
+    float32, no autograd, zero padding."""
+    return (isinstance(conv, nn.Conv2d) and x.device.type == "cpu"
+            and x.dtype == torch.float32 and x.layout == torch.strided
             and conv.weight.dtype == torch.float32 and conv.padding_mode == "zeros"
             and not isinstance(conv.padding, str) and torch.backends.mkldnn.is_available()
             and not (torch.is_grad_enabled() and conv.weight.requires_grad))

@@ -19,6 +19,7 @@ import re
 
 import torch
 from torch import nn
+from torchvision.ops import DeformConv2d
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detbox.models.fused_conv import fuse_conv_relu_modules
@@ -27,6 +28,9 @@ from detbox.models.layers.norm import BATCH_NORMS
 __all__ = ["fold_batch_norms", "fold_conv_bn", "prepare_for_inference"]
 
 _CONV_NAME = re.compile(r"^conv(\w*)$")
+# Convolutions linear in their weight: a norm after them folds into weight and bias. A
+# deformable conv is (its offsets depend on the input only), e.g. a DCN ResNet's ``conv2``.
+_CONVS = (nn.Conv2d, DeformConv2d)
 
 
 def _is_foldable_norm(module: nn.Module) -> bool:
@@ -51,7 +55,8 @@ def fold_conv_bn(conv: nn.Conv2d, norm: nn.Module) -> None:
     """Fold ``norm`` (applied right after ``conv``) into ``conv``'s weight and bias, in place.
 
     Args:
-        conv: a Conv2d with C output channels (a bias is added if it has none).
+        conv: a Conv2d (or DeformConv2d) with C output channels (a bias is added if it has
+            none).
         norm: a FrozenBatchNorm2d, or a BatchNorm2d/SyncBatchNorm in eval mode, over C channels.
     """
     if norm.running_mean.numel() != conv.out_channels:
@@ -83,7 +88,7 @@ def _named_pairs(module: nn.Module) -> list[tuple[str, str]]:
     for name, child in module._modules.items():
         match = _CONV_NAME.match(name)
         norm = module._modules.get(f"bn{match.group(1)}") if match else None
-        if isinstance(child, nn.Conv2d) and norm is not None and _is_foldable_norm(norm):
+        if isinstance(child, _CONVS) and norm is not None and _is_foldable_norm(norm):
             pairs.append((name, f"bn{match.group(1)}"))
     return pairs
 
@@ -93,8 +98,9 @@ def fold_batch_norms(model: nn.Module) -> int:
 
     Two layouts are recognised: a ``Sequential`` with a Conv2d followed by the norm (ResNet's
     ``downsample``, torchvision's ``Conv2dNormActivation``), and sibling children ``convX`` /
-    ``bnX`` (ResNet's stem, ``BasicBlock``, ``Bottleneck``). Each folded norm is replaced by an
-    ``nn.Identity``. Norms in training mode, GroupNorm and norms not after a conv are left alone.
+    ``bnX`` (ResNet's stem, ``BasicBlock``, ``Bottleneck``; ``convX`` may be deformable).
+    Each folded norm is replaced by an ``nn.Identity``. Norms in training mode, GroupNorm and
+    norms not after a conv are left alone.
 
     Args:
         model: any module; typically a detector in eval mode.

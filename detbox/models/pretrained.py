@@ -33,7 +33,7 @@ __all__ = [
 TORCHVISION_PREFIX = "torchvision://"
 TORCHVISION_NAMES = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2",
     "vgg16", "vgg16_features", "mobilenet_v3_large",
 )
 # Names whose weights are not the model's IMAGENET1K_V1: (model, weights enum member).

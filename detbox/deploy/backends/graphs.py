@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from detbox.deploy.onnx_ops import export_opset
 from detbox.errors import DetboxError
+from detbox.models.layers.deform_conv import deformable_conv_names
 from detbox.models.roi_heads.roi_extractor import boxes_to_rois
 
 __all__ = [
@@ -55,6 +56,10 @@ def unsupported_reason(detector: nn.Module) -> str | None:
     from detbox.models.detectors import RetinaNet, TwoStageDetector
 
     name = type(detector).__name__
+    deformable = deformable_conv_names(getattr(detector, "backbone", nn.Identity()))
+    if deformable:
+        return (f"{name} with deformable convs in its backbone (dcn; backbone.{deformable[0]} "
+                "...) is not supported")
     if isinstance(detector, RetinaNet):
         if isinstance(detector.bbox_head, RetinaHead):
             return None

@@ -2,8 +2,9 @@
 
 We reuse ``torchvision.models.resnet`` (built with ``weights=None`` and our norm layer) rather than
 re-implementing the blocks, so torchvision's ImageNet state dicts load key for key. What this
-module adds is what detection needs around it: multi-scale outputs, frozen early stages, and BN
-layers that stay in eval mode while the rest trains.
+module adds is what detection needs around it: multi-scale outputs, frozen early stages, BN
+layers that stay in eval mode while the rest trains, and deformable 3x3 convs in chosen stages
+(``dcn`` / ``stage_with_dcn``). ResNeXt (``resnext.py``) is the same network with grouped convs.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from detbox.errors import CheckpointError, ConfigError
+from detbox.models.layers.deform_conv import deformable_like
 from detbox.models.layers.frozen_bn_conv import conv_frozen_bn, folded_block_forward
 from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import BATCH_NORMS, norm_factory
-from detbox.models.pretrained import resolve_checkpoint, torchvision_name
-from detbox.registry import MODELS
+from detbox.models.pretrained import TORCHVISION_NAMES, resolve_checkpoint, torchvision_name
+from detbox.registry import MODELS, nested_path
 from detbox.typecheck import Range
 
 __all__ = ["ResNet", "make_resnet_stage", "read_torchvision_state_dict"]
@@ -38,11 +40,14 @@ _STAGE_STRIDES = (4, 8, 16, 32)
 _STEM_NAMES = ("conv1", "bn1", "relu", "maxpool")
 
 
-def _torchvision_resnet(depth: int, norm: str, zero_init_residual: bool) -> tv_resnet.ResNet:
+def _torchvision_resnet(depth: int, norm: str, zero_init_residual: bool, groups: int = 1,
+                        width_per_group: int = 64) -> tv_resnet.ResNet:
+    """torchvision's ResNet (``groups`` x ``width_per_group`` > 1 x 64: ResNeXt), no weights."""
     if depth not in _BUILDERS:
         raise ConfigError(f"ResNet depth must be one of {sorted(_BUILDERS)}, got {depth}")
     return _BUILDERS[depth](
-        weights=None, norm_layer=norm_factory(norm), zero_init_residual=zero_init_residual
+        weights=None, norm_layer=norm_factory(norm), zero_init_residual=zero_init_residual,
+        groups=groups, width_per_group=width_per_group,
     )
 
 
@@ -100,6 +105,13 @@ class ResNet(nn.Module):
             residual block, as the non-local paper does for res4 (``(2,)``).
         non_local: keyword arguments of those NonLocal2d blocks (e.g. ``dict(reduction=2)``).
             They live outside the torchvision stages, so ImageNet weights still load key for key.
+        dcn: a deformable conv config, ``dict(type="DCN", deform_groups=1)`` (v1) or
+            ``dict(type="DCNv2", ...)`` (modulated), for the 3x3 conv (``conv2``) of every
+            bottleneck of the stages ``stage_with_dcn`` selects; None: plain convs only.
+            Its offsets start at zero (the plain conv), and the plain conv's ImageNet weight
+            loads into it (``layerX.Y.conv2.weight``); only ``conv2.conv_offset.*`` is new.
+        stage_with_dcn: one flag per stage (C2..C5); ``(False, True, True, True)`` is the
+            papers' "c3-c5". Needs bottlenecks (depth >= 50).
     """
 
     def __init__(
@@ -114,6 +126,8 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
         non_local_stages: Sequence[int] = (),
         non_local: Mapping | None = None,
+        dcn: Mapping | None = None,
+        stage_with_dcn: Sequence[bool] = (False, False, False, False),
     ) -> None:
         super().__init__()
         if num_stages not in (1, 2, 3, 4):
@@ -127,7 +141,7 @@ class ResNet(nn.Module):
             raise ConfigError(
                 f"ResNet frozen_stages must be in -1..{num_stages}, got {frozen_stages}"
             )
-        net = _torchvision_resnet(depth, norm, zero_init_residual)
+        net = self._torchvision_net(depth, norm, zero_init_residual)
         for name in _STEM_NAMES + _STAGE_NAMES[:num_stages]:
             self.add_module(name, getattr(net, name))
         self.depth = depth
@@ -140,7 +154,56 @@ class ResNet(nn.Module):
         self.out_channels: list[int] = [64 * 2**i * expansion for i in self.out_indices]
         self.out_strides: list[int] = [_STAGE_STRIDES[i] for i in self.out_indices]
         self.non_local = self._build_non_local(non_local_stages, dict(non_local or {}), expansion)
+        self.stage_with_dcn = self._add_deformable_convs(
+            dcn, tuple(bool(flag) for flag in stage_with_dcn))
         self._freeze()
+
+    def _torchvision_net(self, depth: int, norm: str, zero_init_residual: bool
+                         ) -> tv_resnet.ResNet:
+        """The torchvision network whose stem and stages this backbone takes over."""
+        return _torchvision_resnet(depth, norm, zero_init_residual)
+
+    @property
+    def arch(self) -> str:
+        """torchvision's name of this architecture (``'resnet50'``), as in ``torchvision://``."""
+        return f"resnet{self.depth}"
+
+    @property
+    def arch_title(self) -> str:
+        """The architecture in words, for messages (``'ResNet-50'``)."""
+        return f"ResNet-{self.depth}"
+
+    def checkpoint_hint(self) -> str:
+        """Where this architecture's ImageNet weights come from, for messages."""
+        if self.arch in TORCHVISION_NAMES:
+            return f"'torchvision://{self.arch}'"
+        return f"a file path holding {self.arch_title} weights (torchvision publishes none)"
+
+    def _add_deformable_convs(self, dcn: Mapping | None, stages: tuple[bool, ...]
+                              ) -> tuple[bool, ...]:
+        """Replace ``conv2`` of every block of the selected stages by a deformable conv."""
+        if len(stages) != 4:
+            raise ConfigError(f"ResNet stage_with_dcn needs one flag per stage (4), got {stages}")
+        if dcn is None:
+            if any(stages):
+                raise ConfigError("ResNet stage_with_dcn selects stages but dcn is None; set "
+                                  "dcn=dict(type='DCN') (or 'DCNv2')")
+            return stages
+        if not any(stages):
+            raise ConfigError("ResNet dcn is set but stage_with_dcn selects no stage, e.g. "
+                              "stage_with_dcn=(False, True, True, True)")
+        if self.depth < 50:
+            raise ConfigError(f"ResNet dcn needs bottleneck blocks (depth >= 50), got depth "
+                              f"{self.depth}")
+        unbuilt = [i for i, on in enumerate(stages) if on and i >= self.num_stages]
+        if unbuilt:
+            raise ConfigError(f"ResNet stage_with_dcn selects stage(s) {unbuilt} but only "
+                              f"{self.num_stages} stages are built (num_stages)")
+        path = nested_path(dcn) or "backbone.dcn"
+        for stage, on in enumerate(stages):
+            for block in getattr(self, _STAGE_NAMES[stage]) if on else ():
+                block.conv2 = deformable_like(block.conv2, dcn, path=path)
+        return stages
 
     def _build_non_local(
         self, stages: Sequence[int], options: dict, expansion: int
@@ -227,23 +290,27 @@ class ResNet(nn.Module):
         """Load a torchvision-format ImageNet ResNet state dict (path, URI or mapping).
 
         The classifier (``fc.*``) and stages this backbone does not build are skipped; running
-        statistics are skipped when the norm layer has none (GN). Anything else that does not
-        fit raises CheckpointError naming the keys.
+        statistics are skipped when the norm layer has none (GN); non-local blocks and the
+        offset convs of deformable convs keep their initialization. Anything else that does
+        not fit raises CheckpointError naming the keys.
         """
         name = torchvision_name(checkpoint) if not isinstance(checkpoint, Mapping) else None
-        if name is not None and name != f"resnet{self.depth}":
+        if name is not None and name != self.arch:
             raise ConfigError(
                 f"backbone checkpoint '{checkpoint}' holds {name} weights, but the backbone is a "
-                f"ResNet-{self.depth}: use 'torchvision://resnet{self.depth}'"
+                f"{self.arch_title}: use {self.checkpoint_hint()}"
             )
         source = read_torchvision_state_dict(checkpoint)
-        own = {k: v for k, v in self.state_dict().items() if not k.startswith("non_local.")}
+        # Non-local blocks and deformable convs' offset convs are ours: they start from their
+        # own (zero) initialization.
+        own = {k: v for k, v in self.state_dict().items()
+               if not k.startswith("non_local.") and ".conv_offset." not in k}
         missing = sorted(
             k for k in own if k not in source and not k.endswith("num_batches_tracked")
         )
         if missing:
             raise CheckpointError(
-                f"ResNet-{self.depth} checkpoint lacks {len(missing)} key(s), e.g. {missing[:3]}"
+                f"{self.arch_title} checkpoint lacks {len(missing)} key(s), e.g. {missing[:3]}"
             )
         skipped = ("fc.", *(f"{n}." for n in _STAGE_NAMES[self.num_stages:]))
         stats = ("running_mean", "running_var", "num_batches_tracked")
@@ -253,10 +320,10 @@ class ResNet(nn.Module):
         )
         if unexpected:
             raise CheckpointError(
-                f"ResNet-{self.depth} checkpoint has {len(unexpected)} unexpected key(s), "
-                f"e.g. {unexpected[:3]}; is it a torchvision ResNet of this depth?"
+                f"{self.arch_title} checkpoint has {len(unexpected)} unexpected key(s), "
+                f"e.g. {unexpected[:3]}; is it a torchvision {self.arch_title}?"
             )
         try:
             self.load_state_dict({k: v for k, v in source.items() if k in own}, strict=False)
         except RuntimeError as exc:
-            raise CheckpointError(f"ResNet-{self.depth} checkpoint does not fit: {exc}") from exc
+            raise CheckpointError(f"{self.arch_title} checkpoint does not fit: {exc}") from exc

@@ -10,7 +10,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from detbox.errors import ConfigError
-from detbox.models.pretrained import checkpoint_url
+from detbox.models.pretrained import TORCHVISION_NAMES, checkpoint_url
 from detbox.registry import MODELS, nested_path
 from detbox.structures import DetSample, ImageBatch, Instances, boxes_to_original
 
@@ -62,8 +62,8 @@ def frozen_without_weights(backbone: nn.Module) -> str | None:
     if not parts:
         return None
     name = type(backbone).__name__
-    depth = getattr(backbone, "depth", None)
-    uri = f"torchvision://resnet{depth}" if name == "ResNet" else "torchvision://<name>"
+    arch = getattr(backbone, "arch", None)  # torchvision's name, e.g. 'resnet50'
+    uri = f"torchvision://{arch}" if arch in TORCHVISION_NAMES else "torchvision://<name>"
     return (
         f"the {name} backbone starts from random weights (no model.init_cfg.backbone_checkpoint) "
         f"but keeps {'; '.join(parts)} fixed: they will never train. Set "

@@ -21,7 +21,9 @@ __all__ = ["conv_frozen_bn", "folded_block_forward"]
 
 def conv_frozen_bn(conv: nn.Conv2d, norm: nn.Module, x: Tensor) -> Tensor:
     """``norm(conv(x))`` for (B, C_in, H, W) ``x``, as one convolution when ``norm`` is a
-    ``FrozenBatchNorm2d`` over ``conv``'s output channels."""
+    ``FrozenBatchNorm2d`` over ``conv``'s output channels. ``conv`` is an ``nn.Conv2d`` or a
+    module with its ``_conv_forward(x, weight, bias)`` (the deformable convs of
+    :mod:`detbox.models.layers.deform_conv`)."""
     if not isinstance(norm, FrozenBatchNorm2d):
         return norm(conv(x))
     scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
