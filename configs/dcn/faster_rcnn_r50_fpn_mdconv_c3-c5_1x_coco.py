@@ -9,8 +9,8 @@ _base_ = [
 ]
 
 # Modulated deformable convs (DCN v2, Zhu et al., 2019) in place of the 3x3 conv of every
-# bottleneck of stages c3-c5; offsets start at zero and masks at 1 (mask_gain=2), so training
-# starts from the ImageNet network (mask_gain=1: the paper's masks, starting at 0.5).
+# bottleneck of stages c3-c5; offsets start at zero and the masks at the paper's 0.5
+# (dcn=dict(type="DCNv2", mask_gain=2) starts them at 1: exactly the ImageNet network).
 model = dict(
     backbone=dict(dcn=dict(type="DCNv2"), stage_with_dcn=(False, True, True, True)),
     init_cfg=dict(backbone_checkpoint="torchvision://resnet50"),

@@ -50,22 +50,24 @@ def bilinear_deform_reference(x: torch.Tensor, weight: torch.Tensor, offset: tor
 @pytest.mark.parametrize("stride", [1, 2])
 def test_zero_offsets_give_the_plain_conv(layer_type, stride):
     torch.manual_seed(0)
-    layer = layer_type(in_channels=6, out_channels=4, stride=stride, groups=2)
+    gain = {"mask_gain": 2.0} if layer_type is ModulatedDeformConv else {}  # 2 * sigmoid(0) = 1
+    layer = layer_type(in_channels=6, out_channels=4, stride=stride, groups=2, **gain)
     x = torch.randn(2, 6, 9, 11)
     expected = F.conv2d(x, layer.weight, None, stride=stride, padding=1, groups=2)
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
     assert layer(x).shape == (2, 4, *expected.shape[-2:])
 
 
-def test_v2_masks_start_at_one_and_the_paper_gain_halves_the_output():
+def test_v2_masks_start_at_the_papers_half_and_gain_two_gives_the_plain_conv():
     torch.manual_seed(0)
     modulated = ModulatedDeformConv(in_channels=3, out_channels=5)
     assert modulated.conv_offset.out_channels == 3 * 9
     x = torch.randn(1, 3, 8, 8)
     plain = F.conv2d(x, modulated.weight, padding=1)
-    torch.testing.assert_close(modulated(x), plain, rtol=1e-5, atol=1e-5)  # 2 * sigmoid(0) = 1
-    modulated.mask_gain = 1.0  # the paper's masks: sigmoid(0) = 0.5
+    # the paper's masks by default: sigmoid(0) = 0.5
     torch.testing.assert_close(modulated(x), 0.5 * plain, rtol=1e-5, atol=1e-5)
+    modulated.mask_gain = 2.0  # 2 * sigmoid(0) = 1
+    torch.testing.assert_close(modulated(x), plain, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("modulated", [False, True])
@@ -79,7 +81,7 @@ def test_learned_offsets_and_masks_match_a_bilinear_reference(modulated):
     raw = layer.conv_offset(x)
     if modulated:
         offset, logits = raw[:, :18], raw[:, 18:]
-        mask = 2 * torch.sigmoid(logits)
+        mask = torch.sigmoid(logits)  # the paper's masks (mask_gain 1)
     else:
         offset, mask = raw, torch.ones(2, 9, *raw.shape[-2:])
     assert offset.abs().max() > 0.5  # the points really move

@@ -59,7 +59,8 @@ def test_imagenet_weights_load_and_zero_offsets_give_the_plain_network(kind, tmp
     torch.manual_seed(0)
     reference = _randomize_norms(torchvision.models.resnet50(weights=None)).eval()
     torch.save(reference.state_dict(), tmp_path / "r50.pth")
-    model = ResNet(depth=50, out_indices=(1, 2, 3), dcn={"type": kind}, stage_with_dcn=C3_C5)
+    dcn = {"type": kind, **({"mask_gain": 2.0} if kind == "DCNv2" else {})}  # masks start at 1
+    model = ResNet(depth=50, out_indices=(1, 2, 3), dcn=dcn, stage_with_dcn=C3_C5)
     model.load_torchvision_weights(tmp_path / "r50.pth")
     assert torch.equal(model.layer3[4].conv2.weight, reference.layer3[4].conv2.weight)
     assert not model.layer3[4].conv2.conv_offset.weight.any()

@@ -102,9 +102,9 @@ class ModulatedDeformConv(DeformConv2d):
 
     Each sampled point is also scaled by ``mask_gain * sigmoid(m)``, ``m`` predicted with the
     offsets. With the zero-initialised ``conv_offset`` the masks start at ``mask_gain / 2``: the
-    default gain 2 makes the layer start exactly as the plain conv it replaces (pretrained
-    weights keep their meaning); ``mask_gain=1`` is the paper's (and MMDetection's) convention,
-    which starts at half the plain conv's output.
+    default gain 1 is the paper's (and MMDetection's) convention, whose masks start at 0.5 (half
+    the replaced conv's output); ``mask_gain=2`` makes the layer start exactly as the plain conv
+    it replaces.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias: as for
@@ -128,7 +128,7 @@ class ModulatedDeformConv(DeformConv2d):
         dilation: Annotated[int, Positive] = 1,
         groups: Annotated[int, Positive] = 1,
         deform_groups: Annotated[int, Positive] = 1,
-        mask_gain: Annotated[float, Positive] = 2.0,
+        mask_gain: Annotated[float, Positive] = 1.0,
         bias: bool = False,
     ) -> None:
         _check_groups(in_channels, deform_groups)
