@@ -9,8 +9,9 @@ takes the same flat keyword arguments and builds one :class:`DetectionSettings` 
 
 ``nms`` (see ``task_modules.nms``) replaces plain NMS at ``nms_iou_thr``; it is built, and a bad
 key fails, when the head is constructed. The heads show every field as an attribute
-(:class:`WithDetectionSettings`), so ``head.score_thr = 0.0`` after construction takes effect
-at the next prediction, as it always did. RPN-like heads use ``ProposalSettings`` instead.
+(:class:`WithDetectionSettings`; SSD names ``nms_pre`` ``topk``), so ``head.score_thr = 0.0``
+after construction is checked like a config value and takes effect at the next prediction.
+RPN-like heads use ``ProposalSettings`` instead.
 """
 
 from __future__ import annotations
