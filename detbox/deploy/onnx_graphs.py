@@ -124,7 +124,8 @@ class OneStageGraph(nn.Module):
             scores.append(top_scores)
             labels.append(flat % num_classes)
         boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
-        iou_thr = _plain_nms_iou_thr(getattr(head, "nms", None), head.nms_iou_thr, "bbox_head.nms")
+        iou_thr = _plain_nms_iou_thr(head.test_settings.suppress, head.nms_iou_thr,
+                                     "bbox_head.nms")
         keep = _batched_nms(boxes, scores, labels, iou_thr, image_size)
         keep = keep[: head.max_per_img]
         return boxes[keep], scores[keep], labels[keep]

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from detbox.deploy.onnx_graphs import _batched_nms, _clip, _count_min, graph_for
+from detbox.deploy.onnx_graphs import (
+    _batched_nms,
+    _clip,
+    _count_min,
+    _plain_nms_iou_thr,
+    graph_for,
+)
 from detbox.models.dense_heads.dense_utils import flatten_levels
 
 __all__ = ["SSDGraph", "export_graph"]
@@ -72,6 +78,8 @@ class SSDGraph(nn.Module):
         keep = top_scores > score_thr
         top_scores, prior_inds, labels = top_scores[keep], prior_inds[keep], labels[keep]
         boxes = _clip(head.box_coder.decode(priors[prior_inds], deltas[prior_inds]), image_size)
-        keep = _batched_nms(boxes, top_scores, labels, head.nms_iou_thr, image_size)
+        iou_thr = _plain_nms_iou_thr(head.test_settings.suppress, head.nms_iou_thr,
+                                     "bbox_head.nms")
+        keep = _batched_nms(boxes, top_scores, labels, iou_thr, image_size)
         keep = keep[: head.max_per_img]
         return boxes[keep], top_scores[keep], labels[keep]

@@ -14,6 +14,7 @@ from detbox.models.dense_heads.dense_utils import (
     topk_candidates,
     topk_sigmoid_candidates,
 )
+from detbox.models.dense_heads.detection_settings import DetectionSettings, WithDetectionSettings
 from detbox.models.dense_heads.fcos_head import FCOSHead
 from detbox.models.dense_heads.fovea_head import FoveaHead
 from detbox.models.dense_heads.free_anchor_head import FreeAnchorRetinaHead
@@ -28,6 +29,7 @@ from detbox.models.dense_heads.ssd_head import SSDHead
 __all__ = [
     "ATSSHead",
     "DenseTargets",
+    "DetectionSettings",
     "FCOSHead",
     "FoveaHead",
     "FreeAnchorRetinaHead",
@@ -39,6 +41,7 @@ __all__ = [
     "RepPointsHead",
     "RetinaHead",
     "SSDHead",
+    "WithDetectionSettings",
     "dense_targets",
     "flatten_level",
     "flatten_levels",

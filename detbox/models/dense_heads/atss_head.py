@@ -19,6 +19,10 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_levels,
     select_detections,
 )
+from detbox.models.dense_heads.detection_settings import (
+    DetectionSettings,
+    WithDetectionSettings,
+)
 from detbox.models.layers.scale import Scale
 from detbox.models.task_modules.box_coders import box_to_distances
 from detbox.registry import MODELS, TASK_UTILS
@@ -46,7 +50,7 @@ def anchor_centers(anchors: Tensor) -> Tensor:
 
 
 @MODELS.register
-class ATSSHead(nn.Module):
+class ATSSHead(WithDetectionSettings, nn.Module):
     """Two GN conv towers shared over levels; one square anchor per location classifies itself
     and regresses deltas to its box; centre-ness (from the regression tower) multiplies the
     class score at inference.
@@ -63,8 +67,9 @@ class ATSSHead(nn.Module):
         loss_cls: on all anchors' class logits, normalised by the number of positives.
         loss_bbox: on the positives' decoded boxes, weighted by their centre-ness targets.
         loss_centerness: on the positives' centre-ness logits.
-        score_thr: drop (anchor, class) scores (class probability times centre-ness) at or
-            below this; nms_pre, nms_iou_thr, max_per_img: see ``select_detections``.
+        score_thr, nms_pre, nms_iou_thr, max_per_img, nms: test-time selection on the class
+            probability times centre-ness, see ``DetectionSettings``
+            (``nms=dict(type='soft_nms', ...)``: Soft-NMS).
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class ATSSHead(nn.Module):
         nms_pre: Annotated[int, Range(ge=-1)] = 1000,
         nms_iou_thr: Annotated[float, Probability] = 0.6,
         max_per_img: Annotated[int, Positive] = 100,
+        nms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -95,10 +101,9 @@ class ATSSHead(nn.Module):
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
         self.loss_centerness = MODELS.build(loss_centerness)
-        self.score_thr = score_thr
-        self.nms_pre = nms_pre
-        self.nms_iou_thr = nms_iou_thr
-        self.max_per_img = max_per_img
+        self.test_settings = DetectionSettings(
+            score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
+            max_per_img=max_per_img, nms=nms)
         num_anchors = self.anchor_generator.num_anchors
         self.num_anchors = num_anchors
         self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
@@ -179,8 +184,7 @@ class ATSSHead(nn.Module):
         return [
             select_detections(
                 anchors, [x[i] for x in scores], [x[i] for x in deltas], self._decode,
-                sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
-                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img,
+                sample.img_shape, self.test_settings,
             )
             for i, sample in enumerate(samples)
         ]

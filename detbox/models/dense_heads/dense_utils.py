@@ -9,8 +9,9 @@ example ``box_coder.decode`` for anchors, distances-to-box for points):
 
 - training: :func:`flatten_levels` the outputs, :func:`dense_targets` with the head's assigner;
 - inference: per image, :func:`select_detections` (multi-class sigmoid heads),
-  :func:`select_per_class_detections` (softmax heads ranked per class, SSD) or
-  :func:`select_proposals` (class-agnostic RPN-like heads).
+  :func:`select_per_class_detections` (softmax heads ranked per class, SSD), both driven by
+  the head's ``DetectionSettings``, or :func:`select_proposals` (class-agnostic RPN-like
+  heads, ``ProposalSettings``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms, remove_small_boxes
 
+from detbox.models.dense_heads.detection_settings import DetectionSettings
 from detbox.models.task_modules.assigners import IGNORED, AssignResult
 from detbox.models.task_modules.nms import build_nms
 from detbox.registry import check_kwargs
@@ -199,14 +201,14 @@ def nms_instances(
 
 def select_detections(
     priors: Sequence[Tensor], scores: Sequence[Tensor], regressions: Sequence[Tensor],
-    decode: DecodeFn, img_shape: Sequence[int], *, score_thr: float, nms_pre: int,
-    iou_thr: float, max_per_img: int, scores_are_logits: bool = False,
-    nms: Suppressor | None = None,
+    decode: DecodeFn, img_shape: Sequence[int], settings: DetectionSettings, *,
+    scores_are_logits: bool = False,
 ) -> Instances:
     """One image's detections from a multi-class dense head (RetinaNet, FCOS, ATSS, ...).
 
-    Per level: drop (prior, class) scores at or below ``score_thr``, keep the top ``nms_pre``,
-    decode their priors' regressions; then class-wise NMS over all levels, best ``max_per_img``.
+    Per level: drop (prior, class) scores at or below ``settings.score_thr``, keep the top
+    ``settings.nms_pre``, decode their priors' regressions; then class-wise NMS (or Soft-NMS,
+    ``settings.suppress``) over all levels, best ``settings.max_per_img``.
 
     Args:
         priors: per level (N_l, P) priors (anchors or points).
@@ -214,9 +216,9 @@ def select_detections(
         regressions: per level (N_l, R) box regressions (deltas, distances, ...).
         decode: maps the kept priors and regressions to (K, 4) boxes clipped to ``img_shape``.
         img_shape: ``(h, w)`` of the image.
+        settings: the head's test-time settings.
         scores_are_logits: ``scores`` are logits of sigmoid classifiers; only the candidates
             that pass the threshold get their sigmoid (see :func:`topk_sigmoid_candidates`).
-        nms: a suppressor from ``build_nms`` replacing plain NMS at ``iou_thr``.
 
     Returns:
         Instances with ``boxes`` (K, 4) in ``img_shape`` pixels, ``labels``, ``scores``.
@@ -224,12 +226,12 @@ def select_detections(
     select = topk_sigmoid_candidates if scores_are_logits else topk_candidates
     boxes, kept_scores, labels = [], [], []
     for level_priors, level_scores, level_reg in zip(priors, scores, regressions):
-        top_scores, inds, top_labels = select(level_scores, score_thr, nms_pre)
+        top_scores, inds, top_labels = select(level_scores, settings.score_thr, settings.nms_pre)
         boxes.append(decode(level_priors[inds], level_reg[inds], img_shape))
         kept_scores.append(top_scores)
         labels.append(top_labels)
-    return nms_instances(torch.cat(boxes), torch.cat(kept_scores), torch.cat(labels), iou_thr,
-                         max_per_img, nms=nms)
+    return nms_instances(torch.cat(boxes), torch.cat(kept_scores), torch.cat(labels),
+                         settings.nms_iou_thr, settings.max_per_img, nms=settings.suppress)
 
 
 @dataclass(frozen=True)
@@ -305,12 +307,13 @@ def select_proposals(
 
 def select_per_class_detections(
     priors: Tensor, scores: Tensor, regressions: Tensor, decode: DecodeFn,
-    img_shape: Sequence[int], *, score_thr: float, topk: int, iou_thr: float, max_per_img: int,
+    img_shape: Sequence[int], settings: DetectionSettings,
 ) -> Instances:
     """One image's detections from a softmax dense head (SSD), ranked per class over all levels.
 
-    For every class: the priors scoring above ``score_thr``, at most the ``topk`` best; then
-    class-wise NMS over all classes and the best ``max_per_img`` (SSD's and torchvision's
+    For every class: the priors scoring above ``settings.score_thr``, at most the
+    ``settings.nms_pre`` best (SSD's ``topk``); then class-wise NMS (or Soft-NMS) over all
+    classes and the best ``settings.max_per_img`` (SSD's and torchvision's
     ``SSD.postprocess_detections`` rule, unlike :func:`select_detections`' per-level top-k).
 
     Args:
@@ -319,15 +322,18 @@ def select_per_class_detections(
         regressions: (N, R) box regressions.
         decode: maps the kept priors and regressions to (K, 4) boxes clipped to ``img_shape``.
         img_shape: ``(h, w)`` of the image.
+        settings: the head's test-time settings.
 
     Returns:
         Instances with ``boxes`` (K, 4) in ``img_shape`` pixels, ``labels``, ``scores``.
     """
     per_class = scores.float().t()  # (C, N)
+    topk = settings.nms_pre
     k = min(topk, per_class.shape[1]) if topk > 0 else per_class.shape[1]
     top_scores, prior_inds = per_class.topk(k, dim=1)  # (C, k), best first per class
     labels = torch.arange(per_class.shape[0], device=scores.device)[:, None].expand_as(prior_inds)
-    keep = top_scores > score_thr
+    keep = top_scores > settings.score_thr
     top_scores, prior_inds, labels = top_scores[keep], prior_inds[keep], labels[keep]
     boxes = decode(priors[prior_inds], regressions[prior_inds], img_shape)
-    return nms_instances(boxes, top_scores, labels, iou_thr, max_per_img)
+    return nms_instances(boxes, top_scores, labels, settings.nms_iou_thr, settings.max_per_img,
+                         nms=settings.suppress)

@@ -19,6 +19,10 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_levels,
     select_detections,
 )
+from detbox.models.dense_heads.detection_settings import (
+    DetectionSettings,
+    WithDetectionSettings,
+)
 from detbox.models.layers.scale import Scale
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
@@ -36,7 +40,7 @@ DEFAULT_LOSS_CENTERNESS = MappingProxyType({"type": "CrossEntropyLoss", "use_sig
 
 
 @MODELS.register
-class FCOSHead(nn.Module):
+class FCOSHead(WithDetectionSettings, nn.Module):
     """Two conv towers shared over levels; every location of every level classifies itself and,
     when positive, regresses its distances to the four sides of its object's box.
 
@@ -65,7 +69,8 @@ class FCOSHead(nn.Module):
         loss_centerness: on the positives' centre-ness logits.
         score_mode: detection score from class probability p and centre-ness c: ``'product'``
             ``p * c`` or ``'sqrt'`` ``sqrt(p * c)`` (torchvision's); thresholds apply to it.
-        score_thr, nms_pre, nms_iou_thr, max_per_img: inference (see ``select_detections``).
+        score_thr, nms_pre, nms_iou_thr, max_per_img, nms: test-time selection on those
+            scores, see ``DetectionSettings`` (``nms=dict(type='soft_nms', ...)``: Soft-NMS).
     """
 
     def __init__(
@@ -92,6 +97,7 @@ class FCOSHead(nn.Module):
         nms_pre: Annotated[int, Range(ge=-1)] = 1000,
         nms_iou_thr: Annotated[float, Probability] = 0.5,
         max_per_img: Annotated[int, Positive] = 100,
+        nms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -104,10 +110,9 @@ class FCOSHead(nn.Module):
         self.centerness_on_reg = centerness_on_reg
         self.norm_on_bbox = norm_on_bbox
         self.score_mode = score_mode
-        self.score_thr = score_thr
-        self.nms_pre = nms_pre
-        self.nms_iou_thr = nms_iou_thr
-        self.max_per_img = max_per_img
+        self.test_settings = DetectionSettings(
+            score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
+            max_per_img=max_per_img, nms=nms)
         self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm, conv_bias)
         self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm, conv_bias)
         tower_out = feat_channels if stacked_convs > 0 else in_channels
@@ -203,8 +208,7 @@ class FCOSHead(nn.Module):
         return [
             select_detections(
                 points, [x[i] for x in scores], [x[i] for x in dists], self._decode,
-                sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
-                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img,
+                sample.img_shape, self.test_settings,
             )
             for i, sample in enumerate(samples)
         ]

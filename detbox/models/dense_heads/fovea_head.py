@@ -21,6 +21,10 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_levels,
     select_detections,
 )
+from detbox.models.dense_heads.detection_settings import (
+    DetectionSettings,
+    WithDetectionSettings,
+)
 from detbox.models.task_modules.box_coders import box_to_distances
 from detbox.models.task_modules.point_generator import PointGenerator
 from detbox.registry import MODELS, TASK_UTILS
@@ -38,7 +42,7 @@ MAX_LOG_RATIO = math.log(16.0)
 
 
 @MODELS.register
-class FoveaHead(nn.Module):
+class FoveaHead(WithDetectionSettings, nn.Module):
     """Two conv towers shared over levels; every location (cell centre) predicts C class
     scores and ``log(distance / base_edge)`` to the four sides of its object's box.
 
@@ -56,7 +60,8 @@ class FoveaHead(nn.Module):
         loss_cls: focal loss (alpha 0.4, gamma 1.5) over all locations, normalised by the
             positives plus the images.
         loss_bbox: on the positives' log-space sides (smooth L1, beta 0.11).
-        score_thr, nms_pre, nms_iou_thr, max_per_img: inference (see ``select_detections``).
+        score_thr, nms_pre, nms_iou_thr, max_per_img, nms: test-time selection, see
+            ``DetectionSettings`` (``nms=dict(type='soft_nms', ...)``: Soft-NMS).
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class FoveaHead(nn.Module):
         nms_pre: Annotated[int, Range(ge=-1)] = 1000,
         nms_iou_thr: Annotated[float, Probability] = 0.5,
         max_per_img: Annotated[int, Positive] = 100,
+        nms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if len(base_edges) != len(strides):
@@ -88,10 +94,9 @@ class FoveaHead(nn.Module):
         self.assigner = TASK_UTILS.build(assigner)
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
-        self.score_thr = score_thr
-        self.nms_pre = nms_pre
-        self.nms_iou_thr = nms_iou_thr
-        self.max_per_img = max_per_img
+        self.test_settings = DetectionSettings(
+            score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
+            max_per_img=max_per_img, nms=nms)
         self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
         self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
         tower_out = feat_channels if stacked_convs > 0 else in_channels
@@ -155,8 +160,7 @@ class FoveaHead(nn.Module):
         return [
             select_detections(
                 points, [x[i] for x in logits], [x[i] for x in regs], self._decode,
-                sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
-                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img, scores_are_logits=True,
+                sample.img_shape, self.test_settings, scores_are_logits=True,
             )
             for i, sample in enumerate(samples)
         ]

@@ -96,7 +96,8 @@ class FreeAnchorRetinaHead(RetinaHead):
 
     Args:
         num_classes, in_channels, feat_channels, stacked_convs, norm, prior_prob,
-            anchor_generator, score_thr, nms_pre, nms_iou_thr, max_per_img: as ``RetinaHead``.
+            anchor_generator, score_thr, nms_pre, nms_iou_thr, max_per_img, nms: as
+            ``RetinaHead``.
         box_coder: ``TASK_UTILS`` config; FreeAnchor's deltas use stds (0.1, 0.1, 0.2, 0.2).
         loss_bbox: a ``WeightedLoss`` on deltas: ``exp(-loss_weight * loss summed over
             coordinates)`` is an anchor's localization likelihood.
@@ -126,13 +127,14 @@ class FreeAnchorRetinaHead(RetinaHead):
         nms_pre: Annotated[int, Range(ge=-1)] = 1000,
         nms_iou_thr: Annotated[float, Probability] = 0.5,
         max_per_img: Annotated[int, Positive] = 100,
+        nms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(
             num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,
             stacked_convs=stacked_convs, norm=norm, prior_prob=prior_prob,
             anchor_generator=anchor_generator, box_coder=box_coder, loss_bbox=loss_bbox,
             score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
-            max_per_img=max_per_img,
+            max_per_img=max_per_img, nms=nms,
         )
         self.assigner = None  # the bags replace the IoU assigner and the focal loss
         self.loss_cls = None

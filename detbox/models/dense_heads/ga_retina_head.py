@@ -17,6 +17,10 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_level,
     select_detections,
 )
+from detbox.models.dense_heads.detection_settings import (
+    DetectionSettings,
+    WithDetectionSettings,
+)
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 from detbox.typecheck import Positive, Probability, Range
@@ -47,7 +51,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "SmoothL1Loss", "beta": 0.04})
 
 
 @MODELS.register
-class GARetinaHead(nn.Module):
+class GARetinaHead(WithDetectionSettings, nn.Module):
     """RetinaNet towers; anchor location from the class tower, anchor shape from the box tower,
     both towers adapted to the shape; 3x3 classifier and box regressor on guided anchors.
 
@@ -60,7 +64,8 @@ class GARetinaHead(nn.Module):
         deform_groups: offset groups of the feature adaption.
         box_coder, assigner, loss_cls, loss_bbox: the detection targets and losses on the
             guided anchors (locations below ``loc_filter_thr`` get none).
-        score_thr, nms_pre, nms_iou_thr, max_per_img: test-time selection.
+        score_thr, nms_pre, nms_iou_thr, max_per_img, nms: test-time selection, see
+            ``DetectionSettings`` (``nms=dict(type='soft_nms', ...)``: Soft-NMS).
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class GARetinaHead(nn.Module):
         nms_pre: Annotated[int, Range(ge=-1)] = 1000,
         nms_iou_thr: Annotated[float, Probability] = 0.5,
         max_per_img: Annotated[int, Positive] = 100,
+        nms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -117,8 +123,9 @@ class GARetinaHead(nn.Module):
         self.assigner = TASK_UTILS.build(assigner)
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
-        self.score_thr, self.nms_pre = score_thr, nms_pre
-        self.nms_iou_thr, self.max_per_img = nms_iou_thr, max_per_img
+        self.test_settings = DetectionSettings(
+            score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
+            max_per_img=max_per_img, nms=nms)
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], ...]:
         """Per level ``cls_logits`` (B, C, H, W), ``box_deltas`` (B, 4, H, W), ``loc_logits``
@@ -188,8 +195,7 @@ class GARetinaHead(nn.Module):
                 [a[i][k] for a, k in zip(anchors, keep)],
                 [x[i][k] for x, k in zip(logits, keep)],
                 [x[i][k] for x, k in zip(deltas, keep)], self._decode, sample.img_shape,
-                score_thr=self.score_thr, nms_pre=self.nms_pre, iou_thr=self.nms_iou_thr,
-                max_per_img=self.max_per_img, scores_are_logits=True))
+                self.test_settings, scores_are_logits=True))
         return results
 
     def _decode(self, anchors: Tensor, deltas: Tensor, img_shape: Sequence[int]) -> Tensor:

@@ -22,6 +22,10 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_levels,
     select_detections,
 )
+from detbox.models.dense_heads.detection_settings import (
+    DetectionSettings,
+    WithDetectionSettings,
+)
 from detbox.models.layers.scale import Scale
 from detbox.models.losses.regression_losses import aligned_iou
 from detbox.models.task_modules.box_coders import box_to_distances
@@ -51,7 +55,7 @@ def integral_distances(logits: Tensor, reg_max: int) -> Tensor:
 
 
 @MODELS.register
-class GFLHead(nn.Module):
+class GFLHead(WithDetectionSettings, nn.Module):
     """Two GN conv towers shared over levels; each location's anchor centre predicts C
     quality-aware class scores and, per box side, a distribution over ``reg_max + 1`` distance
     bins (in strides) whose mean is the distance.
@@ -69,7 +73,8 @@ class GFLHead(nn.Module):
         loss_cls: ``QualityFocalLoss``; targets: the positives' IoU at their class.
         loss_bbox: on the positives' decoded boxes; loss_dfl: on their side distributions.
             Both weighted by the positive's highest predicted score (detached).
-        score_thr, nms_pre, nms_iou_thr, max_per_img: inference (see ``select_detections``).
+        score_thr, nms_pre, nms_iou_thr, max_per_img, nms: test-time selection, see
+            ``DetectionSettings`` (``nms=dict(type='soft_nms', ...)``: Soft-NMS).
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class GFLHead(nn.Module):
         nms_pre: Annotated[int, Range(ge=-1)] = 1000,
         nms_iou_thr: Annotated[float, Probability] = 0.6,
         max_per_img: Annotated[int, Positive] = 100,
+        nms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -103,10 +109,9 @@ class GFLHead(nn.Module):
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_dfl = MODELS.build(loss_dfl)
         self.loss_bbox = MODELS.build(loss_bbox)
-        self.score_thr = score_thr
-        self.nms_pre = nms_pre
-        self.nms_iou_thr = nms_iou_thr
-        self.max_per_img = max_per_img
+        self.test_settings = DetectionSettings(
+            score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
+            max_per_img=max_per_img, nms=nms)
         self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
         self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
         tower_out = feat_channels if stacked_convs > 0 else in_channels
@@ -196,8 +201,7 @@ class GFLHead(nn.Module):
         return [
             select_detections(
                 priors, [x[i] for x in logits], [x[i] for x in dists], self._decode,
-                sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
-                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img, scores_are_logits=True,
+                sample.img_shape, self.test_settings, scores_are_logits=True,
             )
             for i, sample in enumerate(samples)
         ]

@@ -32,6 +32,10 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_levels,
     select_detections,
 )
+from detbox.models.dense_heads.detection_settings import (
+    DetectionSettings,
+    WithDetectionSettings,
+)
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 from detbox.typecheck import Positive, Probability, Range
@@ -94,7 +98,7 @@ def _base_offsets(kernel: int) -> Tensor:
 
 
 @MODELS.register
-class RepPointsHead(nn.Module):
+class RepPointsHead(WithDetectionSettings, nn.Module):
     """Classification and two-stage point-set regression on every level, deformable convs
     sampling at the predicted points.
 
@@ -115,7 +119,8 @@ class RepPointsHead(nn.Module):
         prior_prob: initial foreground probability of the classifier.
         init_assigner, refine_assigner: ``TASK_UTILS`` configs of the two stages.
         loss_cls, loss_pts_init, loss_pts_refine: ``MODELS`` loss configs.
-        score_thr, nms_pre, nms_iou_thr, max_per_img: test-time selection (as RetinaNet).
+        score_thr, nms_pre, nms_iou_thr, max_per_img, nms: test-time selection, see
+            ``DetectionSettings`` (``nms=dict(type='soft_nms', ...)``: Soft-NMS).
     """
 
     def __init__(
@@ -143,6 +148,7 @@ class RepPointsHead(nn.Module):
         nms_pre: Annotated[int, Range(ge=-1)] = 1000,
         nms_iou_thr: Annotated[float, Probability] = 0.5,
         max_per_img: Annotated[int, Positive] = 100,
+        nms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         kernel = math.isqrt(num_points)
@@ -160,8 +166,9 @@ class RepPointsHead(nn.Module):
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_pts_init = MODELS.build(loss_pts_init)
         self.loss_pts_refine = MODELS.build(loss_pts_refine)
-        self.score_thr, self.nms_pre = score_thr, nms_pre
-        self.nms_iou_thr, self.max_per_img = nms_iou_thr, max_per_img
+        self.test_settings = DetectionSettings(
+            score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
+            max_per_img=max_per_img, nms=nms)
         self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
         self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
         tower_out = feat_channels if stacked_convs > 0 else in_channels
@@ -278,8 +285,7 @@ class RepPointsHead(nn.Module):
         return [
             select_detections(
                 points, [x[i] for x in logits], [x[i] for x in pts], self._decode,
-                sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
-                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img, scores_are_logits=True,
+                sample.img_shape, self.test_settings, scores_are_logits=True,
             )
             for i, sample in enumerate(samples)
         ]

@@ -16,7 +16,10 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_levels,
     select_detections,
 )
-from detbox.models.task_modules.nms import build_nms
+from detbox.models.dense_heads.detection_settings import (
+    DetectionSettings,
+    WithDetectionSettings,
+)
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 from detbox.typecheck import Positive, Probability, Range
@@ -40,7 +43,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss", "loss_weight": 1.0})
 
 
 @MODELS.register
-class RetinaHead(nn.Module):
+class RetinaHead(WithDetectionSettings, nn.Module):
     """Two conv towers shared over levels: one classifies anchors, one regresses their boxes.
 
     Args:
@@ -55,12 +58,8 @@ class RetinaHead(nn.Module):
             the defaults (``DEFAULT_*`` above) are the paper's.
         loss_cls, loss_bbox: ``MODELS`` loss configs (or built objects).
         reg_decoded_bbox: regress decoded boxes instead of deltas (for IoU-type box losses).
-        score_thr: drop (anchor, class) scores at or below this before ``nms_pre``.
-        nms_pre: candidates kept per level by score before NMS (``-1``: all).
-        nms_iou_thr: class-wise NMS IoU threshold.
-        nms: ``TASK_UTILS`` config of the suppressor (``dict(type='soft_nms', ...)`` for
-            Soft-NMS), replacing plain NMS at ``nms_iou_thr``; None keeps plain NMS.
-        max_per_img: detections kept per image after NMS.
+        score_thr, nms_pre, nms_iou_thr, max_per_img, nms: test-time selection, see
+            ``DetectionSettings`` (``nms=dict(type='soft_nms', ...)``: Soft-NMS).
     """
 
     def __init__(
@@ -81,8 +80,8 @@ class RetinaHead(nn.Module):
         score_thr: Annotated[float, Probability] = 0.05,
         nms_pre: Annotated[int, Range(ge=-1)] = 1000,
         nms_iou_thr: Annotated[float, Probability] = 0.5,
-        nms: Mapping[str, Any] | None = None,
         max_per_img: Annotated[int, Positive] = 100,
+        nms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -92,12 +91,9 @@ class RetinaHead(nn.Module):
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
         self.reg_decoded_bbox = reg_decoded_bbox
-        self.score_thr = score_thr
-        self.nms_pre = nms_pre
-        self.nms_iou_thr = nms_iou_thr
-        # None: plain NMS at ``self.nms_iou_thr``, read at prediction time.
-        self.nms = build_nms(nms, iou_thr=nms_iou_thr) if nms is not None else None
-        self.max_per_img = max_per_img
+        self.test_settings = DetectionSettings(
+            score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
+            max_per_img=max_per_img, nms=nms)
         num_anchors = self.anchor_generator.num_anchors
         self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
         self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
@@ -189,9 +185,7 @@ class RetinaHead(nn.Module):
         return [
             select_detections(
                 anchors, [x[i] for x in logits], [x[i] for x in deltas], self._decode,
-                sample.img_shape, score_thr=self.score_thr, nms_pre=self.nms_pre,
-                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img, scores_are_logits=True,
-                nms=self.nms,
+                sample.img_shape, self.test_settings, scores_are_logits=True,
             )
             for i, sample in enumerate(samples)
         ]

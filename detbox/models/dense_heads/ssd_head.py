@@ -15,6 +15,10 @@ from detbox.models.dense_heads.dense_utils import (
     flatten_levels,
     select_per_class_detections,
 )
+from detbox.models.dense_heads.detection_settings import (
+    DetectionSettings,
+    WithDetectionSettings,
+)
 from detbox.models.task_modules.hard_negatives import hard_negative_mask
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
@@ -57,7 +61,7 @@ def _predictor(in_channels: int, out_channels: int, depthwise: bool) -> nn.Modul
 
 
 @MODELS.register
-class SSDHead(nn.Module):
+class SSDHead(WithDetectionSettings, nn.Module):
     """Per level, one predictor of ``C + 1`` softmax scores and one of 4 box deltas per prior.
 
     Args:
@@ -69,11 +73,12 @@ class SSDHead(nn.Module):
             (0.1, 0.1, 0.2, 0.2).
         loss_cls, loss_bbox: ``MODELS`` loss configs: softmax cross-entropy and smooth L1.
         neg_pos_ratio: hard negatives kept per positive prior (3 in the paper).
-        score_thr: per class, priors scoring at or below this are dropped.
-        topk: per class, best priors kept before NMS (over all levels).
-        nms_iou_thr: class-wise NMS IoU threshold.
-        max_per_img: detections kept per image after NMS.
+        score_thr, topk, nms_iou_thr, max_per_img, nms: test-time selection, see
+            ``DetectionSettings`` (``topk``, its ``nms_pre``: per class, the best priors over
+            all levels kept before NMS; ``nms=dict(type='soft_nms', ...)``: Soft-NMS).
     """
+
+    topk = WithDetectionSettings.setting("nms_pre")
 
     def __init__(
         self,
@@ -91,6 +96,7 @@ class SSDHead(nn.Module):
         topk: Annotated[int, Range(ge=-1)] = 400,
         nms_iou_thr: Annotated[float, Probability] = 0.45,
         max_per_img: Annotated[int, Positive] = 200,
+        nms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -100,10 +106,9 @@ class SSDHead(nn.Module):
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
         self.neg_pos_ratio = neg_pos_ratio
-        self.score_thr = score_thr
-        self.topk = topk
-        self.nms_iou_thr = nms_iou_thr
-        self.max_per_img = max_per_img
+        self.test_settings = DetectionSettings(
+            score_thr=score_thr, nms_pre=topk, nms_iou_thr=nms_iou_thr,
+            max_per_img=max_per_img, nms=nms)
         num_anchors = self.prior_generator.num_anchors
         if len(in_channels) != len(num_anchors):
             raise ValueError(f"SSDHead got {len(in_channels)} in_channels for "
@@ -202,8 +207,7 @@ class SSDHead(nn.Module):
         return [
             select_per_class_detections(
                 priors, scores[i, :, :self.num_classes], deltas[i], self._decode,
-                sample.img_shape, score_thr=self.score_thr, topk=self.topk,
-                iou_thr=self.nms_iou_thr, max_per_img=self.max_per_img,
+                sample.img_shape, self.test_settings,
             )
             for i, sample in enumerate(samples)
         ]

@@ -6,7 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from detbox.models.dense_heads import SSDHead, select_per_class_detections
+from detbox.models.dense_heads import (
+    DetectionSettings,
+    SSDHead,
+    select_per_class_detections,
+)
 from detbox.registry import MODELS
 from tests.models._helpers import make_sample
 
@@ -84,8 +88,8 @@ def test_per_class_selection_matches_a_class_loop():
     scores = torch.rand(50, 3, generator=gen).softmax(dim=1)
     deltas = torch.randn(50, 4, generator=gen) * 0.1
     decode = lambda p, d, shape: p + d  # noqa: E731
-    result = select_per_class_detections(priors, scores, deltas, decode, (64, 64),
-                                         score_thr=0.3, topk=7, iou_thr=0.5, max_per_img=10)
+    settings = DetectionSettings(score_thr=0.3, nms_pre=7, nms_iou_thr=0.5, max_per_img=10)
+    result = select_per_class_detections(priors, scores, deltas, decode, (64, 64), settings)
     boxes, kept_scores, labels = [], [], []
     for c in range(3):
         keep = torch.where(scores[:, c] > 0.3)[0]
