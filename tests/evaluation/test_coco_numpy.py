@@ -150,8 +150,32 @@ def test_subsets_of_images_and_categories():
 def test_a_ground_truth_with_id_zero_never_counts_as_matched():
     """pycocotools keeps the matched id, so a match to id 0 reads as no match."""
     gt, results = random_set(11, first_id=0)
-    assert gt["annotations"][0]["id"] == 0
+    zero = gt["annotations"][0]
+    zero.update(bbox=[10, 10, 40, 40], area=1600.0, iscrowd=0, category_id=2)
+    results.append({"image_id": zero["image_id"], "category_id": 2, "bbox": [10, 10, 40, 40],
+                    "score": 1.0})
     assert_identical(gt, results)
+
+
+@pytest.mark.parametrize("later_is_left", [True, False])
+def test_equal_iou_goes_to_the_later_ground_truth(later_is_left):
+    """Two ground truths equally good for the first detection; the second detection overlaps
+    the left one more. pycocotools gives the first detection the later ground truth."""
+    left, right = [8, 10, 10, 10], [12, 10, 10, 10]
+    boxes = [right, left] if later_is_left else [left, right]
+    gt = {
+        "images": [{"id": 1, "width": 50, "height": 50}],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b,
+                         "area": 100.0, "iscrowd": 0} for i, b in enumerate(boxes)],
+    }
+    results = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 10, 10], "score": 0.9},
+               {"image_id": 1, "category_id": 1, "bbox": [7, 10, 10, 10], "score": 0.8}]
+    assert_identical(gt, results)
+    recall = numpy_arrays(gt, results).recall[:, 0, 0, -1]  # (T,) area all, 100 dets
+    # IoU 2/3 with either for the first, 9/11 with the left for the second
+    expected = [0.5] * 7 if later_is_left else [1.0] * 4 + [0.5] * 3
+    assert recall.tolist() == expected + [0.0] * 3
 
 
 def test_no_results_and_no_ground_truth():
