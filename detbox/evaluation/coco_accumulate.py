@@ -16,7 +16,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["accumulate"]
+__all__ = ["accumulate", "score_order"]
+
+
+def score_order(group: np.ndarray, scores: np.ndarray, ties: np.ndarray | None = None
+                ) -> np.ndarray:
+    """The order that sorts by ``group``, then by descending score, then by ``ties`` (if
+    given), then by position: ``np.lexsort`` of those keys, as two plain sorts.
+
+    Args:
+        group: (N,) non-negative int64.
+        scores: (N,) float64.
+        ties: (N,) int64 or None.
+    """
+    count = len(scores)
+    by_score = (np.argsort(-scores, kind="stable") if ties is None
+                else np.lexsort((ties, -scores)))
+    score_rank = np.empty(count, dtype=np.int64)
+    score_rank[by_score] = np.arange(count)
+    return np.argsort(group.astype(np.int64) * count + score_rank)
 
 
 def _detection_flags(
@@ -174,7 +192,7 @@ def accumulate(
         rec_thrs: (R,) recall thresholds.
     """
     num_areas, num_thrs = det_outside.shape[0], matched_gt.shape[0]
-    order = np.lexsort((-scores, det_column))
+    order = score_order(det_column, scores)
     column, rank = det_column[order], rank[order]
     flags = _detection_flags(matched_gt, candidates, gt_ids, gt_ignored, det_outside, order)
     num_gt = np.stack([

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import Params
 
-from detbox.evaluation.coco_accumulate import accumulate
+from detbox.evaluation.coco_accumulate import accumulate, score_order
 from detbox.evaluation.coco_matching import match_rounds
 from detbox.evaluation.detection_columns import BoxColumns
 
@@ -75,8 +76,8 @@ def _gt_table(
     """
     anns = coco_gt.dataset.get("annotations", [])
     count = len(anns)
-    image = np.fromiter((a["image_id"] for a in anns), np.int64, count)
-    category = np.fromiter((a["category_id"] for a in anns), np.int64, count)
+    image = np.fromiter(map(itemgetter("image_id"), anns), np.int64, count)
+    category = np.fromiter(map(itemgetter("category_id"), anns), np.int64, count)
     img_pos, cat_pos = _positions(image, img_ids), _positions(category, cat_ids)
     keep = np.flatnonzero((img_pos >= 0) & (cat_pos >= 0))
     img_pos, cat_pos = img_pos[keep], cat_pos[keep]
@@ -88,12 +89,12 @@ def _gt_table(
         order = np.lexsort((cat_pos, group))
     kept = [anns[i] for i in keep[order]]
     n = len(kept)
-    crowd = np.fromiter((bool(a.get("iscrowd", 0)) for a in kept), bool, n)
+    crowd = np.array([a.get("iscrowd", 0) for a in kept], dtype=bool).reshape(n)
     table = _Table(
         group=group[order],
         column=cat_pos[order] if use_cats else np.zeros(n, dtype=np.int64),
-        bbox=np.array([a["bbox"] for a in kept], dtype=np.float64).reshape(n, 4),
-        area=np.fromiter((a["area"] for a in kept), np.float64, n),
+        bbox=np.array(list(map(itemgetter("bbox"), kept)), dtype=np.float64).reshape(n, 4),
+        area=np.fromiter(map(itemgetter("area"), kept), np.float64, n),
     )
     ids = np.fromiter((a.get("id", 0) for a in kept), np.int64, n)
     return table, ids, crowd, crowd.copy()
@@ -113,10 +114,10 @@ def _det_table(
     img_pos, cat_pos, score = img_pos[keep], cat_pos[keep], columns.score[keep]
     if use_cats:
         group = cat_pos * len(img_ids) + img_pos
-        order = np.lexsort((-score, group))
+        order = score_order(group, score)
     else:
         group = img_pos
-        order = np.lexsort((cat_pos, -score, group))
+        order = score_order(group, score, ties=cat_pos)
     group = group[order]
     starts = np.searchsorted(group, group, side="left")
     rank = np.arange(len(group)) - starts
