@@ -12,6 +12,7 @@ the columns with :func:`any_box_columns`, which accepts what pycocotools would.
 from __future__ import annotations
 
 import itertools
+import numbers
 import operator
 from dataclasses import dataclass
 from typing import Any
@@ -101,8 +102,9 @@ def plain_box_columns(
 
 
 def _id_key(value: Any) -> int:
-    """An id as pycocotools' dict lookups see it: ``1.0`` and ``True`` are ``1``."""
-    if isinstance(value, (int, float)) and float(value).is_integer():
+    """An id as pycocotools' dict lookups see it: ``1.0``, ``np.int64(1)`` and ``True`` are
+    ``1``."""
+    if isinstance(value, numbers.Real) and float(value).is_integer():
         number = int(value)
         if _NO_ID < number <= np.iinfo(np.int64).max:
             return number

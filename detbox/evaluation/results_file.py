@@ -186,12 +186,16 @@ def _result_problem(
     return _rle_problem(result["segmentation"], images[image_id])
 
 
+# NumPy scalars too: results made in Python rather than read from JSON often hold them.
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+
+
 def _is_hashable(value: Any) -> bool:
-    return isinstance(value, (int, str, float)) and not isinstance(value, bool)
+    return isinstance(value, (*_NUMBER_TYPES, str)) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool)
 
 
 def _bbox_problem(bbox: Any) -> str | None:

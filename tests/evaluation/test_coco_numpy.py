@@ -243,6 +243,16 @@ def test_results_read_the_way_pycocotools_reads_them():
     assert_identical(gt, named, use_cats=False, max_dets=(100, 300, 1000))
 
 
+def test_results_with_numpy_scalars():
+    """Results made in Python often hold NumPy numbers; pycocotools takes them."""
+    gt, results = random_set(10)
+    typed = [dict(r, image_id=np.int64(r["image_id"]), score=np.float32(r["score"]),
+                  bbox=[np.float64(v) for v in r["bbox"]]) for r in results]
+    precision, recall, _ = pycocotools_arrays(gt, typed)
+    acc = numpy_arrays(gt, typed)
+    assert np.array_equal(acc.precision, precision) and np.array_equal(acc.recall, recall)
+
+
 def test_check_results_returns_the_columns():
     gt, results = random_set(4)
     columns = check_results(results, load_coco_gt(gt), "bbox")
