@@ -60,6 +60,11 @@ def _positions(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Index of each of ``ids`` in ``table`` (unique ids, any order); -1 where absent."""
     if not len(table):
         return np.full(len(ids), -1, dtype=np.int64)
+    low, high = int(table.min()), int(table.max())
+    if low >= 0 and high < 16 * (len(ids) + len(table)) + (1 << 16):  # small ids: a lookup
+        lookup = np.full(high + 2, -1, dtype=np.int64)
+        lookup[table] = np.arange(len(table))
+        return lookup[np.where((ids >= 0) & (ids <= high), ids, high + 1)]
     order = np.argsort(table, kind="stable")
     sorted_table = table[order]
     at = np.minimum(np.searchsorted(sorted_table, ids), len(table) - 1)

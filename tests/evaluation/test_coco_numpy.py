@@ -147,6 +147,20 @@ def test_subsets_of_images_and_categories():
     assert_identical(gt, results, use_cats=False, cat_ids=[3, 1])
 
 
+def test_large_and_negative_ids():
+    """Ids far apart take the sorted lookup rather than the table."""
+    gt, results = random_set(13)
+    image, category = {i: 10**12 + 7 * i for i in range(1, 25)}, {c: -3 * c for c in range(1, 6)}
+    gt["images"] = [dict(g, id=image[g["id"]]) for g in gt["images"]]
+    gt["categories"] = [dict(c, id=category[c["id"]]) for c in gt["categories"]]
+    gt["annotations"] = [dict(a, image_id=image[a["image_id"]],
+                              category_id=category[a["category_id"]]) for a in gt["annotations"]]
+    results = [dict(r, image_id=image[r["image_id"]], category_id=category[r["category_id"]])
+               for r in results]
+    assert_identical(gt, results)
+    assert_identical(gt, results, use_cats=False, max_dets=(100, 300, 1000))
+
+
 def test_a_ground_truth_with_id_zero_never_counts_as_matched():
     """pycocotools keeps the matched id, so a match to id 0 reads as no match."""
     gt, results = random_set(11, first_id=0)
