@@ -75,8 +75,11 @@ def evaluate_files(
     with gc_paused():
         coco_gt = load_coco_gt(gt_path)
         results = load_results(results_path)
-        for iou_type in iou_types:
+        for iou_type in sorted(iou_types, key=("bbox", "proposal", "segm").index):
             check_gt_supports(coco_gt, iou_type, gt_name=f"ground-truth file {gt_name}")
+            if iou_type == "proposal" and columns.get("bbox") is not None:
+                columns[iou_type] = columns["bbox"]  # what passes for bbox passes for proposal
+                continue
             columns[iou_type] = check_results(
                 results, coco_gt, iou_type, source=f"results file '{results_path}'",
                 gt_name=gt_name,
