@@ -91,4 +91,7 @@ def evaluate_files(
                 columns=columns[iou_type],
             )
             print(format_report(evaluated[iou_type]), end="\n\n")
+        # Freed while the collector is still off: switched back on, its first pass would
+        # otherwise walk the millions of objects of the parsed results file once more.
+        del results, columns
     return evaluated
