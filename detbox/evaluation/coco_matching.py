@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["match_rounds"]
+__all__ = ["match_rounds", "rank_in_group"]
+
+
+def rank_in_group(group: np.ndarray) -> np.ndarray:
+    """(N,) position of each element among the equal, adjacent elements of ``group``."""
+    index = np.arange(len(group))
+    first = np.r_[True, group[1:] != group[:-1]] if len(group) else np.zeros(0, dtype=bool)
+    return index - np.maximum.accumulate(np.where(first, index, 0))
 
 
 def match_rounds(
@@ -45,7 +52,7 @@ def match_rounds(
     if not len(candidates):
         return candidates, matched
     cand_group = det_group[candidates]
-    round_of = np.arange(len(candidates)) - np.searchsorted(cand_group, cand_group)
+    round_of = rank_in_group(cand_group)
     order = np.lexsort((pair_gt, pair_iou, pair_cand, round_of[pair_cand]))
     pair_cand, pair_gt, pair_iou = pair_cand[order], pair_gt[order], pair_iou[order]
     bounds = np.searchsorted(round_of[pair_cand], np.arange(round_of.max() + 2))

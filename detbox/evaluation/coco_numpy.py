@@ -29,7 +29,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import Params
 
 from detbox.evaluation.coco_accumulate import accumulate, score_order
-from detbox.evaluation.coco_matching import match_rounds
+from detbox.evaluation.coco_matching import match_rounds, rank_in_group
 from detbox.evaluation.detection_columns import BoxColumns
 
 __all__ = ["evaluate_boxes"]
@@ -73,11 +73,11 @@ def _positions(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 def _gt_table(
     coco_gt: COCO, img_ids: np.ndarray, cat_ids: np.ndarray, use_cats: bool
-) -> tuple[_Table, np.ndarray, np.ndarray, np.ndarray]:
-    """The evaluated ground truth; also its ids, crowd flags and ignore flags (crowds).
+) -> tuple[_Table, np.ndarray, np.ndarray]:
+    """The evaluated ground truth; also its annotation ids (G,) and crowd flags (G,).
 
-    pycocotools overwrites a dataset ``ignore`` flag with ``iscrowd``, so ``ignore`` is read as
-    ``iscrowd`` here too.
+    Crowds are the ignored ground truth: pycocotools overwrites a dataset ``ignore`` flag with
+    ``iscrowd`` before matching, so that flag changes nothing here either.
     """
     anns = coco_gt.dataset.get("annotations", [])
     count = len(anns)
@@ -102,7 +102,7 @@ def _gt_table(
         area=np.fromiter(map(itemgetter("area"), kept), np.float64, n),
     )
     ids = np.fromiter((a.get("id", 0) for a in kept), np.int64, n)
-    return table, ids, crowd, crowd.copy()
+    return table, ids, crowd
 
 
 def _det_table(
@@ -124,8 +124,7 @@ def _det_table(
         group = img_pos
         order = score_order(group, score, ties=cat_pos)
     group = group[order]
-    starts = np.searchsorted(group, group, side="left")
-    rank = np.arange(len(group)) - starts
+    rank = rank_in_group(group)
     top = order[rank < max_det]
     rows = keep[top]
     bbox = columns.bbox[rows]
@@ -230,9 +229,9 @@ def evaluate_boxes(
     limits = sorted(int(m) for m in max_dets)
     thresholds = np.minimum(np.asarray(params.iouThrs, dtype=np.float64), 1 - 1e-10)
     ranges = np.asarray(params.areaRng, dtype=np.float64)
-    gts, gt_ids, crowd, gt_ignore = _gt_table(coco_gt, images, cats, use_cats)
+    gts, gt_ids, crowd = _gt_table(coco_gt, images, cats, use_cats)
     dets, scores, rank = _det_table(columns, images, cats, use_cats, limits[-1])
-    gt_ignored = gt_ignore[None] | _outside(gts.area, ranges)  # (A, G)
+    gt_ignored = crowd[None] | _outside(gts.area, ranges)  # (A, G)
     pair_det, pair_gt, pair_iou = _matchable_pairs(dets, gts, crowd, float(thresholds.min()))
     candidates, matched = match_rounds(
         pair_det, pair_gt, pair_iou, dets.group, thresholds, gt_ignored, crowd

@@ -17,6 +17,7 @@ from pycocotools.cocoeval import COCOeval
 from detbox.errors import DetboxError
 from detbox.evaluation.coco_accumulate import _counts_needed, _suffix_max
 from detbox.evaluation.coco_backends import run_cocoeval
+from detbox.evaluation.coco_matching import rank_in_group
 from detbox.evaluation.coco_numpy import box_iou
 from detbox.evaluation.coco_scoring import evaluate_coco, load_coco_gt
 from detbox.evaluation.results_file import ResultsError, check_results
@@ -228,6 +229,11 @@ def test_box_iou_equals_pycocotools_bb_iou():
     got = box_iou(det[d.ravel()], gt[g.ravel()], crowd[g.ravel()].astype(bool)).reshape(300, 7)
     assert np.array_equal(got, expected)
     assert got[10, 0] > 0.999 and (got[:5] == 0).all()  # not 1.0 exactly, in pycocotools too
+
+
+def test_rank_in_group():
+    assert rank_in_group(np.array([0, 0, 1, 1, 1, 3, 5, 5])).tolist() == [0, 1, 0, 1, 2, 0, 0, 1]
+    assert rank_in_group(np.zeros(0, dtype=np.int64)).tolist() == []
 
 
 def test_suffix_max_and_needed_counts_against_plain_loops():
