@@ -22,19 +22,32 @@ __all__ = ["accumulate", "score_order"]
 def score_order(group: np.ndarray, scores: np.ndarray, ties: np.ndarray | None = None
                 ) -> np.ndarray:
     """The order that sorts by ``group``, then by descending score, then by ``ties`` (if
-    given), then by position: ``np.lexsort`` of those keys, as two plain sorts.
+    given), then by position, like a stable ``np.lexsort`` of those keys.
+
+    The keys are packed into one int64 where they fit, so that one unstable sort of distinct
+    keys does the work (several times faster than stable sorts of 500k floats).
 
     Args:
-        group: (N,) non-negative int64.
+        group: (N,) non-negative int.
         scores: (N,) float64.
-        ties: (N,) int64 or None.
+        ties: (N,) non-negative int or None.
     """
     count = len(scores)
-    by_score = (np.argsort(-scores, kind="stable") if ties is None
-                else np.lexsort((ties, -scores)))
-    score_rank = np.empty(count, dtype=np.int64)
-    score_rank[by_score] = np.arange(count)
-    return np.argsort(group.astype(np.int64) * count + score_rank)
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    unique, score_rank = np.unique(-scores, return_inverse=True)  # ascending: best first
+    keys = [(score_rank, len(unique))]
+    if ties is not None:
+        keys.append((ties, int(ties.max()) + 1))
+    span = int(group.max()) + 1
+    for _, size in keys:
+        span *= size
+    if span * count >= 1 << 62:
+        return np.lexsort((*(values for values, _ in reversed(keys)), group))
+    packed = group.astype(np.int64)
+    for values, size in [*keys, (np.arange(count), count)]:
+        packed = packed * size + values
+    return np.argsort(packed)
 
 
 def _detection_flags(

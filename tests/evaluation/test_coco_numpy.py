@@ -15,7 +15,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from detbox.errors import DetboxError
-from detbox.evaluation.coco_accumulate import _counts_needed, _suffix_max
+from detbox.evaluation.coco_accumulate import _counts_needed, _suffix_max, score_order
 from detbox.evaluation.coco_backends import run_cocoeval
 from detbox.evaluation.coco_matching import rank_in_group
 from detbox.evaluation.coco_numpy import box_iou
@@ -229,6 +229,17 @@ def test_box_iou_equals_pycocotools_bb_iou():
     got = box_iou(det[d.ravel()], gt[g.ravel()], crowd[g.ravel()].astype(bool)).reshape(300, 7)
     assert np.array_equal(got, expected)
     assert got[10, 0] > 0.999 and (got[:5] == 0).all()  # not 1.0 exactly, in pycocotools too
+
+
+@pytest.mark.parametrize("group_scale", [1, 2**40])  # packed keys, and the lexsort fallback
+def test_score_order_is_a_stable_lexsort(group_scale):
+    rng = np.random.default_rng(3)
+    group = rng.integers(0, 5, 400) * group_scale
+    scores = rng.integers(0, 6, 400) / 5  # many ties
+    ties = rng.integers(0, 3, 400)
+    assert np.array_equal(score_order(group, scores), np.lexsort((-scores, group)))
+    assert np.array_equal(score_order(group, scores, ties), np.lexsort((ties, -scores, group)))
+    assert score_order(group[:0], scores[:0]).tolist() == []
 
 
 def test_rank_in_group():
