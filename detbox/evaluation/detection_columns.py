@@ -90,7 +90,7 @@ def plain_box_columns(
             image_id=np.fromiter(image, np.int64, count),
             category_id=np.fromiter(category, np.int64, count),
             score=np.fromiter(score, np.float64, count),
-            bbox=np.array(flat, dtype=np.float64).reshape(count, 4),
+            bbox=np.fromiter(flat, np.float64, 4 * count).reshape(count, 4),
         )
     except OverflowError:  # an id beyond int64, or a number beyond float64
         return None
