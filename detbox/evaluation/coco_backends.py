@@ -23,7 +23,9 @@ from pycocotools.coco import COCO
 
 from detbox.errors import ConfigError
 from detbox.evaluation.coco_detections import detection_annotations
+from detbox.evaluation.coco_numpy import evaluate_boxes
 from detbox.evaluation.detection_columns import BoxColumns
+from detbox.evaluation.results_file import check_results
 
 __all__ = [
     "BACKENDS",
@@ -177,9 +179,6 @@ def run_cocoeval(
 def _run_numpy(
     coco_gt: COCO, results: list[dict[str, Any]], columns: BoxColumns | None, **settings: Any
 ) -> Accumulated:
-    from detbox.evaluation.coco_numpy import evaluate_boxes
-    from detbox.evaluation.results_file import check_results
-
     if columns is None:
         columns = check_results(results, coco_gt, "bbox" if settings["use_cats"] else "proposal")
     precision, recall, params = evaluate_boxes(coco_gt, columns, **settings)
