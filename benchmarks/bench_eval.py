@@ -6,10 +6,10 @@ about six boxes each over 80 categories, 1% of them crowds, and a results file w
 spurious boxes). Each side then runs in its own fresh process, from reading the two JSON files to
 the 12 summary numbers, so that its peak memory (max RSS) is its own; the sides alternate for
 ``--repeat`` rounds. The 12 numbers must agree within 1e-12. Sides: ``pycocotools`` (COCO,
-loadRes, COCOeval run directly), ``detbox`` (``detbox eval`` with its default backend),
-``faster-coco-eval`` (the library run directly) and ``detbox-pycocotools``
-(``detbox eval --backend pycocotools``); the detbox sides run ``detbox eval``'s own function,
-short of writing ``--json-out``.
+loadRes, COCOeval run directly), ``detbox`` (``detbox eval`` with its default backend, NumPy),
+``faster-coco-eval`` (the library run directly), ``detbox-faster-coco-eval`` and
+``detbox-pycocotools`` (``detbox eval --backend ...``); the detbox sides run ``detbox eval``'s
+own function, short of writing ``--json-out``.
 
     python benchmarks/bench_eval.py                       # 5,000 images, 500k detections
     python benchmarks/bench_eval.py --images 500 --dets-per-image 100 --repeat 1
@@ -32,7 +32,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CATEGORIES = 80
-SIDES = ("pycocotools", "detbox", "faster-coco-eval", "detbox-pycocotools")
+SIDES = (
+    "pycocotools", "detbox", "faster-coco-eval", "detbox-faster-coco-eval", "detbox-pycocotools"
+)
 
 
 def make_dataset(images: int, dets_per_image: int, seed: int) -> tuple[dict, list[dict]]:
@@ -122,7 +124,7 @@ def run_side(side: str, gt_path: str, results_path: str) -> dict:
     else:
         from detbox.cli.eval import evaluate_files
 
-        backend = "pycocotools" if side == "detbox-pycocotools" else "faster-coco-eval"
+        backend = side.removeprefix("detbox-") if side != "detbox" else None
         with contextlib.redirect_stdout(io.StringIO()):
             stats = evaluate_files(gt_path, results_path, ["bbox"], backend=backend)["bbox"].stats
     seconds = time.perf_counter() - start

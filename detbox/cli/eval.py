@@ -27,9 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"box recall at {'/'.join(map(str, _PROPOSAL_NUMS))} results per image",
     )
     parser.add_argument(
-        "--backend", choices=("faster-coco-eval", "pycocotools"), default=None,
-        help="COCOeval implementation (default faster-coco-eval, falling back to pycocotools "
-        "when it is not installed); both give the same numbers",
+        "--backend", choices=("numpy", "faster-coco-eval", "pycocotools"), default=None,
+        help="COCOeval implementation (default numpy: boxes in NumPy, masks with "
+        "faster-coco-eval, or pycocotools when that is not installed); all give the same "
+        "numbers",
     )
     parser.add_argument(
         "--json-out", metavar="FILE",
@@ -70,20 +71,27 @@ def evaluate_files(
     from detbox.evaluation.results_file import check_results, load_results
 
     gt_name = f"'{gt_path}'"
-    evaluated = {}
+    evaluated, columns = {}, {}
     with gc_paused():
         coco_gt = load_coco_gt(gt_path)
         results = load_results(results_path)
-        for iou_type in iou_types:
+        for iou_type in sorted(iou_types, key=("bbox", "proposal", "segm").index):
             check_gt_supports(coco_gt, iou_type, gt_name=f"ground-truth file {gt_name}")
-            check_results(
+            if iou_type == "proposal" and columns.get("bbox") is not None:
+                columns[iou_type] = columns["bbox"]  # what passes for bbox passes for proposal
+                continue
+            columns[iou_type] = check_results(
                 results, coco_gt, iou_type, source=f"results file '{results_path}'",
                 gt_name=gt_name,
             )
         for iou_type in iou_types:
             max_dets = _PROPOSAL_NUMS if iou_type == "proposal" else (1, 10, 100)
             evaluated[iou_type] = evaluate_coco(
-                coco_gt, results, iou_type, max_dets=max_dets, backend=backend
+                coco_gt, results, iou_type, max_dets=max_dets, backend=backend,
+                columns=columns[iou_type],
             )
             print(format_report(evaluated[iou_type]), end="\n\n")
+        # Freed while the collector is still off: switched back on, its first pass would
+        # otherwise walk the millions of objects of the parsed results file once more.
+        del results, columns
     return evaluated

@@ -1,4 +1,4 @@
-"""COCO evaluation (faster-coco-eval or pycocotools underneath), results files, prediction
+"""COCO evaluation (NumPy, faster-coco-eval or pycocotools underneath), results files, prediction
 records and readable reports.
 
 The names below load their module on first use, so that scoring a results file

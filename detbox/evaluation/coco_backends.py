@@ -1,11 +1,12 @@
 """The COCOeval implementations detbox can score with, and running one of them.
 
-``faster-coco-eval`` (the default) matches and accumulates in C++ and gives pycocotools' numbers
-to the last bit of the 12 summary values, several times faster and in less memory;
-``pycocotools`` is the reference implementation, kept as a choice and used by the parity tests.
-Both read the same ground-truth and detection ``COCO`` objects and leave a precision array
-(T, R, K, A, M) and a recall array (T, K, A, M) in pycocotools' layout, which is all that
-``coco_summary`` and the per-class table read.
+``numpy`` (the default) scores boxes (``bbox`` and class-agnostic ``proposal``) column-wise in
+NumPy (``coco_numpy``) and leaves pycocotools' precision and recall arrays bit for bit; masks
+have no NumPy path, so for ``segm`` it hands over to ``faster-coco-eval``, which matches and
+accumulates in C++ and gives pycocotools' numbers to the last bit of the 12 summary values.
+``pycocotools`` is the reference implementation, kept as a choice and used by the parity
+tests. All leave a precision array (T, R, K, A, M) and a recall array (T, K, A, M) in
+pycocotools' layout, which is all that ``coco_summary`` and the per-class table read.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from detbox.errors import ConfigError
+from detbox.evaluation.coco_detections import detection_annotations
+from detbox.evaluation.coco_numpy import evaluate_boxes
+from detbox.evaluation.detection_columns import BoxColumns
+from detbox.evaluation.results_file import check_results
 
 __all__ = [
     "BACKENDS",
@@ -33,8 +38,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("faster-coco-eval", "pycocotools")
-DEFAULT_BACKEND = "faster-coco-eval"
+BACKENDS = ("numpy", "faster-coco-eval", "pycocotools")
+DEFAULT_BACKEND = "numpy"
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,15 @@ def check_backend(name: str | None) -> str:
     return name
 
 
-def resolve_backend(name: str | None) -> str:
-    """Like :func:`check_backend`, falling back to pycocotools when faster-coco-eval is missing."""
+def resolve_backend(name: str | None, coco_type: str = "bbox") -> str:
+    """The implementation that scores ``coco_type`` for ``name`` (the default for None).
+
+    ``numpy`` scores masks with faster-coco-eval; faster-coco-eval falls back to pycocotools
+    when it is not installed.
+    """
     name = check_backend(name)
+    if name == "numpy" and coco_type == "segm":
+        name = "faster-coco-eval"
     if name == "faster-coco-eval":
         try:
             import faster_coco_eval  # noqa: F401
@@ -94,7 +105,7 @@ def resolve_backend(name: str | None) -> str:
 
 def run_cocoeval(
     coco_gt: COCO,
-    detections: list[dict[str, Any]],
+    results: list[dict[str, Any]],
     coco_type: str,
     *,
     img_ids: Sequence[int],
@@ -102,24 +113,33 @@ def run_cocoeval(
     max_dets: Sequence[int],
     use_cats: bool,
     backend: str | None = None,
+    columns: BoxColumns | None = None,
 ) -> Accumulated:
-    """Match ``detections`` to ``coco_gt`` and accumulate precision and recall.
+    """Match ``results`` to ``coco_gt`` and accumulate precision and recall.
 
     Args:
         coco_gt: the ground truth.
-        detections: detection annotations (``coco_detections.detection_annotations``), each
-            with ``id``, ``area``, ``iscrowd`` and ``score``.
+        results: COCO result dicts (not modified).
         coco_type: ``"bbox"`` or ``"segm"``.
         img_ids: images to evaluate.
         cat_ids: categories to evaluate (ignored for matching when ``use_cats`` is False).
         max_dets: the detection limits.
         use_cats: match within a category; False pools all categories (proposal recall).
         backend: one of :data:`BACKENDS`; the default when None.
+        columns: ``results`` already read as box columns (``results_file.check_results``);
+            read here when None and the NumPy backend needs them.
 
     Returns:
         The accumulated arrays with the parameters that index them.
+
+    Raises:
+        ResultsError: the NumPy backend found a result it cannot score (naming it).
     """
-    backend = resolve_backend(backend)
+    backend = resolve_backend(backend, coco_type)
+    if backend == "numpy":
+        return _run_numpy(coco_gt, results, columns, img_ids=img_ids, cat_ids=cat_ids,
+                          max_dets=max_dets, use_cats=use_cats)
+    detections = detection_annotations(results, coco_type)
     if backend == "faster-coco-eval":
         import faster_coco_eval
 
@@ -154,6 +174,15 @@ def run_cocoeval(
         img_ids=tuple(int(i) for i in params.imgIds),
         backend=backend,
     )
+
+
+def _run_numpy(
+    coco_gt: COCO, results: list[dict[str, Any]], columns: BoxColumns | None, **settings: Any
+) -> Accumulated:
+    if columns is None:
+        columns = check_results(results, coco_gt, "bbox" if settings["use_cats"] else "proposal")
+    precision, recall, params = evaluate_boxes(coco_gt, columns, **settings)
+    return Accumulated(precision=precision, recall=recall, backend="numpy", **params)
 
 
 def _detections_dataset(coco_gt: COCO, detections: list[dict[str, Any]]) -> dict[str, Any]:

@@ -44,9 +44,9 @@ class CocoMetric:
         class_names: names aligned with ``cat_ids``; the ground truth's names when None.
         proposal_nums: the three proposal counts of the ``proposal`` recall.
         classwise: put the per-class AP table into :meth:`evaluate`'s output.
-        backend: the COCOeval implementation, ``"faster-coco-eval"`` (the default when None) or
-            ``"pycocotools"`` (``evaluation=dict(backend='pycocotools')`` in a config); both give
-            the same numbers.
+        backend: the COCOeval implementation, ``"numpy"`` (the default when None: boxes in
+            NumPy, masks with faster-coco-eval), ``"faster-coco-eval"`` or ``"pycocotools"``
+            (``evaluation=dict(backend='pycocotools')`` in a config); all give the same numbers.
     """
 
     def __init__(

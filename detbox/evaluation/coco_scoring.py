@@ -2,9 +2,9 @@
 needs from it.
 
 ``coco_metric.CocoMetric`` collects predictions image by image and calls this module once it
-has them all. A COCOeval backend (``coco_backends``: faster-coco-eval or pycocotools) does the
-matching and the accumulation; this module feeds it, and reads pycocotools' summary numbers and
-lines and the per-class AP from the accumulated arrays.
+has them all. A COCOeval backend (``coco_backends``: NumPy, faster-coco-eval or pycocotools)
+does the matching and the accumulation; this module feeds it, and reads pycocotools' summary
+numbers and lines and the per-class AP from the accumulated arrays.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pycocotools.coco import COCO
 
 from detbox.errors import DatasetError
 from detbox.evaluation.coco_backends import Accumulated, run_cocoeval
-from detbox.evaluation.coco_detections import detection_annotations
 from detbox.evaluation.coco_summary import mean_valid, summarize
+from detbox.evaluation.detection_columns import BoxColumns
 from detbox.evaluation.results_file import read_json
 
 __all__ = [
@@ -163,8 +163,9 @@ def evaluate_coco(
     class_names: Sequence[str] | None = None,
     max_dets: Sequence[int] = DEFAULT_MAX_DETS,
     backend: str | None = None,
+    columns: BoxColumns | None = None,
 ) -> CocoEvalResult:
-    """Score ``results`` against ``coco_gt`` with COCOeval (faster-coco-eval or pycocotools).
+    """Score ``results`` against ``coco_gt`` with COCOeval (see ``coco_backends``).
 
     For ``segm`` the instance area of each result (for the small/medium/large split) comes from
     its mask, as for the ground truth, never from its box (the MMDetection and Detectron2
@@ -179,8 +180,11 @@ def evaluate_coco(
         cat_ids: categories to evaluate, in label order; all ground-truth categories when None.
         class_names: display names aligned with ``cat_ids``; the ground truth's names when None.
         max_dets: the three detection limits of the summary.
-        backend: ``"faster-coco-eval"`` (the default when None) or ``"pycocotools"``; both give
-            the same numbers.
+        backend: one of ``coco_backends.BACKENDS``: ``"numpy"`` (the default when None; masks
+            go to faster-coco-eval), ``"faster-coco-eval"`` or ``"pycocotools"``; all give the
+            same numbers.
+        columns: the box results as ``check_results`` returned them, so that the NumPy
+            backend does not read them again.
 
     Returns:
         The 12 stats, the summary lines and per-class AP.
@@ -197,13 +201,14 @@ def evaluate_coco(
     with gc_paused():
         accumulated = run_cocoeval(
             coco_gt,
-            detection_annotations(results, coco_type),
+            results,
             coco_type,
             img_ids=sorted(coco_gt.getImgIds()) if img_ids is None else img_ids,
             cat_ids=evaluated_cats,
             max_dets=max_dets,
             use_cats=use_cats,
             backend=backend,
+            columns=columns,
         )
     stats, lines = summarize(accumulated)
     per_class = []

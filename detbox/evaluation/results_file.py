@@ -15,6 +15,7 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from detbox.errors import DetboxError
+from detbox.evaluation.detection_columns import BoxColumns, any_box_columns, plain_box_columns
 
 __all__ = [
     "ResultsError",
@@ -68,6 +69,8 @@ def _check_is_list_of_objects(results: Any, source: str) -> None:
             f"{source} must hold a JSON list of detections "
             f"[{{image_id, category_id, bbox, score}}, ...], got {_json_type(results)}{hint}"
         )
+    if set(map(type, results)) <= {dict}:
+        return
     index = next((i for i, r in enumerate(results) if not isinstance(r, dict)), None)
     if index is not None:
         raise ResultsError(
@@ -84,12 +87,15 @@ def _json_type(value: Any) -> str:
 
 def check_results(
     results: Any, coco_gt: COCO, iou_type: str, source: str = "results", gt_name: str = "the GT"
-) -> None:
+) -> BoxColumns | None:
     """Raise ResultsError naming the first result that cannot be evaluated.
 
     Checks what pycocotools would otherwise fail on with a bare assertion or KeyError (or, for
     unknown ids, silently ignore): the list shape, the keys ``iou_type`` needs, image ids and
     category ids present in the ground truth, and RLE sizes matching their image.
+
+    Box results are read into columns in the same pass (the NumPy COCOeval backend scores
+    those); only when one is not plainly valid are they looked at one by one.
 
     Args:
         results: the loaded results.
@@ -97,11 +103,20 @@ def check_results(
         iou_type: ``"bbox"``, ``"segm"`` or ``"proposal"``.
         source: how to name the results in messages (e.g. the file name).
         gt_name: how to name the ground truth in messages.
+
+    Returns:
+        The results as columns for ``bbox`` and ``proposal``; None for ``segm``.
     """
-    _check_is_list_of_objects(results, source)
     geometry = _GEOMETRY_KEY[iou_type]
     images = coco_gt.imgs
     valid_cats = set(coco_gt.cats)
+    if geometry == "bbox" and isinstance(results, list):
+        columns = plain_box_columns(
+            results, _int_ids(images), None if iou_type == "proposal" else _int_ids(valid_cats)
+        )
+        if columns is not None:
+            return columns
+    _check_is_list_of_objects(results, source)
     suspects = (
         _unusual_box_results(results, images, None if iou_type == "proposal" else valid_cats)
         if geometry == "bbox" else range(len(results))
@@ -110,6 +125,12 @@ def check_results(
         problem = _result_problem(results[index], geometry, iou_type, images, valid_cats, gt_name)
         if problem:
             raise ResultsError(f"{source}: result #{index} {problem}")
+    return any_box_columns(results) if geometry == "bbox" else None
+
+
+def _int_ids(ids: Any) -> np.ndarray:
+    """The int ids among ``ids`` (dict keys of the ground truth) as an int64 array."""
+    return np.array([i for i in ids if type(i) is int], dtype=np.int64)
 
 
 def _unusual_box_results(
@@ -165,12 +186,16 @@ def _result_problem(
     return _rle_problem(result["segmentation"], images[image_id])
 
 
+# NumPy scalars too: results made in Python rather than read from JSON often hold them.
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+
+
 def _is_hashable(value: Any) -> bool:
-    return isinstance(value, (int, str, float)) and not isinstance(value, bool)
+    return isinstance(value, (*_NUMBER_TYPES, str)) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool)
 
 
 def _bbox_problem(bbox: Any) -> str | None:

@@ -1,5 +1,6 @@
-"""faster-coco-eval and pycocotools behind evaluate_coco, CocoMetric and ``detbox eval``: the same
-numbers, the choice of backend, and the fallback when faster-coco-eval is missing."""
+"""The NumPy backend, faster-coco-eval and pycocotools behind evaluate_coco, CocoMetric and
+``detbox eval``: the same numbers, the choice of backend, and the fallback when faster-coco-eval
+is missing."""
 
 from __future__ import annotations
 
@@ -73,7 +74,9 @@ def mixed_results(mixed_gt) -> list[dict]:
                        "score": 0.95, "segmentation": rle}]
 
 
-def _both(coco_gt, results, iou_type, **kwargs):
+def _all(coco_gt, results, iou_type, **kwargs):
+    """The result of each backend; pycocotools' last."""
+    assert BACKENDS[-1] == "pycocotools"
     return [evaluate_coco(coco_gt, results, iou_type, backend=b, **kwargs) for b in BACKENDS]
 
 
@@ -94,9 +97,10 @@ def test_backends_agree_with_pycocotools_on_pennfudan(
 ):
     results = bbox_results if iou_type == "bbox" else segm_results
     expected, lines = reference_cocoeval(pennfudan_val, results, iou_type)
-    fast, slow = _both(load_coco_gt(pennfudan_val), results, iou_type)
-    _assert_same(fast, slow)
-    for result in (fast, slow):
+    *fast, slow = _all(load_coco_gt(pennfudan_val), results, iou_type)
+    for result in fast:
+        _assert_same(result, slow)
+    for result in (*fast, slow):
         assert np.abs(np.array(result.stats) - expected).max() <= 1e-9
         assert result.summary_lines == lines
 
@@ -106,29 +110,33 @@ def test_backends_agree_on_crowds_empty_images_and_classes_without_gt(
     mixed_gt, mixed_results, iou_type
 ):
     max_dets = (100, 300, 1000) if iou_type == "proposal" else (1, 10, 100)
-    fast, slow = _both(load_coco_gt(mixed_gt), mixed_results, iou_type, max_dets=max_dets)
-    _assert_same(fast, slow)
-    assert all(-1 < s < 1 for s in fast.stats[:3])  # neither hopeless nor perfect
+    *fast, slow = _all(load_coco_gt(mixed_gt), mixed_results, iou_type, max_dets=max_dets)
+    for result in fast:
+        _assert_same(result, slow)
+    assert all(-1 < s < 1 for s in slow.stats[:3])  # neither hopeless nor perfect
     if iou_type != "proposal":
-        rows = {c.name: c for c in fast.per_class}
+        rows = {c.name: c for c in slow.per_class}
         assert rows["yak"].ap == -1 and rows["yak"].num_gt == 0
         assert rows["cat"].num_gt == 12  # the three crowds do not count
         assert 0 < rows["owl"].ap <= 1
 
 
 def test_backends_agree_with_categories_in_label_order(mixed_gt, mixed_results):
-    """faster-coco-eval sorts the category ids; rows must still follow the labels."""
+    """The backends sort the category ids; rows must still follow the labels."""
     cat_ids, names = [7, 2, 9, 4], ["owl!", "cat!", "yak!", "dog!"]
-    fast, slow = _both(load_coco_gt(mixed_gt), mixed_results, "bbox", cat_ids=cat_ids,
+    *fast, slow = _all(load_coco_gt(mixed_gt), mixed_results, "bbox", cat_ids=cat_ids,
                        class_names=names)
-    _assert_same(fast, slow)
-    assert [(c.category_id, c.name) for c in fast.per_class] == list(zip(cat_ids, names))
+    for result in fast:
+        _assert_same(result, slow)
+        assert [(c.category_id, c.name) for c in result.per_class] == list(zip(cat_ids, names))
 
 
-def test_backends_agree_on_zero_results(mixed_gt):
-    fast, slow = _both(load_coco_gt(mixed_gt), [], "segm")
-    _assert_same(fast, slow)
-    assert fast.stats[0] == 0.0
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_backends_agree_on_zero_results(mixed_gt, iou_type):
+    *fast, slow = _all(load_coco_gt(mixed_gt), [], iou_type)
+    for result in fast:
+        _assert_same(result, slow)
+        assert result.stats[0] == 0.0
 
 
 def test_unknown_backend_is_one_clear_line(pennfudan_val):
@@ -136,7 +144,7 @@ def test_unknown_backend_is_one_clear_line(pennfudan_val):
         check_backend("fast")
     message = str(error.value)
     assert "\n" not in message
-    assert "'fast'" in message and "faster-coco-eval, pycocotools" in message
+    assert "'fast'" in message and "numpy, faster-coco-eval, pycocotools" in message
     with pytest.raises(ConfigError, match="unknown COCO evaluation backend 'cocoapi'"):
         CocoMetric(str(pennfudan_val), backend="cocoapi")
     with pytest.raises(ConfigError, match="unknown COCO evaluation backend"):
@@ -146,24 +154,26 @@ def test_unknown_backend_is_one_clear_line(pennfudan_val):
 def test_missing_faster_coco_eval_falls_back_with_a_log_line(
     monkeypatch, caplog, mixed_gt, mixed_results
 ):
-    expected = evaluate_coco(load_coco_gt(mixed_gt), mixed_results, "bbox", backend="pycocotools")
+    expected = evaluate_coco(load_coco_gt(mixed_gt), mixed_results, "segm", backend="pycocotools")
     monkeypatch.setitem(sys.modules, "faster_coco_eval", None)  # makes the import fail
     # Listen on the module's logger itself: detbox's log setup may stop propagation to root.
     module_logger = logging.getLogger("detbox.evaluation.coco_backends")
     module_logger.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING, logger=module_logger.name):
-            assert resolve_backend(None) == "pycocotools"
-            result = evaluate_coco(load_coco_gt(mixed_gt), mixed_results, "bbox")
+            assert resolve_backend(None, "segm") == "pycocotools"
+            assert resolve_backend("faster-coco-eval") == "pycocotools"
+            result = evaluate_coco(load_coco_gt(mixed_gt), mixed_results, "segm")
     finally:
         module_logger.removeHandler(caplog.handler)
     assert "faster-coco-eval is not installed; evaluating with pycocotools" in caplog.text
     assert result.stats == expected.stats
     assert resolve_backend("pycocotools") == "pycocotools"
+    assert resolve_backend(None, "bbox") == "numpy"  # boxes never need faster-coco-eval
 
 
 def test_metric_backend_from_config(pennfudan_val):
-    assert CocoMetric(str(pennfudan_val)).backend == "faster-coco-eval"
+    assert CocoMetric(str(pennfudan_val)).backend == "numpy"
     assert CocoMetric(str(pennfudan_val), backend="pycocotools").backend == "pycocotools"
 
 
@@ -176,7 +186,7 @@ def test_build_evaluator_passes_the_config_backend(pennfudan_val):
         class_names = ["person"]
 
     assert build_evaluator(Dataset(), ["bbox"], backend="pycocotools").backend == "pycocotools"
-    assert build_evaluator(Dataset(), ["bbox"]).backend == "faster-coco-eval"
+    assert build_evaluator(Dataset(), ["bbox"]).backend == "numpy"
 
 
 def test_cli_backend_option(mixed_gt, mixed_results, tmp_path, monkeypatch, capsys):
@@ -187,13 +197,18 @@ def test_cli_backend_option(mixed_gt, mixed_results, tmp_path, monkeypatch, caps
     outputs = {}
     for backend in BACKENDS:
         out = tmp_path / f"{backend}.json"
-        argv = ["eval", str(gt_file), str(results_file), "--iou-type", "segm",
-                "--backend", backend, "--json-out", str(out)]
+        argv = ["eval", str(gt_file), str(results_file), "--iou-type", "segm", "--iou-type",
+                "bbox", "--iou-type", "proposal", "--backend", backend, "--json-out", str(out)]
         assert cli_main.main(argv) == 0
-        outputs[backend] = json.loads(out.read_text())["segm"]
-    fast, slow = outputs["faster-coco-eval"], outputs["pycocotools"]
-    assert np.abs(np.array(fast["stats"]) - slow["stats"]).max() <= 1e-12
-    assert fast["per_class"].keys() == slow["per_class"].keys()
+        outputs[backend] = json.loads(out.read_text())
+    slow = outputs["pycocotools"]
+    for backend in BACKENDS[:-1]:
+        for iou_type in ("segm", "bbox", "proposal"):
+            fast = outputs[backend][iou_type]
+            if backend == "numpy" and iou_type != "segm":  # bit-identical
+                assert fast["stats"] == slow[iou_type]["stats"]
+            assert np.abs(np.array(fast["stats"]) - slow[iou_type]["stats"]).max() <= 1e-12
+            assert fast["per_class"].keys() == slow[iou_type]["per_class"].keys()
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         cli_main.main(["eval", str(gt_file), str(results_file), "--backend", "cocoapi"])
