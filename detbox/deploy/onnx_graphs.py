@@ -25,7 +25,6 @@ from torchvision.ops import nms, roi_align
 from detbox.deploy.onnx_dense import SUPPORTED_HEADS, dense_levels, traced_anchors
 from detbox.errors import DetboxError
 from detbox.models.dense_heads.dense_utils import flatten_level
-from detbox.models.layers.deform_conv import deformable_conv_names
 from detbox.models.roi_heads.roi_extractor import map_rois_to_levels
 from detbox.models.task_modules.nms import NMS, build_nms
 
@@ -233,11 +232,6 @@ def graph_for(detector: nn.Module) -> nn.Module:
         TwoStageDetector,
     )
 
-    deformable = deformable_conv_names(getattr(detector, "backbone", nn.Identity()))
-    if deformable:
-        raise ValueError(f"ONNX export does not support deformable convolutions (backbone."
-                         f"{deformable[0]} and {len(deformable) - 1} more, from the backbone's "
-                         "dcn option): torchvision's deform_conv2d has no ONNX export")
     if isinstance(detector, (TridentFasterRCNN, GridRCNN)):
         raise ValueError(f"ONNX export of {type(detector).__name__} is not supported (its "
                          "branch merging / grid-point decoding has no export graph)")

@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detbox.deploy.backends.build import backend_detector
-from detbox.deploy.onnx_export import export_onnx
+from detbox.deploy.onnx_export import export_onnx, verification_images, verify_onnx
 from detbox.errors import ConfigError, DetboxError
 from detbox.models.backbones import ResNet, ResNeXt
 from detbox.models.fused_conv import FusedBottleneck
@@ -19,6 +19,7 @@ from detbox.models.inference_mode import prepare_for_inference
 from detbox.models.layers import DeformConv, ModulatedDeformConv
 from detbox.registry import MODELS
 from detbox.structures import ImageBatch, Instances
+from tests.tiny_detector import build_tiny, tiny_config
 
 from ._helpers import make_sample, rectangle_image
 from .test_inference_mode import _match_fraction, _randomize_norms
@@ -155,14 +156,20 @@ def test_faster_rcnn_with_dcn_trains_and_predicts(kind):
     assert all(r.boxes.shape[1] == 4 and torch.isfinite(r.boxes).all() for r in results)
 
 
-def test_onnx_export_is_refused_with_one_clear_line(tmp_path):
-    model = build(tiny_dcn_faster_rcnn()).eval()
-    with pytest.raises(DetboxError) as info:
-        export_onnx(model, tmp_path / "model.onnx", shape=(64, 64))
-    message = str(info.value)
-    assert "deformable convolutions" in message and "backbone.layer2.0.conv2" in message
-    assert "\n" not in message
-    assert not (tmp_path / "model.onnx").exists()
+@pytest.mark.parametrize("kind", ["DCN", "DCNv2"])
+def test_onnx_export_matches_pytorch_and_backends_refuse_with_one_line(kind, tmp_path):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    cfg = tiny_dcn_faster_rcnn(kind)
+    del cfg["roi_head"]["bbox_head"]["num_classes"]  # from the tiny data's classes
+    model = build_tiny(tiny_config(cfg))
+    model.roi_head.bbox_head.score_thr = 0.0
+    _perturb_offsets(model.backbone)  # the points really move
+    path = export_onnx(model, tmp_path / "model.onnx", shape=(64, 64))  # as ONNX DeformConv
+    reports = verify_onnx(model, path, verification_images((64, 96)))
+    for report in reports[:-1]:
+        assert report.ok, report.problems
+        assert report.num_torch == report.num_onnx > 0
     with pytest.raises(DetboxError, match="^--backend onnxruntime: FasterRCNN with deformable "
                        r"convs in its backbone \(dcn; backbone.layer2.0.conv2 ...\) is not "
                        "supported; it supports RetinaNet"):

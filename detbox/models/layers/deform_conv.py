@@ -184,6 +184,6 @@ def deformable_like(conv: nn.Conv2d, dcn: Mapping[str, Any], *, path: str | None
 
 
 def deformable_conv_names(module: nn.Module) -> list[str]:
-    """Names (as in ``named_modules``) of the deformable convs inside ``module``: what ONNX
-    export cannot express (torchvision's ``deform_conv2d`` has no ONNX export)."""
+    """Names (as in ``named_modules``) of the deformable convs inside ``module`` (the exported
+    ``--backend`` runtimes do not take them)."""
     return [name for name, child in module.named_modules() if isinstance(child, DeformConv2d)]
