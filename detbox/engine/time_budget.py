@@ -71,8 +71,9 @@ class TimeBudget:
         seconds: the budget.
         spent: seconds already spent training (restored from a checkpoint).
 
-    Only the time between :meth:`start` and :meth:`pause` (or the last :meth:`tick`) counts,
-    so the time between a checkpoint and its resume does not.
+    The time counted is the time between :meth:`start` and the last :meth:`tick` (the
+    trainer ticks after every optimizer step), so neither the final evaluation nor the time
+    between a checkpoint and its resume counts.
     """
 
     def __init__(self, seconds: float, spent: float = 0.0) -> None:
@@ -82,15 +83,9 @@ class TimeBudget:
         self._spent_at_start = self.spent
 
     def start(self) -> None:
-        """Start (or restart) counting from now."""
+        """Start (or restart) counting from now, on top of the time already spent."""
         self._started = time.perf_counter()
         self._spent_at_start = self.spent
-
-    def pause(self) -> None:
-        """Stop counting; :attr:`spent` keeps the time counted so far."""
-        if self._started is not None:
-            self.spent = self._spent_at_start + time.perf_counter() - self._started
-            self._started = None
 
     def tick(self, device: torch.device | None = None) -> float:
         """Measure the time spent now (rank 0's, under torch.distributed) and return it."""

@@ -280,8 +280,6 @@ class Trainer:
             self.logger.error(str(exc))
             raise
         finally:
-            if self.budget is not None:
-                self.budget.pause()
             self.logger.close()
 
     def _finished(self) -> bool:
