@@ -182,3 +182,21 @@ def test_epoch_settings_keep_their_default_length():
     assert TrainSettings().max_epochs == 12 and TrainSettings().by_epoch
     settings = TrainSettings.from_config({"by_epoch": False, "max_iters": 90000})
     assert (settings.max_epochs, settings.max_iters) == (None, 90000)
+
+
+def test_the_90k_recipe_counts_iterations():
+    from detbox.apis.training import _trainer_options
+    from detbox.config import load_config
+    from tests.conftest import REPO_ROOT
+
+    cfg = load_config(REPO_ROOT / "configs/faster_rcnn/faster_rcnn_r50_fpn_90k_coco.py")
+    options = _trainer_options(cfg)
+    train, checkpoint = options["train"], options["checkpoint"]
+    assert (train.by_epoch, train.max_iters, train.max_epochs) == (False, 90000, None)
+    assert (train.val_interval, checkpoint.interval) == (5000, 5000)
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=cfg.optimizer.lr)
+    schedule = build_lr_schedule(optimizer, options["lr_schedule_cfg"], iters_per_epoch=7330,
+                                 max_iters=train.max_iters)
+    assert schedule.lr_at(0) == pytest.approx(0.02 * 0.001)
+    assert [schedule.lr_at(i) for i in (1000, 59999, 60000, 80000)] == pytest.approx(
+        [0.02, 0.02, 0.002, 0.0002])
