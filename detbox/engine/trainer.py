@@ -31,7 +31,6 @@ from detbox.engine.amp import build_amp
 from detbox.engine.best import MetricTracker, build_tracker
 from detbox.engine.checkpoint import LoadReport
 from detbox.engine.dist import (
-    broadcast_object,
     get_rank,
     get_world_size,
     is_main_process,
@@ -39,6 +38,7 @@ from detbox.engine.dist import (
     unwrap_model,
 )
 from detbox.engine.divergence import build_divergence_monitor
+from detbox.engine.evaluation_call import evaluate_during_training
 from detbox.engine.gradient_stepper import GradientStepper
 from detbox.engine.interrupt import StopSignals, TrainingInterrupted
 from detbox.engine.loader_info import (
@@ -48,11 +48,11 @@ from detbox.engine.loader_info import (
     loader_length,
     set_loader_epoch,
 )
-from detbox.engine.logger import TrainLogger, WindowMeter, describe_run, format_eta, plain_metric
+from detbox.engine.logger import TrainLogger, WindowMeter, describe_run, format_eta
 from detbox.engine.lr_schedule import build_lr_schedule
 from detbox.engine.optim import build_optimizer, scale_lr
 from detbox.engine.resume import load_start_weights, resume_state
-from detbox.engine.seed import make_seed, preserved_rng_state, set_random_seed
+from detbox.engine.seed import make_seed, set_random_seed
 from detbox.engine.settings import CheckpointSettings, LogSettings, RuntimeSettings, TrainSettings
 from detbox.engine.sync_bn import prepare_batch_norms
 from detbox.engine.tensorboard import check_tensorboard_available
@@ -300,17 +300,16 @@ class Trainer:
     def _finish(self) -> dict[str, Any]:
         """The final evaluation and checkpoint, unless this iteration already had them (a
         resumed finished run only evaluates)."""
-        metrics = self._last_metrics
-        fresh = None
+        if self.budget is not None and self.budget.expired:
+            self.logger.info(f"time budget spent ({self.budget.spent:.1f} s of "
+                             f"{self.budget.seconds:g} s) at iteration {self.iteration}, "
+                             f"epoch {self.epoch + 1}")
+        metrics, fresh = self._last_metrics, None
         if self.evaluate_fn is not None and self._evaluated_at != self.iteration:
             metrics = fresh = self._evaluate()
         if self._saved_at != self.iteration:
             unit = "epoch" if self.plan.by_epoch and not self.state.epoch_batches else "iter"
             self._save(fresh, regular=True, unit=unit)
-        if self.budget is not None and self.budget.expired:
-            self.logger.info(f"time budget spent ({self.budget.spent:.1f} s of "
-                             f"{self.budget.seconds:g} s): stopped at iteration "
-                             f"{self.iteration}, epoch {self.epoch + 1}")
         if self.stopped_early:
             self.logger.info(self.state.tracker.describe_stop())
         return metrics
@@ -332,7 +331,10 @@ class Trainer:
         meter = WindowMeter()
         steps = start // self.train_settings.accumulate_steps
         elapsed = data_elapsed = 0.0
-        bar = self.logger.progress(self.batches_per_epoch, f"epoch {epoch + 1}")
+        if start >= self.batches_per_epoch:  # saved after the epoch's last step
+            return True
+        of = f"/{self.plan.max_epochs}" if self.plan.max_epochs else ""
+        bar = self.logger.progress(self.batches_per_epoch, f"epoch {epoch + 1}{of}")
         if bar is not None and start:
             bar.update(start)
         try:
@@ -444,19 +446,9 @@ class Trainer:
             self.last_checkpoint, self._saved_at = paths[0], self.iteration
 
     def _evaluate(self) -> dict[str, Any]:
-        model = unwrap_model(self.model)
-        model.eval()
-        images: list[tuple[str, np.ndarray]] = []
-        try:
-            with preserved_rng_state(), torch.no_grad():
-                raw = self.evaluate_fn(model)
-                if (self.visualize_fn is not None and is_main_process()
-                        and self.logger.tensorboard is not None):
-                    images = self.visualize_fn(model)
-        finally:
-            model.train()
-        metrics = {key: plain_metric(value) for key, value in dict(raw or {}).items()}
-        metrics = broadcast_object(metrics)  # rank 0's evaluation decides for every rank
+        draw = (self.visualize_fn if is_main_process() and self.logger.tensorboard is not None
+                else None)
+        metrics, images = evaluate_during_training(self.model, self.evaluate_fn, draw)
         if self.plan.max_epochs is not None:
             self.logger.log_val(self.epoch, metrics, step=self.iteration)
         else:  # numbered like the training records: the epoch in progress, 1-based
