@@ -26,7 +26,7 @@ FROM_SCRATCH = sorted(CONFIGS.glob("**/*_synthetic.py"))
 
 
 def test_every_coco_recipe_has_a_pretrained_backbone_and_a_reference_batch():
-    assert len(COCO_RECIPES) == 10
+    assert len(COCO_RECIPES) == 11  # faster_rcnn_r50_fpn_90k_coco.py counts iterations
     for path in COCO_RECIPES:
         cfg = load_config(path)
         assert cfg.model.init_cfg == {"backbone_checkpoint": "torchvision://resnet50"}, path
