@@ -107,6 +107,15 @@ class MetricTracker:
         dropped, self.kept = self.kept[self.max_keep:], self.kept[: self.max_keep]
         return [entry["file"] for entry in dropped]
 
+    def best_checkpoint(self, metrics: Mapping[str, Any], position: int
+                        ) -> tuple[str | None, list[str]]:
+        """Record an evaluation at ``position`` (in :attr:`unit`); returns the best
+        checkpoint file to write (None when it does not rank) and the files to delete."""
+        if not self.observe(metrics, position):
+            return None, []
+        file = self.file_name(position)
+        return file, self.keep(file, self.score_of(metrics), position)
+
     def describe_stop(self) -> str:
         where = "epoch" if self.unit == "epoch" else "iteration"
         best = (f"best {self.best_score:.4f} at {where} {self.best_epoch}"

@@ -85,6 +85,13 @@ class TrainPlan:
         """Whether a regular checkpoint is due after ``count`` units."""
         return self._due(count, self.checkpoint_interval)
 
+    def seconds_left(self, iteration: int, seconds_per_iteration: float,
+                     budget: TimeBudget | None) -> float:
+        """The ETA: what is left of the budget, or of the length at the given speed."""
+        if budget is not None:
+            return budget.remaining
+        return seconds_per_iteration * (self.max_iters - iteration)
+
     def describe(self, batches_per_epoch: int) -> str:
         """The log's opening words about the length, e.g. ``training 12 epochs x 500
         iterations (500 batches per epoch)``."""

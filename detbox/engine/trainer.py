@@ -399,10 +399,8 @@ class Trainer:
         """Time left for the whole run at this run's average speed so far (NaN at first)."""
         started, start_iteration = self._timer_start
         done = self.iteration - start_iteration
-        if self.budget is not None:
-            return self.budget.remaining
         per_iter = (time.perf_counter() - started) / done if done else math.nan
-        return per_iter * (self.plan.max_iters - self.iteration)
+        return self.plan.seconds_left(self.iteration, per_iter, self.budget)
 
     def _log_step(self, averages: dict[str, float], lr: float, epoch: int, step: int) -> None:
         record: dict[str, Any] = {
@@ -431,9 +429,7 @@ class Trainer:
         tracker = self.state.tracker
         if tracker is not None and metrics is not None:
             position = self.epoch if tracker.unit == "epoch" else self.iteration
-            if tracker.observe(metrics, position):
-                best_file = tracker.file_name(position)
-                dropped = tracker.keep(best_file, tracker.score_of(metrics), position)
+            best_file, dropped = tracker.best_checkpoint(metrics, position)
         if not (regular or best_file):
             return
         paths = save_training_checkpoints(
