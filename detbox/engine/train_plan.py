@@ -92,6 +92,20 @@ class TrainPlan:
             return budget.remaining
         return seconds_per_iteration * (self.max_iters - iteration)
 
+    def warnings(self) -> list[str]:
+        """Intervals of 1 under ``by_epoch=False``: the epoch defaults carried over by mistake
+        would evaluate or checkpoint after every single iteration."""
+        if self.by_epoch or self.length <= 1:
+            return []
+        found = []
+        for key, interval in (("train_cfg.val_interval", self.val_interval),
+                              ("checkpoint.interval", self.checkpoint_interval)):
+            if interval == 1:
+                found.append(f"{key}=1 counts iterations with train_cfg.by_epoch=False: after "
+                             f"every iteration; give it in iterations (e.g. "
+                             f"{max(self.length // 10, 1)}) or 0 (only at the end)")
+        return found
+
     def describe(self, batches_per_epoch: int) -> str:
         """The log's opening words about the length, e.g. ``training 12 epochs x 500
         iterations (500 batches per epoch)``."""

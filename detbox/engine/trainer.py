@@ -171,6 +171,8 @@ class Trainer:
             notes=notes, length=self.plan.describe(self.batches_per_epoch),
         ):
             self.logger.info(line)
+        for warning in self.plan.warnings():
+            self.logger.warning(warning)
 
     def _build_state(self, model: nn.Module, optimizer_cfg: Mapping[str, Any],
                      lr_schedule_cfg: Mapping[str, Any] | None, runtime: RuntimeSettings,

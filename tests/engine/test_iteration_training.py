@@ -200,3 +200,12 @@ def test_the_90k_recipe_counts_iterations():
     assert schedule.lr_at(0) == pytest.approx(0.02 * 0.001)
     assert [schedule.lr_at(i) for i in (1000, 59999, 60000, 80000)] == pytest.approx(
         [0.02, 0.02, 0.002, 0.0002])
+
+
+def test_intervals_of_one_iteration_are_warned_about(tmp_path, make_trainer):
+    trainer = make_trainer(tmp_path, **ITERS, val_interval=1, checkpoint_interval=4)
+    trainer.logger.close()
+    text = next(tmp_path.glob("*.log")).read_text()
+    assert "WARNING train_cfg.val_interval=1 counts iterations with train_cfg.by_epoch=False: " \
+           "after every iteration; give it in iterations (e.g. 1) or 0" in text
+    assert "checkpoint.interval=1" not in text
