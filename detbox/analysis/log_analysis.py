@@ -2,8 +2,10 @@
 
 A log (``work_dir/<timestamp>.log.jsonl``) holds one record per logged training step,
 ``{"mode": "train", "epoch", "iter", "step", "lr", "time", "data_time", "loss", ...}``, and one
-per evaluation, ``{"mode": "val", "epoch", "bbox_mAP", ...}``. Training keys are plotted against
-the global iteration (``step``), evaluation keys against the epoch.
+per evaluation, ``{"mode": "val", "epoch", "bbox_mAP", ...}`` (with its ``step`` too when
+training counts iterations or runs against a time budget). Training keys are plotted against
+the global iteration (``step``), evaluation keys against the epoch, or against the iteration
+when every evaluation record has its ``step``.
 """
 
 from __future__ import annotations
@@ -102,13 +104,16 @@ def _train_x(record: dict[str, Any], iters_per_epoch: int) -> float:
 
 
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float], str]:
-    """(x, y, x label) of ``key``: train keys per iteration, val keys per epoch."""
+    """(x, y, x label) of ``key``: train keys per iteration, val keys per epoch (per iteration
+    in logs of iteration-based training)."""
     train = [r for r in records if r.get("mode") == "train" and key in r]
     val = [r for r in records if r.get("mode") == "val" and key in r]
     if train:
         iters_per_epoch = max(int(r.get("iter", 0)) for r in train)
         return ([_train_x(r, iters_per_epoch) for r in train],
                 [_as_float(r[key]) for r in train], "iteration")
+    if val and all("step" in r for r in val):
+        return [float(r["step"]) for r in val], [_as_float(r[key]) for r in val], "iteration"
     return [float(r["epoch"]) for r in val], [_as_float(r[key]) for r in val], "epoch"
 
 

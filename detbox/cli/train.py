@@ -61,12 +61,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="scale the lr linearly by the total batch (per-GPU batch x GPUs x accumulate_steps) "
         "over the config's auto_scale_lr.base_batch_size",
     )
+    parser.add_argument(
+        "--max-time", metavar="DURATION",
+        help="a wall-clock budget such as 20m, 90s, 1h30m or seconds (train_cfg.max_time): "
+        "training stops when it is spent, with the LR schedule laid over it, then evaluates "
+        "and writes a final checkpoint",
+    )
     add_launcher_argument(parser)
     parser.set_defaults(func=run)
 
 
 def apply_flags(cfg: ConfigDict, args: argparse.Namespace) -> None:
-    """Fold ``--amp`` and ``--auto-scale-lr`` into the config, so config.json records them."""
+    """Fold ``--amp``, ``--auto-scale-lr`` and ``--max-time`` into the config, so config.json
+    records them."""
     if args.amp:
         amp = dict(cfg["amp"]) if isinstance(cfg.get("amp"), Mapping) else {}
         amp["enabled"] = True
@@ -81,6 +88,10 @@ def apply_flags(cfg: ConfigDict, args: argparse.Namespace) -> None:
                 "total batch its lr was tuned for (16 for most COCO recipes: 8 GPUs x 2 images)"
             )
         cfg["auto_scale_lr"] = {**section, "enable": True}
+    if getattr(args, "max_time", None):
+        section = cfg.get("train_cfg")
+        cfg["train_cfg"] = {**(section if isinstance(section, Mapping) else {}),
+                            "max_time": args.max_time}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,10 +32,12 @@ class MetricTracker:
         max_keep: best checkpoints to keep (0: none are written; the metric is only watched).
         patience: evaluations in a row without improvement after which training stops; None
             never stops.
+        unit: what the positions given to :meth:`observe` count, ``'epoch'`` or ``'iter'``
+            (iteration-based training); it names the files ``best_<metric>_<unit>_N.pth``.
     """
 
     def __init__(self, metric: str, *, rule: str | None = None, max_keep: int = 1,
-                 patience: int | None = None) -> None:
+                 patience: int | None = None, unit: str = "epoch") -> None:
         if rule is None:
             rule = "less" if "loss" in metric else "greater"
         if rule not in _RULES:
@@ -47,6 +49,7 @@ class MetricTracker:
         self.rule = rule
         self.max_keep = int(max_keep)
         self.patience = patience
+        self.unit = unit
         self.best_score: float | None = None
         self.best_epoch: int | None = None
         self.bad_evaluations = 0
@@ -95,7 +98,7 @@ class MetricTracker:
 
     def file_name(self, epoch: int) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", self.metric)
-        return f"best_{safe}_epoch_{epoch}.pth"
+        return f"best_{safe}_{self.unit}_{epoch}.pth"
 
     def keep(self, file: str, score: float, epoch: int) -> list[str]:
         """Add a written best checkpoint; returns the files that fell out of the best ones."""
@@ -104,8 +107,18 @@ class MetricTracker:
         dropped, self.kept = self.kept[self.max_keep:], self.kept[: self.max_keep]
         return [entry["file"] for entry in dropped]
 
+    def best_checkpoint(self, metrics: Mapping[str, Any], position: int
+                        ) -> tuple[str | None, list[str]]:
+        """Record an evaluation at ``position`` (in :attr:`unit`); returns the best
+        checkpoint file to write (None when it does not rank) and the files to delete."""
+        if not self.observe(metrics, position):
+            return None, []
+        file = self.file_name(position)
+        return file, self.keep(file, self.score_of(metrics), position)
+
     def describe_stop(self) -> str:
-        best = (f"best {self.best_score:.4f} at epoch {self.best_epoch}"
+        where = "epoch" if self.unit == "epoch" else "iteration"
+        best = (f"best {self.best_score:.4f} at {where} {self.best_epoch}"
                 if self.best_score is not None else "no finite value yet")
         return (f"early stopping: {self.metric} has not improved for {self.bad_evaluations} "
                 f"evaluation(s) (patience {self.patience}); {best}")
@@ -128,8 +141,8 @@ class MetricTracker:
 
 
 def build_tracker(metric: str | None, *, rule: str | None = None, max_keep: int = 1,
-                  patience: int | None = None, has_evaluation: bool = True
-                  ) -> MetricTracker | None:
+                  patience: int | None = None, has_evaluation: bool = True,
+                  unit: str = "epoch") -> MetricTracker | None:
     """The tracker for ``checkpoint.save_best`` (None without one).
 
     Raises:
@@ -143,4 +156,4 @@ def build_tracker(metric: str | None, *, rule: str | None = None, max_keep: int 
     if not has_evaluation:
         raise ConfigError(f"checkpoint.save_best='{metric}' needs an evaluation: add a "
                           "val_dataloader")
-    return MetricTracker(metric, rule=rule, max_keep=max_keep, patience=patience)
+    return MetricTracker(metric, rule=rule, max_keep=max_keep, patience=patience, unit=unit)

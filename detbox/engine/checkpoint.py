@@ -17,8 +17,12 @@ Layout of a training checkpoint::
 ``format_version`` (:data:`FORMAT_VERSION`) grows when the layout changes incompatibly; an
 older detbox refuses a newer format in one line instead of misreading it.
 
-plus the trainer's extra entries: ``'amp'`` (the fp16 loss scaler and its skipped-step count)
-and ``'best'`` (the history of the ``save_best`` metric).
+plus the trainer's extra entries: ``'epoch_batches'`` (the position within the epoch of a
+checkpoint written mid-epoch), ``'amp'`` (the fp16 loss scaler and its skipped-step count),
+``'best'`` (the history of the ``save_best`` metric) and, under ``train_cfg.max_time``,
+``'time_budget'`` (the seconds spent). Regular checkpoints are ``epoch_N.pth`` after N epochs,
+or ``iter_N.pth`` after N iterations (iteration-based training, a time budget's end mid-epoch,
+an interruption).
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ __all__ = [
 
 LATEST_NAME = "latest.pth"
 FORMAT_VERSION = 1
-_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pth$")
+_NUMBERED_FILE = re.compile(r"^(epoch|iter)_(\d+)\.pth$")
 # Exact types: subclasses such as torch's TorchVersion (a str) are refused by weights_only.
 _PLAIN_TYPES = (str, int, float, bool, type(None), torch.Size, torch.dtype)
 _WRITER_KEYS = ("meta", "detbox_version", "torch_version", "format_version")
@@ -282,8 +286,9 @@ def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]
     return tensors
 
 
-def checkpoint_name(epoch: int) -> str:
-    return f"epoch_{epoch}.pth"
+def checkpoint_name(count: int, unit: str = "epoch") -> str:
+    """``epoch_N.pth`` after N epochs, or ``iter_N.pth`` (``unit='iter'``) after N iterations."""
+    return f"{unit}_{count}.pth"
 
 
 def update_latest(work_dir: str | os.PathLike, target: str | os.PathLike) -> Path:
@@ -314,24 +319,27 @@ def link_or_copy(target: str | os.PathLike, dest: str | os.PathLike) -> Path:
     return dest
 
 
-def _epoch_files(work_dir: Path) -> list[tuple[int, Path]]:
+def _numbered_files(work_dir: Path, unit: str = "epoch") -> list[tuple[int, Path]]:
+    """The ``<unit>_N.pth`` files of ``work_dir`` as ``(N, path)``, lowest N first."""
     found = []
-    for path in work_dir.glob("epoch_*.pth"):
-        match = _EPOCH_FILE.match(path.name)
-        if match and path.is_file():
-            found.append((int(match.group(1)), path))
+    for path in work_dir.glob(f"{unit}_*.pth"):
+        match = _NUMBERED_FILE.match(path.name)
+        if match and match.group(1) == unit and path.is_file():
+            found.append((int(match.group(2)), path))
     return sorted(found)
 
 
-def remove_old_checkpoints(work_dir: str | os.PathLike, keep: int | None) -> list[Path]:
-    """Delete all but the ``keep`` highest-epoch ``epoch_N.pth`` files (None or <= 0 keeps all).
+def remove_old_checkpoints(work_dir: str | os.PathLike, keep: int | None,
+                           unit: str = "epoch") -> list[Path]:
+    """Delete all but the ``keep`` highest ``epoch_N.pth`` files, or ``iter_N.pth`` files with
+    ``unit='iter'`` (None or <= 0 keeps all).
 
     Returns:
         The deleted paths.
     """
     if not keep or keep <= 0:
         return []
-    files = _epoch_files(Path(work_dir))
+    files = _numbered_files(Path(work_dir), unit)
     removed = [path for _, path in files[:-keep]]
     for path in removed:
         path.unlink(missing_ok=True)
@@ -340,22 +348,26 @@ def remove_old_checkpoints(work_dir: str | os.PathLike, keep: int | None) -> lis
 
 def find_latest(work_dir: str | os.PathLike) -> Path | None:
     """The checkpoint ``--resume auto`` continues from: ``latest.pth``, else the highest
-    ``epoch_N.pth``, else None."""
+    ``epoch_N.pth``, else the highest ``iter_N.pth``, else None."""
     work_dir = Path(work_dir)
     latest = work_dir / LATEST_NAME
     if latest.is_file():
         return latest
-    files = _epoch_files(work_dir) if work_dir.is_dir() else []
+    files = _numbered_files(work_dir) if work_dir.is_dir() else []
+    files = files or (_numbered_files(work_dir, "iter") if work_dir.is_dir() else [])
     return files[-1][1] if files else None
 
 
 def resume_candidates(work_dir: str | os.PathLike) -> list[Path]:
     """The checkpoints ``--resume auto`` tries, best first: ``latest.pth``, then the
-    ``epoch_N.pth`` files from the newest (a truncated ``latest.pth``, e.g. after a full disk,
-    falls back to them)."""
+    ``epoch_N.pth`` files from the newest, then the ``iter_N.pth`` files (iteration-based
+    training) from the newest (a truncated ``latest.pth``, e.g. after a full disk, falls back
+    to them)."""
     work_dir = Path(work_dir)
     if not work_dir.is_dir():
         return []
     latest = work_dir / LATEST_NAME
     found = [latest] if latest.is_file() else []
-    return found + [path for _, path in reversed(_epoch_files(work_dir))]
+    for unit in ("epoch", "iter"):
+        found += [path for _, path in reversed(_numbered_files(work_dir, unit))]
+    return found

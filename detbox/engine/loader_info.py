@@ -83,13 +83,20 @@ class _SkipBatches:
 def iterate_from(loader: Any, start: int) -> Iterable[Any]:
     """The loader's batches of this epoch from batch ``start`` (0-based) on.
 
-    A ``DataLoader`` skips the first batches in its batch sampler, so their images are neither
-    read nor augmented and the random state restored from a mid-epoch checkpoint meets the next
-    batch exactly as in the uninterrupted run (with ``num_workers=0``; worker processes draw
-    their own augmentation streams). Any other iterable is sliced.
+    A ``DataLoader`` without worker processes skips the first batches in its batch sampler, so
+    their images are neither read nor augmented and the random state restored from a mid-epoch
+    checkpoint meets the next batch exactly as in the uninterrupted run. Worker processes draw
+    augmentations from their own generators, seeded when the pass starts (per epoch, by
+    :class:`~detbox.data.build.DetDataLoader`), so with workers the epoch's first ``start``
+    batches are loaded again and dropped: each worker then goes through the same batches as in
+    the uninterrupted run and reaches batch ``start`` in the same random state (a mid-epoch
+    resume costs up to an epoch of data loading, no training). Any other iterable is sliced.
     """
     if start <= 0:
         return loader
+    if isinstance(loader, DataLoader) and loader.num_workers > 0:
+        with preserved_rng_state():
+            return itertools.islice(iter(loader), start, None)
     if isinstance(loader, DataLoader) and loader.batch_sampler is not None:
         clone = copy.copy(loader)
         object.__setattr__(clone, "batch_sampler", _SkipBatches(loader.batch_sampler, start))

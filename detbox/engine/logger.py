@@ -119,11 +119,19 @@ def _format_value(value: float) -> str:
     return f"{value:.4f}" if math.isfinite(value) else str(value)
 
 
-def format_train_line(record: Mapping[str, Any], max_epochs: int, iters_per_epoch: int) -> str:
-    """``epoch [1/12] iter [50/500] lr 1.0e-02 eta 0:12:03 time 0.41 data 0.01 loss 1.2345 ...``"""
+def format_train_line(record: Mapping[str, Any], max_epochs: int | None, iters_per_epoch: int,
+                      max_iters: int | None = None) -> str:
+    """``epoch [1/12] iter [50/500] lr 1.0e-02 eta 0:12:03 time 0.41 data 0.01 loss 1.2345 ...``
+
+    With ``max_iters`` (iteration-based training) the position is ``iter [50/90000] epoch
+    [1]`` (the global iteration first); with ``max_epochs`` None, ``epoch [1]``."""
+    of = f"/{max_epochs}" if max_epochs else ""
+    epoch = f"epoch [{record['epoch']}{of}]"
+    position = [epoch, f"iter [{record['iter']}/{iters_per_epoch}]"]
+    if max_iters is not None:
+        position = [f"iter [{record['step']}/{max_iters}]", epoch]
     parts = [
-        f"epoch [{record['epoch']}/{max_epochs}]",
-        f"iter [{record['iter']}/{iters_per_epoch}]",
+        *position,
         f"lr {record['lr']:.1e}",
         f"eta {format_eta(record.get('eta_seconds', math.nan))}",
         f"time {record['time']:.2f}",
@@ -179,16 +187,19 @@ def describe_run(
     optimizer_name: str,
     work_dir: str | os.PathLike,
     notes: list[str | None],
+    length: str | None = None,
 ) -> list[str]:
     """The lines that open a training log: environment, schedule, batch sizes and ``notes``
-    (None entries are left out)."""
+    (None entries are left out). ``length`` replaces the words about the length of training
+    (default: ``training {max_epochs} epochs x ...``)."""
     lines = describe_environment(model, device, seed, deterministic)
     steps = f"{world_size} process(es) x {accumulate_steps} accumulation step(s)"
     batch = (f"total batch {batch_per_process * world_size * accumulate_steps} = "
              f"{batch_per_process} per process x {steps}" if batch_per_process else steps)
+    length = length or (f"training {max_epochs} epochs x {iters_per_epoch} iterations "
+                        f"({batches_per_epoch} batches per epoch)")
     lines.append(
-        f"training {max_epochs} epochs x {iters_per_epoch} iterations "
-        f"({batches_per_epoch} batches per epoch), {batch}, optimizer "
+        f"{length}, {batch}, optimizer "
         f"{optimizer_name}, world size {world_size}, work_dir {work_dir}"
     )
     if world_size > 1:
@@ -274,25 +285,31 @@ class TrainLogger:
         self._jsonl.write(json.dumps(_finite_or_null(record), default=_to_json) + "\n")
         self._jsonl.flush()
 
-    def log_train(self, record: Mapping[str, Any], max_epochs: int, iters_per_epoch: int) -> None:
-        """One training step: a JSON record (``mode='train'``) and a text line."""
+    def log_train(self, record: Mapping[str, Any], max_epochs: int | None, iters_per_epoch: int,
+                  max_iters: int | None = None) -> None:
+        """One training step: a JSON record (``mode='train'``) and a text line (see
+        :func:`format_train_line`)."""
         if not self.enabled:
             return
         ordered: dict[str, Any] = {"mode": "train"}
         ordered.update({key: record[key] for key in _LEADING_KEYS if key in record})
         ordered.update({k: v for k, v in record.items() if k not in ordered})
         self._write_record(ordered)
-        self.info(format_train_line(ordered, max_epochs, iters_per_epoch))
+        self.info(format_train_line(ordered, max_epochs, iters_per_epoch, max_iters))
         if self.tensorboard is not None:
             self.tensorboard.add_scalars("train", ordered, int(ordered.get("step", 0)))
 
-    def log_val(self, epoch: int, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log_val(self, epoch: int, metrics: Mapping[str, Any], step: int | None = None,
+                by_epoch: bool = True) -> None:
         """One evaluation: a JSON record (``mode='val'``) with every metric, and a text line
         with the scalar ones (per-class tables and lists stay in the JSON). TensorBoard
-        plots the scalars at ``step`` (the global iteration; default ``epoch``)."""
+        plots the scalars at ``step`` (the global iteration; default ``epoch``). Without
+        ``by_epoch`` (iteration-based training or a time budget) the record also holds the
+        ``step`` and the text line names it."""
         if not self.enabled:
             return
-        self._write_record({"mode": "val", "epoch": epoch, **metrics})
+        position = {} if by_epoch or step is None else {"step": step}
+        self._write_record({"mode": "val", "epoch": epoch, **position, **metrics})
         if self.tensorboard is not None:
             self.tensorboard.add_scalars("val", metrics, epoch if step is None else step)
             self.tensorboard.flush()
@@ -300,7 +317,8 @@ class TrainLogger:
             f"{k} {_format_value(float(v))}" for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         )
-        self.info(f"val epoch [{epoch}] {shown}")
+        where = f"epoch [{epoch}]" if not position else f"iter [{step}] epoch [{epoch}]"
+        self.info(f"val {where} {shown}")
 
     def log_images(self, images: list[tuple[str, Any]], step: int) -> None:
         """Pictures of predictions (``(name, (H, W, 3) uint8)``) for TensorBoard, if on."""

@@ -132,6 +132,16 @@ def _at_least(low: int) -> _Range:
     return (lambda value: value >= low), f"an integer >= {low}"
 
 
+def _valid_duration(value: Any) -> bool:
+    from detbox.engine.time_budget import parse_duration
+
+    try:
+        parse_duration(value)
+    except ConfigError:
+        return False
+    return True
+
+
 def _valid_divergence(value: Mapping[str, Any] | bool) -> bool:
     """``True``, ``False`` or a dict of ``factor`` (> 1), ``window`` (>= 2) and ``patience``
     (>= 1), each optional."""
@@ -149,9 +159,22 @@ def _valid_divergence(value: Mapping[str, Any] | bool) -> bool:
 class TrainSettings(_Section):
     """The ``train_cfg`` section: how long and how each step updates.
 
+    Training is counted in epochs (``by_epoch=True``, the default) or in iterations
+    (``by_epoch=False`` with ``max_iters``, as in MMDetection's ``IterBasedTrainLoop``); the
+    unit applies to ``val_interval``, ``checkpoint.interval`` and the LR milestones. A
+    ``max_time`` budget replaces the length: training ends when the budget is spent.
+
     Attributes:
-        max_epochs: length of training.
-        val_interval: evaluate every this many epochs (and after the last; 0: only the last).
+        max_epochs: length of training in epochs (default 12; only with ``by_epoch=True``).
+        by_epoch: count in epochs; False counts in iterations (optimizer steps).
+        max_iters: length of training in iterations (only with ``by_epoch=False``, which
+            needs it).
+        max_time: a wall-clock budget, ``'20m'``, ``'90s'``, ``'1h30m'`` or seconds: training
+            stops when it is spent (also mid-epoch) and the LR schedule is laid over it
+            (see :mod:`detbox.engine.time_budget`); ``max_epochs`` / ``max_iters`` then only
+            place the LR milestones.
+        val_interval: evaluate every this many epochs, or iterations with ``by_epoch=False``
+            (and at the end; 0: only at the end).
         grad_clip: ``dict(max_norm=..., norm_type=2)`` or None.
         accumulate_steps: loader batches per optimizer step (their mean gradient is applied).
         patience: stop after this many evaluations without a better ``checkpoint.save_best``
@@ -163,18 +186,54 @@ class TrainSettings(_Section):
 
     SECTION: ClassVar[str] = "train_cfg"
     RANGES: ClassVar[dict[str, _Range]] = {
-        "max_epochs": _at_least(1), "val_interval": _at_least(0),
+        "max_epochs": _at_least(1), "max_iters": _at_least(1), "val_interval": _at_least(0),
+        "max_time": (_valid_duration, "a duration such as '20m', '90s', '1h30m' or a number "
+                     "of seconds > 0"),
         "accumulate_steps": _at_least(1), "patience": _at_least(1),
         "divergence": (_valid_divergence, "True, False or a dict with factor (a number > 1), "
                        "window (an integer >= 2) and patience (an integer >= 1)"),
     }
 
-    max_epochs: int = 12
+    max_epochs: int | None = None
+    by_epoch: bool = True
+    max_iters: int | None = None
+    max_time: str | int | float | None = None
     val_interval: int = 1
     grad_clip: Mapping[str, Any] | None = None
     accumulate_steps: int = 1
     patience: int | None = None
     divergence: Mapping[str, Any] | bool = True
+
+    DEFAULT_MAX_EPOCHS: ClassVar[int] = 12
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.by_epoch:
+            if self.max_iters is not None:
+                raise ConfigError(
+                    f"train_cfg.max_iters={self.max_iters} counts iterations, but training "
+                    "counts epochs: add train_cfg.by_epoch=False (and drop max_epochs), or "
+                    "set train_cfg.max_epochs instead")
+            if self.max_epochs is None:
+                object.__setattr__(self, "max_epochs", self.DEFAULT_MAX_EPOCHS)
+            return
+        if self.max_epochs is not None:
+            raise ConfigError(
+                f"train_cfg.by_epoch=False counts iterations, but train_cfg.max_epochs="
+                f"{self.max_epochs} is set too (from a base schedule?): give the length as "
+                "max_iters alone (max_epochs=None, or train_cfg=dict(_delete_=True, ...))")
+        if self.max_iters is None:
+            raise ConfigError("train_cfg.by_epoch=False needs train_cfg.max_iters, the length "
+                              "of training in iterations (e.g. max_iters=90000)")
+
+    @property
+    def max_time_seconds(self) -> float | None:
+        """``max_time`` in seconds (None without a budget)."""
+        if self.max_time is None:
+            return None
+        from detbox.engine.time_budget import parse_duration
+
+        return parse_duration(self.max_time)
 
 
 @dataclass(frozen=True)

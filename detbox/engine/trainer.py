@@ -1,4 +1,4 @@
-"""The epoch-based training loop.
+"""The training loop, counted in epochs, in iterations or against a time budget.
 
 The trainer receives built objects (model, train loader, evaluation callable) and plain
 settings; building those from a config is the caller's job. It owns what happens between them:
@@ -8,6 +8,10 @@ checkpoints and early stopping, evaluation and logging. It runs unchanged on one
 under ``torch.distributed`` (one process per GPU), where rank 0 alone logs and writes files.
 
 An *iteration* is one optimizer step; with ``accumulate_steps = N`` it spans N loader batches.
+How long the loop runs and when it evaluates and checkpoints is the :class:`TrainPlan`'s
+business: after every epoch (``by_epoch=True``) or every iteration (``by_epoch=False``), until
+the length or the time budget (``max_time``) is reached. The data restarts epoch after epoch
+either way, so the sampler's shuffling still follows the epoch.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from detbox.engine.amp import build_amp
 from detbox.engine.best import MetricTracker, build_tracker
 from detbox.engine.checkpoint import LoadReport
 from detbox.engine.dist import (
-    broadcast_object,
     get_rank,
     get_world_size,
     is_main_process,
@@ -35,6 +38,7 @@ from detbox.engine.dist import (
     unwrap_model,
 )
 from detbox.engine.divergence import build_divergence_monitor
+from detbox.engine.evaluation_call import evaluate_during_training
 from detbox.engine.gradient_stepper import GradientStepper
 from detbox.engine.interrupt import StopSignals, TrainingInterrupted
 from detbox.engine.loader_info import (
@@ -44,14 +48,16 @@ from detbox.engine.loader_info import (
     loader_length,
     set_loader_epoch,
 )
-from detbox.engine.logger import TrainLogger, WindowMeter, describe_run, format_eta, plain_metric
+from detbox.engine.logger import TrainLogger, WindowMeter, describe_run, format_eta
 from detbox.engine.lr_schedule import build_lr_schedule
 from detbox.engine.optim import build_optimizer, scale_lr
 from detbox.engine.resume import load_start_weights, resume_state
-from detbox.engine.seed import make_seed, preserved_rng_state, set_random_seed
+from detbox.engine.seed import make_seed, set_random_seed
 from detbox.engine.settings import CheckpointSettings, LogSettings, RuntimeSettings, TrainSettings
 from detbox.engine.sync_bn import prepare_batch_norms
 from detbox.engine.tensorboard import check_tensorboard_available
+from detbox.engine.time_budget import TimeBudget
+from detbox.engine.train_plan import TrainPlan
 from detbox.engine.training_state import (
     TrainingState,
     save_interrupt_checkpoint,
@@ -65,13 +71,10 @@ __all__ = ["Trainer"]
 VisualizeFn = Callable[[nn.Module], list[tuple[str, np.ndarray]]]
 
 
-def _due(epoch: int, interval: int, max_epochs: int) -> bool:
-    """Whether something done every ``interval`` epochs (and after the last) is due."""
-    return epoch == max_epochs or (interval > 0 and epoch % interval == 0)
-
-
 class Trainer:
-    """Trains a detector for ``train.max_epochs`` epochs.
+    """Trains a detector for ``train.max_epochs`` epochs, ``train.max_iters`` iterations
+    (``by_epoch=False``) or until the ``train.max_time`` budget is spent, then evaluates and
+    writes a final checkpoint.
 
     The resumable state (model, optimizer, LR schedule, counters, loss scaler, best-metric
     history) lives in :attr:`state`, a :class:`TrainingState`; checkpoints save and restore it.
@@ -83,8 +86,8 @@ class Trainer:
         work_dir: where logs and checkpoints go.
         optimizer_cfg: see :func:`detbox.engine.optim.build_optimizer`.
         lr_schedule_cfg: see :func:`detbox.engine.lr_schedule.build_lr_schedule`.
-        train: the ``train_cfg`` settings (length, evaluation interval, clipping,
-            accumulation, patience).
+        train: the ``train_cfg`` settings (length in epochs, iterations or time, evaluation
+            interval, clipping, accumulation, patience).
         checkpoint: the ``checkpoint`` settings (interval, rotation, best checkpoints).
         log: the ``log`` settings (interval, TensorBoard, progress bar).
         runtime: mixed precision, LR scaling by batch size, SyncBN, DDP options.
@@ -130,18 +133,25 @@ class Trainer:
         if self.log_settings.tensorboard:
             check_tensorboard_available()
         ckpt = self.checkpoint_settings
+        self.batches_per_epoch = loader_length(train_loader)
+        self.iters_per_epoch = math.ceil(self.batches_per_epoch / train.accumulate_steps)
+        self.plan = TrainPlan.from_settings(train, self.checkpoint_settings.interval,
+                                            self.iters_per_epoch)
         tracker = build_tracker(ckpt.save_best, rule=ckpt.rule, max_keep=ckpt.max_keep_best,
-                                patience=train.patience, has_evaluation=evaluate_fn is not None)
+                                patience=train.patience, has_evaluation=evaluate_fn is not None,
+                                unit="epoch" if self.plan.max_epochs is not None else "iter")
         self.seed = make_seed() if seed is None else int(seed)
         set_random_seed(self.seed + get_rank(), deterministic)
         self.train_loader = train_loader
-        self.batches_per_epoch = loader_length(train_loader)
-        self.iters_per_epoch = math.ceil(self.batches_per_epoch / train.accumulate_steps)
         self.state, notes = self._build_state(model, optimizer_cfg, lr_schedule_cfg, runtime,
                                               tracker)
         self.training_step = TrainingStep(
             state=self.state, loss_module=self.loss_module, amp=self.amp, device=self.device,
-            batches_per_epoch=self.batches_per_epoch, max_epochs=train.max_epochs)
+            batches_per_epoch=self.batches_per_epoch, max_epochs=self.plan.max_epochs)
+        budget = train.max_time_seconds
+        self.state.budget = self.budget = TimeBudget(budget) if budget is not None else None
+        self._saved_at, self._evaluated_at = 0, None
+        self._last_metrics: dict[str, Any] = {}
         self.evaluate_fn = evaluate_fn
         self.visualize_fn = visualize_fn
         self.meta = dict(meta or {})
@@ -158,9 +168,11 @@ class Trainer:
             batch_per_process=loader_batch_size(train_loader),
             accumulate_steps=train.accumulate_steps, world_size=get_world_size(),
             optimizer_name=type(self.state.optimizer).__name__, work_dir=self.work_dir,
-            notes=notes,
+            notes=notes, length=self.plan.describe(self.batches_per_epoch),
         ):
             self.logger.info(line)
+        for warning in self.plan.warnings():
+            self.logger.warning(warning)
 
     def _build_state(self, model: nn.Module, optimizer_cfg: Mapping[str, Any],
                      lr_schedule_cfg: Mapping[str, Any] | None, runtime: RuntimeSettings,
@@ -177,7 +189,7 @@ class Trainer:
         optimizer = build_optimizer(model, optimizer_cfg)
         scheduler = build_lr_schedule(optimizer, lr_schedule_cfg,
                                       iters_per_epoch=self.iters_per_epoch,
-                                      max_epochs=train.max_epochs)
+                                      max_epochs=train.max_epochs, max_iters=train.max_iters)
         stepper = GradientStepper(
             loss_module=self.loss_module, model=model, optimizer=optimizer, amp=self.amp,
             accumulate_steps=train.accumulate_steps, grad_clip=check_grad_clip(train.grad_clip))
@@ -246,7 +258,8 @@ class Trainer:
         return self.state.tracker is not None and self.state.tracker.should_stop
 
     def train(self) -> dict[str, Any]:
-        """Run the remaining epochs; returns the final evaluation's metrics ({} without one).
+        """Train to the end of the plan (epochs, iterations or the time budget); returns the
+        final evaluation's metrics ({} without one).
 
         Raises:
             TrainingError: a non-finite loss, or a non-finite gradient without fp16 loss
@@ -255,9 +268,13 @@ class Trainer:
                 resumable checkpoint was written.
         """
         self._timer_start = (time.perf_counter(), self.iteration)
+        self._saved_at, self._evaluated_at = self.iteration, None
         try:
             with self.stop_signals:
-                return self._run_epochs()
+                if self.budget is not None:
+                    self.budget.start()
+                    self.budget.tick(self.device)
+                return self._run()
         except TrainingInterrupted as exc:
             self.logger.info(str(exc))
             raise
@@ -267,35 +284,59 @@ class Trainer:
         finally:
             self.logger.close()
 
-    def _run_epochs(self) -> dict[str, Any]:
-        metrics: dict[str, Any] = {}
-        evaluated_at = None
-        if self.epoch >= self.max_epochs or self.stopped_early:
-            self.logger.info(f"already trained for {self.epoch}/{self.max_epochs} epochs"
+    def _finished(self) -> bool:
+        return self.plan.finished(self.epoch, self.iteration, self.budget)
+
+    def _run(self) -> dict[str, Any]:
+        if self._finished() or self.stopped_early:
+            self.logger.info(f"already trained: epoch {self.epoch}, iteration {self.iteration}"
                              + (" (stopped early)" if self.stopped_early else ""))
-        for epoch in range(self.epoch, self.max_epochs):
-            if self.stopped_early:
-                break
-            self._train_epoch(epoch)
-            self.state.epoch, self.state.epoch_batches = epoch + 1, 0
-            if self.evaluate_fn is not None and _due(
-                    self.epoch, self.train_settings.val_interval, self.max_epochs):
-                metrics, evaluated_at = self._evaluate(), self.epoch
-            self._end_epoch(metrics if evaluated_at == self.epoch else None)
-        if self.evaluate_fn is not None and evaluated_at != self.epoch:
-            metrics = self._evaluate()
+        while not self._finished() and not self.stopped_early:
+            epoch = self.epoch
+            if self._train_epoch(epoch):
+                self.state.epoch, self.state.epoch_batches = epoch + 1, 0
+                if self.plan.by_epoch:
+                    self._checkpoint_point(self.epoch)
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        """The final evaluation and checkpoint, unless this iteration already had them (a
+        resumed finished run only evaluates)."""
+        if self.budget is not None and self.budget.expired:
+            self.logger.info(f"time budget spent ({self.budget.spent:.1f} s of "
+                             f"{self.budget.seconds:g} s) at iteration {self.iteration}, "
+                             f"epoch {self.epoch + 1}")
+        metrics, fresh = self._last_metrics, None
+        if self.evaluate_fn is not None and self._evaluated_at != self.iteration:
+            metrics = fresh = self._evaluate()
+        if self._saved_at != self.iteration:
+            unit = "epoch" if self.plan.by_epoch and not self.state.epoch_batches else "iter"
+            self._save(fresh, regular=True, unit=unit)
+        if self.stopped_early:
+            self.logger.info(self.state.tracker.describe_stop())
         return metrics
 
-    def _train_epoch(self, epoch: int) -> None:
+    def _checkpoint_point(self, count: int) -> None:
+        """Evaluation and checkpoints due after ``count`` units (epochs or iterations)."""
+        metrics = None
+        if self.evaluate_fn is not None and self.plan.val_due(count):
+            metrics = self._evaluate()
+        self._save(metrics, regular=self.plan.checkpoint_due(count), unit=self.plan.unit)
+
+    def _train_epoch(self, epoch: int) -> bool:
         """Train epoch ``epoch`` (0-based) from batch ``state.epoch_batches`` (non-zero after
-        resuming an interrupted epoch)."""
+        resuming mid-epoch) until its end or the end of training; returns whether the epoch
+        ran to its end."""
         self.model.train()
         set_loader_epoch(self.train_loader, epoch)
         start = self.state.epoch_batches
         meter = WindowMeter()
         steps = start // self.train_settings.accumulate_steps
         elapsed = data_elapsed = 0.0
-        bar = self.logger.progress(self.batches_per_epoch, f"epoch {epoch + 1}/{self.max_epochs}")
+        if start >= self.batches_per_epoch:  # saved after the epoch's last step
+            return True
+        of = f"/{self.plan.max_epochs}" if self.plan.max_epochs else ""
+        bar = self.logger.progress(self.batches_per_epoch, f"epoch {epoch + 1}{of}")
         if bar is not None and start:
             bar.update(start)
         try:
@@ -313,7 +354,10 @@ class Trainer:
                     if steps % self.log_settings.interval == 0 or steps == self.iters_per_epoch:
                         self._log_step(meter.average(), lr, epoch, steps)
                         meter.reset()
+                    done = self._step_done(index + 1)
                     self._after_step(values, lr, index + 1)
+                    if done:
+                        return index + 1 == self.batches_per_epoch
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.1e}",
@@ -322,6 +366,17 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+        return True
+
+    def _step_done(self, batches_done: int) -> bool:
+        """After an optimizer step: the budget's clock, evaluation and checkpoints due in
+        iteration-based training; returns whether training stops here."""
+        self.state.epoch_batches = batches_done
+        if self.budget is not None:
+            self.budget.tick(self.device)
+        if not self.plan.by_epoch:
+            self._checkpoint_point(self.iteration)
+        return self._finished() or self.stopped_early
 
     def _after_step(self, values: Mapping[str, float], lr: float, batches_done: int) -> None:
         """The divergence warning, and stopping on a signal: all ranks agree on it, write a
@@ -347,7 +402,7 @@ class Trainer:
         started, start_iteration = self._timer_start
         done = self.iteration - start_iteration
         per_iter = (time.perf_counter() - started) / done if done else math.nan
-        return per_iter * (self.state.scheduler.max_iters - self.iteration)
+        return self.plan.seconds_left(self.iteration, per_iter, self.budget)
 
     def _log_step(self, averages: dict[str, float], lr: float, epoch: int, step: int) -> None:
         record: dict[str, Any] = {
@@ -359,50 +414,44 @@ class Trainer:
             **averages,
             **self.state.stepper.log_values(),
         }
+        if self.budget is not None:
+            record["progress"] = round(self.budget.progress, 4)
         if self.device.type == "cuda":
             record["memory_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20)
             torch.cuda.reset_peak_memory_stats(self.device)
-        self.logger.log_train(record, self.max_epochs, self.iters_per_epoch)
+        max_iters = None if self.plan.by_epoch else self.plan.max_iters
+        self.logger.log_train(record, self.plan.max_epochs, self.iters_per_epoch, max_iters)
 
-    # ----------------------------------------------------------------- epoch-end work
+    # ----------------------------------------------------------------- checkpoints
 
-    def _end_epoch(self, metrics: Mapping[str, Any] | None) -> None:
-        """Checkpoints after an epoch: the regular one when due, a best one when the tracked
-        metric ranks among the best, and a regular one when training stops early."""
+    def _save(self, metrics: Mapping[str, Any] | None, *, regular: bool, unit: str) -> None:
+        """Checkpoints at this point: the regular ``<unit>_N.pth`` when ``regular``, and a best
+        one when the tracked metric of ``metrics`` ranks among the best."""
         best_file, dropped = None, []
         tracker = self.state.tracker
         if tracker is not None and metrics is not None:
-            if tracker.observe(metrics, self.epoch):
-                best_file = tracker.file_name(self.epoch)
-                dropped = tracker.keep(best_file, tracker.score_of(metrics), self.epoch)
-        stop = self.stopped_early and self.epoch < self.max_epochs
-        regular = stop or _due(self.epoch, self.checkpoint_settings.interval, self.max_epochs)
-        if regular or best_file:
-            paths = save_training_checkpoints(
-                self.state, work_dir=self.work_dir, meta=self.meta, regular=regular,
-                best_file=best_file, dropped=dropped, max_keep=self.checkpoint_settings.max_keep,
-                last_checkpoint=self.last_checkpoint)
-            if is_main_process():
-                self.logger.info("saved checkpoint " + ", ".join(str(p) for p in paths))
-            if regular:
-                self.last_checkpoint = paths[0]
-        if stop:
-            self.logger.info(tracker.describe_stop())
+            position = self.epoch if tracker.unit == "epoch" else self.iteration
+            best_file, dropped = tracker.best_checkpoint(metrics, position)
+        if not (regular or best_file):
+            return
+        paths = save_training_checkpoints(
+            self.state, work_dir=self.work_dir, meta=self.meta, regular=regular,
+            best_file=best_file, dropped=dropped, max_keep=self.checkpoint_settings.max_keep,
+            last_checkpoint=self.last_checkpoint, unit=unit)
+        if is_main_process():
+            self.logger.info("saved checkpoint " + ", ".join(str(p) for p in paths))
+        if regular:
+            self.last_checkpoint, self._saved_at = paths[0], self.iteration
 
     def _evaluate(self) -> dict[str, Any]:
-        model = unwrap_model(self.model)
-        model.eval()
-        images: list[tuple[str, np.ndarray]] = []
-        try:
-            with preserved_rng_state(), torch.no_grad():
-                raw = self.evaluate_fn(model)
-                if (self.visualize_fn is not None and is_main_process()
-                        and self.logger.tensorboard is not None):
-                    images = self.visualize_fn(model)
-        finally:
-            model.train()
-        metrics = {key: plain_metric(value) for key, value in dict(raw or {}).items()}
-        metrics = broadcast_object(metrics)  # rank 0's evaluation decides for every rank
-        self.logger.log_val(self.epoch, metrics, step=self.iteration)
+        draw = (self.visualize_fn if is_main_process() and self.logger.tensorboard is not None
+                else None)
+        metrics, images = evaluate_during_training(self.model, self.evaluate_fn, draw)
+        if self.plan.max_epochs is not None:
+            self.logger.log_val(self.epoch, metrics, step=self.iteration)
+        else:  # numbered like the training records: the epoch in progress, 1-based
+            epoch = self.epoch + (1 if self.state.epoch_batches else 0)
+            self.logger.log_val(epoch, metrics, step=self.iteration, by_epoch=False)
         self.logger.log_images(images, self.iteration)
+        self._evaluated_at, self._last_metrics = self.iteration, metrics
         return metrics

@@ -35,6 +35,7 @@ from detbox.engine.dist import (
 from detbox.engine.gradient_stepper import GradientStepper
 from detbox.engine.lr_schedule import LRSchedule
 from detbox.engine.seed import get_rng_state, set_rng_state
+from detbox.engine.time_budget import TimeBudget
 from detbox.errors import CheckpointError, TrainingError
 
 __all__ = [
@@ -59,8 +60,10 @@ class TrainingState:
     Attributes:
         epoch: completed epochs.
         iteration: completed iterations (optimizer steps).
-        epoch_batches: loader batches already trained in epoch ``epoch + 1`` (non-zero only in
-            a checkpoint written when training was interrupted mid-epoch).
+        epoch_batches: loader batches already trained in epoch ``epoch + 1`` (non-zero in a
+            checkpoint written mid-epoch: on an interruption, by iteration-based training or
+            at the end of a time budget).
+        budget: the time budget's clock (``train_cfg.max_time``), or None.
     """
 
     def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -76,6 +79,7 @@ class TrainingState:
         self.epoch = 0
         self.iteration = 0
         self.epoch_batches = 0
+        self.budget: TimeBudget | None = None
 
     def rng_state(self) -> dict[str, Any]:
         """This process's random states: Python, numpy, torch (CPU and CUDA) and the loader's."""
@@ -86,11 +90,13 @@ class TrainingState:
 
     def state_dict(self, rng_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The checkpoint entries: ``state_dict``, ``optimizer``, ``scheduler``, ``epoch``,
-        ``iteration``, ``epoch_batches``, ``rng`` (one state per rank), ``amp`` and ``best``.
+        ``iteration``, ``epoch_batches``, ``rng`` (one state per rank), ``amp`` and ``best``,
+        plus ``time_budget`` (the seconds spent) under a time budget.
 
         Args:
             rng_states: every rank's :meth:`rng_state`; defaults to this process's alone.
         """
+        budget = {"time_budget": self.budget.state_dict()} if self.budget is not None else {}
         return {
             "state_dict": unwrap_model(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -101,6 +107,7 @@ class TrainingState:
             "rng": rng_states if rng_states is not None else [self.rng_state()],
             "amp": self.stepper.state_dict(),
             "best": self.tracker.state_dict() if self.tracker is not None else None,
+            **budget,
         }
 
     def load_state_dict(self, state: dict[str, Any], source: str = "the checkpoint"
@@ -151,6 +158,8 @@ class TrainingState:
                     "the checkpoint's is kept, so the run continues as it was"
                 )
             self.scheduler.load_state_dict(state["scheduler"])
+        if self.budget is not None and isinstance(state.get("time_budget"), dict):
+            self.budget.load_state_dict(state["time_budget"])
         if isinstance(state.get("amp"), dict):
             self.stepper.load_state_dict(state["amp"])
         best = state.get("best")
@@ -187,21 +196,25 @@ def save_training_checkpoints(
     dropped: list[str],
     max_keep: int | None,
     last_checkpoint: Path | None,
+    unit: str = "epoch",
 ) -> list[Path]:
-    """Write this epoch's checkpoints; every rank calls it (the random states are gathered)
-    and rank 0 writes the files.
+    """Write this epoch's (or iteration's) checkpoints; every rank calls it (the random
+    states are gathered) and rank 0 writes the files.
 
     Args:
         state: what is saved.
         work_dir: where the files go.
         meta: JSON-able data stored in the checkpoint.
         regular: write ``epoch_N.pth``, point ``latest.pth`` at it, keep the newest
-            ``max_keep`` of them and delete the ``iter_N.pth`` of an interruption.
+            ``max_keep`` of them and delete the ``iter_N.pth`` of an interruption; with
+            ``unit='iter'`` write ``iter_N.pth`` (N completed iterations) and keep the newest
+            ``max_keep`` of those.
         best_file: also write this best checkpoint (a hard link to ``epoch_N.pth`` when both
             are written).
         dropped: best checkpoints that fell out of the kept ones, to delete.
         max_keep: ``epoch_N.pth`` files kept (0 or None: all).
         last_checkpoint: the previous checkpoint, named when the weights are not finite.
+        unit: ``'epoch'`` or ``'iter'``, what the regular file counts.
 
     Returns:
         The paths written (the same list on every rank).
@@ -212,7 +225,8 @@ def save_training_checkpoints(
     check_weights_finite(state.model, state.epoch, last_checkpoint)
     rng_states = all_gather_object(state.rng_state())
     work_dir = Path(work_dir)
-    paths = [work_dir / checkpoint_name(state.epoch)] if regular else []
+    count = state.epoch if unit == "epoch" else state.iteration
+    paths = [work_dir / checkpoint_name(count, unit)] if regular else []
     paths += [work_dir / best_file] if best_file else []
     if is_main_process():
         write_checkpoint(paths[0], state.state_dict(rng_states), meta=meta)
@@ -220,9 +234,10 @@ def save_training_checkpoints(
             link_or_copy(paths[0], path)
         if regular:
             update_latest(work_dir, paths[0])
-            remove_old_checkpoints(work_dir, max_keep)
-            for interrupted in work_dir.glob("iter_*.pth"):  # superseded by this epoch's
-                interrupted.unlink(missing_ok=True)
+            remove_old_checkpoints(work_dir, max_keep, unit)
+            if unit == "epoch":
+                for interrupted in work_dir.glob("iter_*.pth"):  # superseded by this epoch's
+                    interrupted.unlink(missing_ok=True)
         for name in dropped:
             (work_dir / name).unlink(missing_ok=True)
     return paths

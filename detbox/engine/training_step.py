@@ -115,7 +115,7 @@ def non_finite_message(
     batch: ImageBatch,
     iteration: int,
     epoch: int,
-    max_epochs: int,
+    max_epochs: int | None,
     index: int,
     iters_per_epoch: int,
     checkpoint: str | None,
@@ -129,7 +129,7 @@ def non_finite_message(
         batch: the batch that produced them, for its image file names.
         iteration: 1-based global iteration.
         epoch: 1-based epoch.
-        max_epochs: length of training.
+        max_epochs: length of training (None when it is not counted in epochs).
         index: 1-based iteration within the epoch.
         iters_per_epoch: iterations per epoch.
         checkpoint: the newest checkpoint on disk, if any.
@@ -138,8 +138,9 @@ def non_finite_message(
     extra = [f"{n}={v:.4g}" for n, v in zip(names, values) if not n.startswith("loss")]
     files = ", ".join(sample.file_name for sample in batch.samples) or "(no samples)"
     kept = f"the last checkpoint ({checkpoint})" if checkpoint else "no checkpoint was written"
+    of = f"/{max_epochs}" if max_epochs else ""
     return (
-        f"non-finite {what} at iteration {iteration} (epoch {epoch}/{max_epochs}, "
+        f"non-finite {what} at iteration {iteration} (epoch {epoch}{of}, "
         f"iter {index}/{iters_per_epoch}): {terms}{'; ' + ', '.join(extra) if extra else ''}; "
         f"images: {files}. Training stopped before the optimizer step, so this batch changed "
         f"no weight and {kept} is intact. Try a lower lr, a longer warmup or grad_clip, and "
@@ -180,11 +181,11 @@ class TrainingStep:
         amp: the mixed-precision settings.
         device: where batches go.
         batches_per_epoch: loader batches per epoch.
-        max_epochs: length of training (for messages).
+        max_epochs: length of training in epochs, if it is one (for messages).
     """
 
     def __init__(self, *, state: TrainingState, loss_module: nn.Module, amp: AmpSettings,
-                 device: torch.device, batches_per_epoch: int, max_epochs: int) -> None:
+                 device: torch.device, batches_per_epoch: int, max_epochs: int | None) -> None:
         self.state = state
         self.loss_module = loss_module
         self.amp = amp
@@ -208,7 +209,8 @@ class TrainingStep:
         first, last, group_size = micro_batch_position(index, self.batches_per_epoch,
                                                        stepper.accumulate_steps)
         if first:
-            state.scheduler.apply(state.iteration)
+            progress = state.budget.progress if state.budget is not None else None
+            state.scheduler.apply(state.iteration, progress)
             state.optimizer.zero_grad(set_to_none=True)
         batch = batch.to(self.device)
         where = (batch, epoch, index, last_checkpoint)

@@ -85,3 +85,15 @@ def test_a_cut_last_line_is_skipped_but_damage_elsewhere_is_an_error(log_file, t
     broken.write_text("{oops\n" + text)
     with pytest.raises(DetboxError, match="broken.log.jsonl:1"):
         load_log(broken)
+
+
+def test_evaluations_of_iteration_based_training_are_plotted_per_iteration(tmp_path):
+    path = tmp_path / "iters.log.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"mode": "train", "epoch": 1, "iter": 5, "step": 5, "loss": 1.0},
+        {"mode": "val", "epoch": 1, "step": 5, "bbox_mAP": 0.1},
+        {"mode": "train", "epoch": 2, "iter": 2, "step": 10, "loss": 0.8},
+        {"mode": "val", "epoch": 2, "step": 10, "bbox_mAP": 0.3},
+    ]) + "\n")
+    mAP = collect_curves([path], ["bbox_mAP"])["bbox_mAP"][0]
+    assert (mAP.x_label, mAP.x, mAP.y) == ("iteration", [5.0, 10.0], [0.1, 0.3])

@@ -25,6 +25,9 @@ SCHEDULE = {"policy": "cosine", "warmup": "linear", "warmup_iters": 4, "warmup_r
 # Flat test keywords -> (settings class, field); everything else goes to the Trainer as is.
 _SETTING_KEYS = {
     "max_epochs": (TrainSettings, "max_epochs"),
+    "by_epoch": (TrainSettings, "by_epoch"),
+    "max_iters": (TrainSettings, "max_iters"),
+    "max_time": (TrainSettings, "max_time"),
     "val_interval": (TrainSettings, "val_interval"),
     "grad_clip": (TrainSettings, "grad_clip"),
     "accumulate_steps": (TrainSettings, "accumulate_steps"),
@@ -82,6 +85,8 @@ def make_trainer():
             "progress_bar": False,
         }
         settings.update(overrides)
+        if overrides.get("by_epoch") is False and "max_epochs" not in overrides:
+            settings["max_epochs"] = None  # iterations are the length
         return Trainer(**trainer_arguments(**settings))
 
     return build

@@ -179,8 +179,8 @@ def read_jsonl(work_dir: Path) -> list[dict[str, Any]]:
 
 
 def _train_one_distributed_run(rank: int, world_size: int, work_dir: Path,
-                               nan_on_rank: int | None, sigterm_on_rank: int | None = None
-                               ) -> dict[str, Any]:
+                               nan_on_rank: int | None, sigterm_on_rank: int | None = None,
+                               max_time: float | None = None) -> dict[str, Any]:
     from detbox.engine import Trainer
     from detbox.engine.settings import LogSettings, TrainSettings
     from detbox.errors import TrainingError
@@ -192,7 +192,8 @@ def _train_one_distributed_run(rank: int, world_size: int, work_dir: Path,
         model=model, train_loader=make_loader(rank=rank, world_size=world_size),
         optimizer_cfg={"type": "SGD", "lr": 0.05, "momentum": 0.9},
         lr_schedule_cfg={"policy": "step", "milestones": [1], "warmup": None},
-        train=TrainSettings(max_epochs=2), work_dir=work_dir, evaluate_fn=make_evaluate_fn(),
+        train=TrainSettings(max_epochs=2, max_time=max_time), work_dir=work_dir,
+        evaluate_fn=make_evaluate_fn(),
         log=LogSettings(interval=1, progress_bar=False), seed=None,
     )
     result: dict[str, Any] = {"seed": trainer.seed, "error": None}
@@ -201,13 +202,14 @@ def _train_one_distributed_run(rank: int, world_size: int, work_dir: Path,
     except TrainingError as exc:
         result["error"] = str(exc)
     result["weights"] = {k: v.tolist() for k, v in model.state_dict().items()}
+    result["iteration"] = trainer.iteration
     return result
 
 
 def distributed_worker(rank: int, world_size: int, port: int, root: str) -> None:
-    """One rank of three CPU (gloo) runs: ``root/clean`` trains normally, ``root/nan`` hits a
-    NaN loss on rank 1 only, ``root/sigterm`` gets SIGTERM on rank 0 only. Writes
-    ``root/result_<rank>.json`` for the test to check."""
+    """One rank of four CPU (gloo) runs: ``root/clean`` trains normally, ``root/nan`` hits a
+    NaN loss on rank 1 only, ``root/sigterm`` gets SIGTERM on rank 0 only, ``root/budget``
+    trains for a 1 s budget. Writes ``root/result_<rank>.json`` for the test to check."""
     import json
     import os
 
@@ -217,9 +219,10 @@ def distributed_worker(rank: int, world_size: int, port: int, root: str) -> None
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     results = {
         name: _train_one_distributed_run(rank, world_size, Path(root) / name, nan_on_rank,
-                                         sigterm_on_rank)
-        for name, nan_on_rank, sigterm_on_rank in (("clean", None, None), ("nan", 1, None),
-                                                   ("sigterm", None, 0))
+                                         sigterm_on_rank, max_time)
+        for name, nan_on_rank, sigterm_on_rank, max_time in (
+            ("clean", None, None, None), ("nan", 1, None, None), ("sigterm", None, 0, None),
+            ("budget", None, None, 1.0))
     }
     (Path(root) / f"result_{rank}.json").write_text(json.dumps(results))
     dist.destroy_process_group()

@@ -68,3 +68,15 @@ def test_sigterm_on_rank0_stops_both_at_the_same_iteration(two_ranks):
     assert (checkpoint["iteration"], checkpoint["epoch_batches"]) == (5, 2)
     assert len(checkpoint["rng"]) == 2
     assert (root / "sigterm" / "iter_5.pth").is_file()
+
+
+def test_a_time_budget_stops_both_ranks_at_the_same_iteration(two_ranks):
+    root, results = two_ranks
+    budget = [r["budget"] for r in results]
+    assert budget[0]["error"] is None and budget[1]["error"] is None
+    assert budget[0]["iteration"] == budget[1]["iteration"] > 6  # past max_epochs=2
+    checkpoint = load_checkpoint(root / "budget" / LATEST_NAME)
+    assert checkpoint["iteration"] == budget[0]["iteration"]
+    assert 1.0 <= checkpoint["time_budget"]["spent"] < 2.0
+    lrs = [r["lr"] for r in read_jsonl(root / "budget") if r["mode"] == "train"]
+    assert lrs[-1] < lrs[0]  # the step schedule's milestone (epoch 1 of 2) fell at half time

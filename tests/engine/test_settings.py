@@ -42,8 +42,9 @@ def test_an_unknown_key_names_the_section_and_the_closest_key(cls, section, mess
 
 @pytest.mark.parametrize(("cls", "section", "message"), [
     (TrainSettings, {"max_epochs": "abc"},
-     r"^train_cfg\.max_epochs must be an integer, got 'abc' \(str\)$"),
-    (TrainSettings, {"max_epochs": 2.5}, r"^train_cfg\.max_epochs must be an integer, got 2\.5"),
+     r"^train_cfg\.max_epochs must be an integer or None, got 'abc' \(str\)$"),
+    (TrainSettings, {"max_epochs": 2.5},
+     r"^train_cfg\.max_epochs must be an integer or None, got 2\.5"),
     (TrainSettings, {"val_interval": True}, r"^train_cfg\.val_interval must be an integer"),
     (TrainSettings, {"grad_clip": 35}, r"^train_cfg\.grad_clip must be a dict or None, got 35"),
     (TrainSettings, {"patience": "3"}, r"^train_cfg\.patience must be an integer or None"),
@@ -109,5 +110,6 @@ def test_the_config_keys_detbox_train_accepts_reach_the_trainer():
     assert options["runtime"] == RuntimeSettings(amp={"dtype": "bf16"}, sync_bn=True,
                                                  auto_scale_lr={"base_batch_size": 16})
     cfg.train_cfg.max_epochs = "abc"
-    with pytest.raises(ConfigError, match=r"^train_cfg\.max_epochs must be an integer, got 'abc'"):
+    with pytest.raises(ConfigError,
+                       match=r"^train_cfg\.max_epochs must be an integer or None, got 'abc'"):
         _trainer_options(cfg)
