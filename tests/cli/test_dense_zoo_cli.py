@@ -1,5 +1,5 @@
-"""`detbox test`, `infer`, `flops` and `export-onnx` on tiny GHM / FreeAnchor / RepPoints /
-Guided Anchoring detectors: numbers checked, not just exit codes."""
+"""`detbox test`, `infer`, `flops`, `benchmark` and `export-onnx` on tiny GHM / FreeAnchor /
+RepPoints / Guided Anchoring detectors: numbers checked, not just exit codes."""
 
 import copy
 import json
@@ -70,6 +70,12 @@ def test_test_infer_and_flops(name, tmp_path, monkeypatch, capsys):
     modules = {m["name"]: m for m in report["modules"]}
     assert modules["bbox_head"]["flops"] > 0 and report["total_flops"] > modules["backbone"][
         "flops"]
+
+    bench = tmp_path / "bench.json"
+    assert main(["benchmark", str(config), str(checkpoint), "--shape", "48", "64",
+                 "--num-images", "2", "--batch-size", "1", "--warmup", "1",
+                 "--json-out", str(bench)]) == 0
+    assert json.loads(bench.read_text())["images_per_second"] > 0
 
 
 def _spread_location_scores(model):
