@@ -66,8 +66,11 @@ def trunk_levels(model: nn.Module, channels_last: bool) -> list[tuple[str, str, 
     last: dict[int, tuple[str, int]] = {}
     with torch.no_grad():
         for name, module in _trunk(model):
-            x = module(x)
-            if x.dim() != 4:
+            try:
+                x = module(x)
+            except (RuntimeError, AssertionError, ValueError):
+                break  # a part that does not take the previous one's map (not a trunk)
+            if not isinstance(x, Tensor) or x.dim() != 4:
                 break
             height, channels = (x.shape[1], x.shape[3]) if channels_last else x.shape[2:0:-1]
             stride = _PROBE_SIZE // int(height)
