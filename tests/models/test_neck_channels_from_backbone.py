@@ -4,15 +4,20 @@ Also: the timm / torchvision backbone recipes build without their weight files a
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torchvision
 
 from detbox.apis.build import fill_num_classes
+from detbox.cli.main import main
 from detbox.config import load_config, merge_configs
 from detbox.errors import ConfigError
 from detbox.registry import MODELS
 from tests.conftest import REPO_ROOT
+from tests.models._helpers import tiny_retinanet_cfg
+from tests.tiny_detector import write_tiny
 
 CONFIGS = REPO_ROOT / "configs"
 MOBILENET = {"_delete_": True, "type": "TorchvisionBackbone", "model_name": "mobilenet_v3_small",
@@ -98,3 +103,23 @@ def test_timm_recipe_builds_without_and_loads_its_weights_file(tmp_path, monkeyp
     assert "convnext_tiny.pth" in model.init_weights()
     assert torch.equal(model.backbone.model.state_dict()["stages_2.blocks.0.conv_dw.weight"],
                        weights["stages.2.blocks.0.conv_dw.weight"])
+
+
+@pytest.mark.parametrize("backbone", [
+    {"type": "TorchvisionBackbone", "model_name": "mobilenet_v3_small"},
+    {"type": "TimmBackbone", "model_name": "resnet18", "out_indices": (2, 3, 4)},
+], ids=["torchvision", "timm"])
+def test_flops_reports_the_backbone(tmp_path, capsys, backbone):
+    if backbone["type"] == "TimmBackbone":
+        pytest.importorskip("timm", reason='timm is optional: pip install "detbox[timm]"')
+    cfg = tiny_retinanet_cfg(num_classes=3)
+    cfg["backbone"] = backbone
+    del cfg["neck"]["in_channels"]
+    config, checkpoint = write_tiny(tmp_path, cfg, name="model")
+    report = tmp_path / "flops.json"
+    assert main(["flops", str(config), "--checkpoint", str(checkpoint), "--shape", "64",
+                 "--json-out", str(report)]) == 0
+    counted = json.loads(report.read_text())
+    row = next(m for m in counted["modules"] if m["name"] == "backbone")
+    assert row["type_name"] == backbone["type"] and 0 < row["flops"] < counted["total_flops"]
+    assert backbone["type"] in capsys.readouterr().out
