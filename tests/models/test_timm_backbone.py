@@ -47,6 +47,17 @@ def test_frozen_stages_and_norm_eval():
     assert backbone.frozen_parts()  # random weights with frozen parts: the detector warns
 
 
+def test_frozen_stages_of_a_flattened_feature_wrapper():
+    # timm renames ConvNeXt's 'stages.1' to 'stages_1' in its feature wrapper.
+    backbone = TimmBackbone(model_name="convnext_atto", frozen_stages=1)
+    model = backbone.model
+    frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+    assert frozen and all(name.startswith(("stem", "stages_0.")) for name in frozen)
+    assert all(p.requires_grad for p in model.stages_1.parameters())
+    assert len(frozen) == len(list(model.stem_0.parameters())) + len(list(
+        model.stem_1.parameters())) + len(list(model.stages_0.parameters()))
+
+
 def test_frozen_stages_out_of_range():
     with pytest.raises(ConfigError, match="frozen_stages must be in -1..4"):
         TimmBackbone(model_name="convnext_atto", frozen_stages=5)

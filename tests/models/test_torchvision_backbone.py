@@ -11,6 +11,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detbox.errors import CheckpointError, ConfigError
 from detbox.models.backbones import TorchvisionBackbone
+from detbox.models.backbones.feature_freezing import freeze, modules_before
 from tests.models.two_stage._tiny import build, rectangles_batch, tiny_two_stage_cfg, train_steps
 
 # name -> (channels at strides 4, 8, 16, 32), from each paper's architecture table.
@@ -136,3 +137,15 @@ def test_faster_rcnn_with_fpn_in_channels_from_torchvision_trains_and_predicts()
     with torch.no_grad():
         results = model.predict(empty)
     assert len(results) == 2 and all(r.boxes.shape[1] == 4 for r in results)
+
+
+def test_modules_before_a_boundary_and_an_unknown_name():
+    inner = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Conv2d(1, 1, 1))
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), inner)
+    before = modules_before(model, ("1.1",))
+    assert before == [model[0], inner, inner[0]]  # the container of the boundary included
+    freeze(before)
+    assert [p.requires_grad for p in model.parameters()] == [False, False, False, False, True,
+                                                             True]
+    with pytest.raises(ConfigError, match="no module of that name"):
+        modules_before(model, ("2",))

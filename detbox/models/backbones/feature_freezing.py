@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from detbox.errors import ConfigError
 from detbox.models.layers.norm import BATCH_NORMS
 
 __all__ = ["freeze", "keep_eval", "modules_before", "set_batch_norms_eval"]
@@ -27,8 +28,11 @@ def modules_before(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
     Returns:
         Modules before the boundary (the root excluded), containers included: a container
         of the boundary comes before it too, so use them through :func:`freeze` and
-        :func:`keep_eval`, which touch each module's own parameters and flag only. All
-        modules when no name matches, which callers avoid by passing names that exist.
+        :func:`keep_eval`, which touch each module's own parameters and flag only.
+
+    Raises:
+        ConfigError: no module has any of the names (freezing everything silently instead
+            would be worse than failing).
     """
     wanted = set(names)
     found = []
@@ -37,7 +41,8 @@ def modules_before(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
             return found
         if name:
             found.append(module)
-    return found
+    raise ConfigError(f"cannot freeze up to module {' / '.join(names)}: "
+                      f"{type(model).__name__} has no module of that name")
 
 
 def set_batch_norms_eval(model: nn.Module) -> None:
