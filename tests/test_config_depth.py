@@ -64,13 +64,14 @@ def test_retinanet_recipe_trains_with_another_depth(tmp_path, depth):
     assert len(results) == len(batch.samples)
 
 
-def test_an_explicit_neck_in_channels_is_kept():
+def test_an_explicit_neck_in_channels_is_kept_and_checked():
     cfg = load_config(RETINANET)
-    apply_options(cfg, {"model.backbone.depth": 18, "model.neck.in_channels": [512, 1024, 2048]})
-    model = MODELS.build(cfg.model)
-    assert model.neck.in_channels == [512, 1024, 2048]
-    with pytest.raises(RuntimeError):  # wrong for ResNet-18: the config said so explicitly
-        model(torch.zeros(1, 3, 64, 64))
+    apply_options(cfg, {"model.backbone.depth": 18, "model.neck.in_channels": [128, 256, 512]})
+    assert MODELS.build(cfg.model).neck.in_channels == [128, 256, 512]
+    apply_options(cfg, {"model.neck.in_channels": [512, 1024, 2048]})
+    # wrong for ResNet-18: a build-time error naming both, not a conv error at the first image
+    with pytest.raises(ConfigError, match=r"\[512, 1024, 2048\] disagree .*\[128, 256, 512\]"):
+        MODELS.build(cfg.model)
 
 
 def test_a_backbone_without_out_channels_needs_neck_in_channels():

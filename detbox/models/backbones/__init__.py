@@ -4,6 +4,8 @@ from detbox.models.backbones.resnet import ResNet, make_resnet_stage, read_torch
 from detbox.models.backbones.resnext import ResNeXt
 from detbox.models.backbones.ssd_mobilenet import SSDMobileNetV3
 from detbox.models.backbones.ssd_vgg import SSDVGG
+from detbox.models.backbones.timm_backbone import TimmBackbone
+from detbox.models.backbones.torchvision_backbone import TorchvisionBackbone
 from detbox.models.backbones.trident_resnet import TridentResNet
 
 __all__ = [
@@ -11,6 +13,8 @@ __all__ = [
     "ResNeXt",
     "ResNet",
     "SSDMobileNetV3",
+    "TimmBackbone",
+    "TorchvisionBackbone",
     "TridentResNet",
     "make_resnet_stage",
     "read_torchvision_state_dict",

@@ -15,8 +15,8 @@ from detbox.registry import MODELS, nested_path
 from detbox.structures import DetSample, ImageBatch, Instances, boxes_to_original
 
 __all__ = [
-    "BaseDetector", "frozen_without_weights", "neck_in_channels_missing", "rescale_to_original",
-    "with_neck_in_channels",
+    "BaseDetector", "check_neck_in_channels", "frozen_without_weights",
+    "neck_in_channels_missing", "rescale_to_original", "with_neck_in_channels",
 ]
 
 _INIT_KEYS = ("backbone_checkpoint",)
@@ -49,6 +49,25 @@ def with_neck_in_channels(neck: Mapping[str, Any], backbone: nn.Module) -> dict[
             "out_channels; set neck.in_channels in the config"
         )
     return {**neck, "in_channels": list(channels)}
+
+
+def check_neck_in_channels(neck: Mapping[str, Any], backbone: nn.Module) -> None:
+    """Fail on a neck whose given ``in_channels`` are not the backbone's ``out_channels``.
+
+    A neck config may leave ``in_channels`` out (the detector fills them); a stated value is
+    checked, so that replacing the backbone of a recipe that states them fails at build time
+    with both lists named, not at the first forward pass with a conv shape error.
+    """
+    given = neck.get("in_channels")
+    channels = getattr(backbone, "out_channels", None)
+    if channels is None or isinstance(given, int) or not isinstance(given, Sequence):
+        return  # a single-level neck (an int) or a backbone that does not report channels
+    if [int(c) for c in given] != [int(c) for c in channels]:
+        raise ConfigError(
+            f"neck.in_channels={list(given)} disagree with the {type(backbone).__name__} "
+            f"backbone's out_channels={list(channels)}; drop neck.in_channels from the config "
+            "(the detector reads them from the backbone) or make them equal"
+        )
 
 
 def frozen_without_weights(backbone: nn.Module) -> str | None:
@@ -109,6 +128,8 @@ class BaseDetector(nn.Module):
         neck_path = nested_path(neck) if isinstance(neck, Mapping) else None
         if neck_in_channels_missing(neck):
             neck = with_neck_in_channels(neck, self.backbone)
+        elif isinstance(neck, Mapping):
+            check_neck_in_channels(neck, self.backbone)
         self.neck = MODELS.build(neck, path=neck_path) if neck is not None else None
         self.init_cfg = self._check_init_cfg(init_cfg or {})
 
@@ -137,13 +158,20 @@ class BaseDetector(nn.Module):
         backbone gets the weights first, then every other direct part that takes torchvision
         weights (``load_torchvision_weights``, e.g. a C4 head's res5).
 
-        Without a checkpoint, warns when the backbone keeps parts frozen (``frozen_parts()``):
-        they would stay at their random initialization for the whole training.
+        Without a checkpoint, a backbone with its own ``init_weights()`` (a ``TimmBackbone``
+        with ``pretrained_file``, a ``TorchvisionBackbone`` with ``weights_file``) loads its
+        weights; with none at all, warns when the backbone keeps parts frozen
+        (``frozen_parts()``): they would stay at their random initialization for the whole
+        training.
 
         Returns:
             A line for the training log saying where the weights came from, or None.
         """
         checkpoint = self.init_cfg.get("backbone_checkpoint")
+        if checkpoint is None and hasattr(self.backbone, "init_weights"):
+            loaded = self.backbone.init_weights()  # a backbone naming its own weights file
+            if loaded is not None:
+                return loaded
         if checkpoint is None:
             message = frozen_without_weights(self.backbone)
             if message:
