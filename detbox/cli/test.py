@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config_with_options(args)
     device = start_test_processes(args, cfg)
     shard = {"rank": get_rank(), "world_size": get_world_size()}
-    section = test_loader_section(cfg, args.config)
+    section = evaluation_section(cfg, args.config)
     tta = tta_settings(cfg, True if args.tta else None)
     if tta:
         section = tta_test_section(section, tta)
@@ -129,7 +129,7 @@ def start_test_processes(args: argparse.Namespace, cfg):
     return device
 
 
-def test_loader_section(cfg, config: str) -> dict:
+def evaluation_section(cfg, config: str) -> dict:
     """The config's test data loader section (its validation one when it has none)."""
     section = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if not section:

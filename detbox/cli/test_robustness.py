@@ -12,7 +12,7 @@ from detbox.cli.common import (
     add_config_arguments,
     load_config_with_options,
 )
-from detbox.cli.test import load_test_model, start_test_processes, test_loader_section
+from detbox.cli.test import evaluation_section, load_test_model, start_test_processes
 from detbox.cli.train import add_launcher_argument
 from detbox.errors import ConfigError
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config_with_options(args)
     device = start_test_processes(args, cfg)
     rank = get_rank()
-    section = test_loader_section(cfg, args.config)
+    section = evaluation_section(cfg, args.config)
     eval_types = _eval_types(args, cfg)
     model = load_test_model(cfg, args, device, build_dataset(section["dataset"]))
 
