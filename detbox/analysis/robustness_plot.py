@@ -19,19 +19,22 @@ def plot_robustness(results: Mapping[str, Any], out_file: str | os.PathLike,
         out_file: the PNG to write.
         eval_types: the panels, left to right.
     """
+    from matplotlib import colormaps
     from matplotlib.figure import Figure  # not pyplot: no global backend or figure state
+
+    colours = colormaps["tab20"]  # 20 distinct colours: the 19 corruptions never share one
 
     fig = Figure(figsize=(6 * len(eval_types), 4.5))
     for index, eval_type in enumerate(eval_types):
         axes = fig.add_subplot(1, len(eval_types), index + 1)
         clean = results.get("clean", {}).get(eval_type, {}).get("AP")
-        for name, by_severity in results.get("corruptions", {}).items():
+        for line, (name, by_severity) in enumerate(results.get("corruptions", {}).items()):
             points = sorted((int(s), v[eval_type]["AP"]) for s, v in by_severity.items()
                             if eval_type in v)
             if clean is not None:
                 points = [(0, clean), *points]
             if points:
-                axes.plot(*zip(*points), marker="o", label=name)
+                axes.plot(*zip(*points), marker="o", label=name, color=colours(line % 20))
         axes.set_xlabel("severity")
         axes.set_ylabel(f"{eval_type} AP")
         axes.set_xticks(range(6))
