@@ -11,7 +11,8 @@ from detbox.errors import DetboxError
 # Each module exposes ``register(subparsers)``, which adds its parser with ``func=run``.
 SUBCOMMANDS = ("train", "test", "infer", "eval", "demo", "convert_weights", "convert_dataset",
                "analyze_logs", "flops", "publish", "export_onnx", "benchmark", "env",
-               "check_dataset", "browse_dataset", "registry", "configs", "print_config", "serve")
+               "check_dataset", "browse_dataset", "registry", "configs", "print_config", "serve",
+               "test_robustness")
 
 
 def build_parser() -> argparse.ArgumentParser:

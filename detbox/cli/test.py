@@ -59,36 +59,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detbox.apis.evaluate import build_evaluator, gather_inference, run_inference
-    from detbox.apis.inference import load_detector
     from detbox.apis.tta import describe_tta, tta_settings, tta_test_section, wrap_for_tta
     from detbox.data import build_dataloader
-    from detbox.engine import get_rank, get_world_size, init_distributed
+    from detbox.engine import get_rank, get_world_size
     from detbox.evaluation import instances_to_coco_results, write_results
-    from detbox.models.inference_mode import prepare_for_inference
     from detbox.utils.io import atomic_write_text
 
     if args.format_only and not (args.out or args.out_proposals):
         raise ConfigError("--format-only needs --out FILE (or --out-proposals FILE) to write "
                           "the results to")
     cfg = load_config_with_options(args)
-    # Distributed: each process predicts its shard, rank 0 gathers, writes and evaluates.
-    device = init_distributed(args.launcher, "cpu" if args.backend != "pytorch"
-                              else args.device or cfg.get("device"))
-    if args.backend != "pytorch":
-        backend_device(args, cfg)  # an explicit GPU --device is an error
+    device = start_test_processes(args, cfg)
     shard = {"rank": get_rank(), "world_size": get_world_size()}
-    section = cfg.get("test_dataloader") or cfg.get("val_dataloader")
-    if not section:
-        raise ConfigError(f"{args.config}: no test_dataloader (or val_dataloader) to test on")
+    section = evaluation_section(cfg, args.config)
     tta = tta_settings(cfg, True if args.tta else None)
     if tta:
         section = tta_test_section(section, tta)
     loader = build_dataloader(section, seed=int(cfg.get("seed", 0)), training=False, **shard)
-    model = load_detector(cfg, args.checkpoint, device, dataset=loader.dataset)
-    if args.backend != "pytorch":
-        model = to_backend(model, args)
-    elif not args.no_fast:
-        prepare_for_inference(model)
+    model = load_test_model(cfg, args, device, loader.dataset)
     if tta:
         model = wrap_for_tta(model, tta)
         print(f"test-time augmentation: {describe_tta(tta)}")
@@ -127,6 +115,40 @@ def run(args: argparse.Namespace) -> int:
         written = save_eval_plots(loader.dataset, run_.samples, run_.predictions, args.plots)
         print(f"plots written: {', '.join(str(p) for p in written)}")
     return report_unreadable(unreadable, total, args.strict)
+
+
+def start_test_processes(args: argparse.Namespace, cfg):
+    """The device of this process; with ``--launcher``, the process group is started (each
+    process then predicts its shard, and rank 0 gathers, writes and evaluates)."""
+    from detbox.engine import init_distributed
+
+    device = init_distributed(args.launcher, "cpu" if args.backend != "pytorch"
+                              else args.device or cfg.get("device"))
+    if args.backend != "pytorch":
+        backend_device(args, cfg)  # an explicit GPU --device is an error
+    return device
+
+
+def evaluation_section(cfg, config: str) -> dict:
+    """The config's test data loader section (its validation one when it has none)."""
+    section = cfg.get("test_dataloader") or cfg.get("val_dataloader")
+    if not section:
+        raise ConfigError(f"{config}: no test_dataloader (or val_dataloader) to test on")
+    return section
+
+
+def load_test_model(cfg, args: argparse.Namespace, device, dataset):
+    """The checkpoint's detector for inference: on ``--backend``, else on the fast path
+    unless ``--no-fast``."""
+    from detbox.apis.inference import load_detector
+    from detbox.models.inference_mode import prepare_for_inference
+
+    model = load_detector(cfg, args.checkpoint, device, dataset=dataset)
+    if args.backend != "pytorch":
+        return to_backend(model, args)
+    if not args.no_fast:
+        prepare_for_inference(model)
+    return model
 
 
 def _write_proposals(path: str, run_) -> None:

@@ -17,6 +17,7 @@ Randomness comes from Python's ``random`` module, which the data loader seeds pe
 """
 
 from detbox.data.transforms.compose import Compose
+from detbox.data.transforms.corrupt import Corrupt
 from detbox.data.transforms.crop import MinIoURandomCrop, RandomCrop, crop_results
 from detbox.data.transforms.expand import Expand
 from detbox.data.transforms.formatting import IMAGENET_MEAN, IMAGENET_STD, Normalize, PackDetInputs
@@ -42,6 +43,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Compose",
+    "Corrupt",
     "Expand",
     "LoadAnnotations",
     "LoadImage",
