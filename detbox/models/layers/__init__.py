@@ -1,5 +1,6 @@
 """Small building blocks shared by backbones, necks and heads."""
 
+from detbox.models.layers.carafe import CARAFE, carafe_reassemble
 from detbox.models.layers.deform_conv import (
     DeformConv,
     ModulatedDeformConv,
@@ -18,6 +19,6 @@ from detbox.models.layers.scale import Scale
 
 __all__ = [
     "BATCH_NORMS", "NORM_CHOICES", "FrozenBatchNorm2d", "NonLocal2d", "Scale", "build_norm",
-    "norm_factory",
+    "norm_factory", "CARAFE", "carafe_reassemble",
     "DeformConv", "ModulatedDeformConv", "deformable_conv_names", "deformable_like",
 ]

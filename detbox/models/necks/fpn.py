@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from detbox.errors import ConfigError
+from detbox.models.layers.carafe import CARAFE
 from detbox.models.layers.norm import build_norm
 from detbox.registry import MODELS
 from detbox.typecheck import Positive
@@ -16,6 +17,7 @@ from detbox.typecheck import Positive
 __all__ = ["FPN"]
 
 _EXTRA_CHOICES = ("input", "output", None)
+_UPSAMPLE_CHOICES = ("nearest", "carafe")
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int, norm: str | None) -> nn.Module:
@@ -40,6 +42,10 @@ class FPN(nn.Module):
             of the previous level (the FPN paper's P6 for Faster R-CNN).
         relu_before_extra: apply ReLU before every extra conv after the first (P7 = conv(relu(P6))).
         norm: optional normalization after each conv (e.g. ``'GN'``); convs then have no bias.
+        upsample_cfg: how the top-down pathway upsamples: ``None`` or ``dict(type='nearest')``
+            (the paper), or ``dict(type='carafe', k_up=5, k_enc=3, compressed_channels=64)``
+            for a learned CARAFE upsampler per level (the other keys go to
+            :class:`~detbox.models.layers.CARAFE`).
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class FPN(nn.Module):
         extra_convs: Literal["input", "output"] | None = "input",
         relu_before_extra: bool = True,
         norm: str | None = None,
+        upsample_cfg: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if extra_convs not in _EXTRA_CHOICES:
@@ -66,6 +73,7 @@ class FPN(nn.Module):
         self.num_outs = num_outs
         self.extra_convs = extra_convs
         self.relu_before_extra = relu_before_extra
+        self.upsamplers = _build_upsamplers(upsample_cfg, out_channels, len(in_channels) - 1)
         self.lateral_convs = nn.ModuleList(_conv(c, out_channels, 1, 1, norm) for c in in_channels)
         self.output_convs = nn.ModuleList(
             _conv(out_channels, out_channels, 3, 1, norm) for _ in in_channels
@@ -90,11 +98,23 @@ class FPN(nn.Module):
         """
         if len(feats) != len(self.in_channels):
             raise ValueError(f"FPN expects {len(self.in_channels)} input maps, got {len(feats)}")
+        outs = self.top_down(feats)
+        return self.extra_levels(feats, outs)
+
+    def top_down(self, feats: Sequence[Tensor]) -> list[Tensor]:
+        """Lateral 1x1 convs, the top-down sums, then the 3x3 output convs: one map per input."""
         laterals = [conv(x) for conv, x in zip(self.lateral_convs, feats)]
         for i in range(len(laterals) - 1, 0, -1):
-            upsampled = F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:], mode="nearest")
+            size = laterals[i - 1].shape[-2:]
+            if self.upsamplers is None:
+                upsampled = F.interpolate(laterals[i], size=size, mode="nearest")
+            else:  # CARAFE doubles the size; odd finer levels are one pixel smaller
+                upsampled = self.upsamplers[i - 1](laterals[i])[..., : size[0], : size[1]]
             laterals[i - 1] = laterals[i - 1] + upsampled
-        outs = [conv(x) for conv, x in zip(self.output_convs, laterals)]
+        return [conv(x) for conv, x in zip(self.output_convs, laterals)]
+
+    def extra_levels(self, feats: Sequence[Tensor], outs: list[Tensor]) -> list[Tensor]:
+        """Append the ``num_outs - len(in_channels)`` coarser levels to ``outs``."""
         num_extra = self.num_outs - len(outs)
         if self.extra_convs is None:
             for _ in range(num_extra):
@@ -107,3 +127,22 @@ class FPN(nn.Module):
             x = conv(x)
             outs.append(x)
         return outs
+
+
+def _build_upsamplers(
+    cfg: Mapping[str, Any] | None, channels: int, num: int
+) -> nn.ModuleList | None:
+    """None for nearest upsampling, else one CARAFE per top-down step."""
+    cfg = dict(cfg or {"type": "nearest"})
+    kind = str(cfg.pop("type", "nearest")).lower()
+    if kind not in _UPSAMPLE_CHOICES:
+        raise ConfigError(
+            f"FPN upsample_cfg type must be one of {_UPSAMPLE_CHOICES}, got {kind!r}")
+    if kind == "nearest":
+        if cfg:
+            raise ConfigError(f"FPN nearest upsampling takes no options, got {sorted(cfg)}")
+        return None
+    if cfg.get("scale", 2) != 2:
+        raise ConfigError("FPN CARAFE upsampling must have scale 2 (one pyramid step)")
+    return nn.ModuleList(MODELS.build({"type": CARAFE, "channels": channels, **cfg})
+                         for _ in range(num))
