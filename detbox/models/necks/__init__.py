@@ -2,6 +2,7 @@
 
 from detbox.models.necks.bfp import BFP
 from detbox.models.necks.fpn import FPN
+from detbox.models.necks.pafpn import PAFPN
 from detbox.models.necks.sequence import NeckSequence
 
-__all__ = ["BFP", "FPN", "NeckSequence"]
+__all__ = ["BFP", "FPN", "NeckSequence", "PAFPN"]
