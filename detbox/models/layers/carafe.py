@@ -20,22 +20,23 @@ from detbox.typecheck import Positive
 __all__ = ["CARAFE", "carafe_reassemble"]
 
 
-def carafe_reassemble(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
+def carafe_reassemble(x: Tensor, kernels: Tensor, *, k_up: int, scale: int) -> Tensor:
     """Reassemble ``x`` with per-position kernels.
 
     Args:
         x: (B, C, H, W) source features.
-        kernels: (B, k*k, scale*scale, H, W) normalised weights; kernel ``[:, :, s, i, j]`` makes
-            output pixel ``(i*scale + s // scale, j*scale + s % scale)`` from the ``k x k``
-            neighbourhood (zero padded) of source pixel ``(i, j)``, row-major.
+        kernels: (B, k_up*k_up, scale*scale, H, W) normalised weights; kernel
+            ``[:, :, s, i, j]`` makes output pixel ``(i*scale + s // scale, j*scale + s % scale)``
+            from the ``k_up x k_up`` neighbourhood (zero padded) of source pixel ``(i, j)``,
+            row-major.
+        k_up: reassembly kernel size.
         scale: upsampling factor.
 
     Returns:
         (B, C, scale*H, scale*W).
     """
     b, c, h, w = x.shape
-    k = int(round(kernels.shape[1] ** 0.5))
-    patches = F.unfold(x, kernel_size=k, padding=k // 2).view(b, c, k * k, h, w)
+    patches = F.unfold(x, kernel_size=k_up, padding=k_up // 2).view(b, c, k_up * k_up, h, w)
     out = torch.einsum("bckhw,bkshw->bcshw", patches, kernels)
     return F.pixel_shuffle(out.reshape(b, c * scale * scale, h, w), scale)
 
@@ -85,4 +86,4 @@ class CARAFE(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, C, scale*H, scale*W)."""
-        return carafe_reassemble(x, self.kernels(x), self.scale)
+        return carafe_reassemble(x, self.kernels(x), k_up=self.k_up, scale=self.scale)
