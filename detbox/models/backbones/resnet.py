@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from detbox.errors import CheckpointError, ConfigError
+from detbox.models.layers.conv_ws import conv_like
 from detbox.models.layers.deform_conv import deformable_like
 from detbox.models.layers.frozen_bn_conv import conv_frozen_bn, folded_block_forward
 from detbox.models.layers.non_local import NonLocal2d
@@ -112,6 +113,11 @@ class ResNet(nn.Module):
             loads into it (``layerX.Y.conv2.weight``); only ``conv2.conv_offset.*`` is new.
         stage_with_dcn: one flag per stage (C2..C5); ``(False, True, True, True)`` is the
             papers' "c3-c5". Needs bottlenecks (depth >= 50).
+        conv_cfg: a conv config replacing every plain ``nn.Conv2d`` of the stem and stages
+            (downsample convs included), e.g. ``dict(type="ConvWS")`` for Weight
+            Standardization (with ``norm="GN"``: the GN+WS recipes). The weights are kept and
+            the keys unchanged, so ImageNet weights load as before. Deformable convs
+            (``dcn``) and non-local blocks keep their own convs. None: plain convs.
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class ResNet(nn.Module):
         non_local: Mapping | None = None,
         dcn: Mapping | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),
+        conv_cfg: Mapping | None = None,
     ) -> None:
         super().__init__()
         if num_stages not in (1, 2, 3, 4):
@@ -156,6 +163,7 @@ class ResNet(nn.Module):
         self.non_local = self._build_non_local(non_local_stages, dict(non_local or {}), expansion)
         self.stage_with_dcn = self._add_deformable_convs(
             dcn, tuple(bool(flag) for flag in stage_with_dcn))
+        self._replace_convs(conv_cfg)
         self._freeze()
 
     def _torchvision_net(self, depth: int, norm: str, zero_init_residual: bool
@@ -204,6 +212,19 @@ class ResNet(nn.Module):
             for block in getattr(self, _STAGE_NAMES[stage]) if on else ():
                 block.conv2 = deformable_like(block.conv2, dcn, path=path)
         return stages
+
+    def _replace_convs(self, conv_cfg: Mapping | None) -> None:
+        """Swap every plain Conv2d of the stem and stages for ``conv_cfg``'s conv type."""
+        if conv_cfg is None:
+            return
+        path = nested_path(conv_cfg) or "backbone.conv_cfg"
+        for stage in _STAGE_NAMES[:self.num_stages]:
+            for module in getattr(self, stage).modules():
+                for name, child in list(module._modules.items()):
+                    if type(child) is nn.Conv2d:
+                        module._modules[name] = conv_like(child, conv_cfg, path=path)
+        if type(self.conv1) is nn.Conv2d:
+            self.conv1 = conv_like(self.conv1, conv_cfg, path=path)
 
     def _build_non_local(
         self, stages: Sequence[int], options: dict, expansion: int

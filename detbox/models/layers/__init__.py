@@ -1,5 +1,11 @@
 """Small building blocks shared by backbones, necks and heads."""
 
+from detbox.models.layers.conv_ws import (
+    ConvWS2d,
+    conv_like,
+    plain_conv_from_ws,
+    standardize_weight,
+)
 from detbox.models.layers.deform_conv import (
     DeformConv,
     ModulatedDeformConv,
@@ -20,4 +26,5 @@ __all__ = [
     "BATCH_NORMS", "NORM_CHOICES", "FrozenBatchNorm2d", "NonLocal2d", "Scale", "build_norm",
     "norm_factory",
     "DeformConv", "ModulatedDeformConv", "deformable_conv_names", "deformable_like",
+    "ConvWS2d", "conv_like", "plain_conv_from_ws", "standardize_weight",
 ]

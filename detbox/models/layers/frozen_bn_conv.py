@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from detbox.models.layers.conv_ws import ConvWS2d
+
 __all__ = ["conv_frozen_bn", "folded_block_forward"]
 
 
@@ -23,12 +25,14 @@ def conv_frozen_bn(conv: nn.Conv2d, norm: nn.Module, x: Tensor) -> Tensor:
     """``norm(conv(x))`` for (B, C_in, H, W) ``x``, as one convolution when ``norm`` is a
     ``FrozenBatchNorm2d`` over ``conv``'s output channels. ``conv`` is an ``nn.Conv2d`` or a
     module with its ``_conv_forward(x, weight, bias)`` (the deformable convs of
-    :mod:`detbox.models.layers.deform_conv`)."""
+    :mod:`detbox.models.layers.deform_conv`); a weight-standardized conv is standardized
+    first, then scaled."""
     if not isinstance(norm, FrozenBatchNorm2d):
         return norm(conv(x))
     scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
     shift = norm.bias - norm.running_mean * scale
-    weight = conv.weight * scale.reshape(-1, 1, 1, 1).to(conv.weight.dtype)
+    kernel = conv.standardized_weight() if isinstance(conv, ConvWS2d) else conv.weight
+    weight = kernel * scale.reshape(-1, 1, 1, 1).to(conv.weight.dtype)
     bias = shift if conv.bias is None else conv.bias * scale + shift
     return conv._conv_forward(x, weight, bias.to(conv.weight.dtype))
 
