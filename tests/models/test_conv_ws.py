@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,8 @@ import torchvision
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from detbox.apis.build import fill_num_classes
+from detbox.config import load_config
 from detbox.errors import ConfigError
 from detbox.models.backbones import ResNet, ResNeXt
 from detbox.models.inference_mode import fold_batch_norms, prepare_for_inference
@@ -23,6 +26,7 @@ from .test_inference_mode import _randomize_norms, _relative_error
 from .two_stage._tiny import build, rectangles_batch, tiny_two_stage_cfg, train_steps
 
 WS = {"type": "ConvWS"}
+RECIPE = "faster_rcnn_r50_fpn_gn_ws-all_1x_coco.py"
 
 
 def _reference_ws_conv(x, weight, bias, stride, padding, eps=1e-5):
@@ -156,3 +160,16 @@ def test_tiny_gn_ws_faster_rcnn_trains_and_predicts():
     with torch.no_grad():
         results = model.predict(batch) + model.predict(empty)
     assert len(results) == 3
+
+
+def test_gn_ws_coco_recipe_builds():
+    path = Path(__file__).resolve().parents[2] / "configs/gn+ws" / RECIPE
+    cfg = load_config(path)
+    fill_num_classes(cfg, [f"class{i}" for i in range(80)], source="test")
+    torch.manual_seed(0)
+    model = MODELS.build(cfg["model"])
+    backbone = model.backbone
+    assert sum(isinstance(m, ConvWS2d) for m in backbone.modules()) == 53
+    assert sum(isinstance(m, nn.GroupNorm) for m in backbone.modules()) == 53
+    assert sum(isinstance(m, nn.GroupNorm) for m in model.neck.modules()) > 0
+    assert sum(isinstance(m, nn.GroupNorm) for m in model.roi_head.bbox_head.modules()) == 4
