@@ -1,5 +1,6 @@
 """Small building blocks shared by backbones, necks and heads."""
 
+from detbox.models.layers.context_block import ContextBlock
 from detbox.models.layers.conv_ws import (
     ConvWS2d,
     conv_like,
@@ -26,5 +27,5 @@ __all__ = [
     "BATCH_NORMS", "NORM_CHOICES", "FrozenBatchNorm2d", "NonLocal2d", "Scale", "build_norm",
     "norm_factory",
     "DeformConv", "ModulatedDeformConv", "deformable_conv_names", "deformable_like",
-    "ConvWS2d", "conv_like", "plain_conv_from_ws", "standardize_weight",
+    "ContextBlock", "ConvWS2d", "conv_like", "plain_conv_from_ws", "standardize_weight",
 ]

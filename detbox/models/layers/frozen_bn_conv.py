@@ -18,7 +18,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detbox.models.layers.conv_ws import ConvWS2d
 
-__all__ = ["conv_frozen_bn", "folded_block_forward"]
+__all__ = ["PluggedBottleneck", "conv_frozen_bn", "folded_block_forward", "plug_after_conv3"]
 
 
 def conv_frozen_bn(conv: nn.Conv2d, norm: nn.Module, x: Tensor) -> Tensor:
@@ -46,14 +46,37 @@ def _shortcut(block: nn.Module, x: Tensor) -> Tensor:
     return down(x)
 
 
+class PluggedBottleneck(Bottleneck):
+    """torchvision's ``Bottleneck`` whose residual branch also runs ``after_conv3`` (e.g. a
+    GCNet context block) after conv3 and its norm, before the sum. Its other children and
+    their state-dict keys are the Bottleneck's; ``after_conv3.*`` are new."""
+
+    after_conv3: nn.Module
+
+    def forward(self, x: Tensor) -> Tensor:
+        return folded_block_forward(self, x)
+
+
+def plug_after_conv3(block: Bottleneck, module: nn.Module) -> PluggedBottleneck:
+    """Turn ``block`` (a plain torchvision ``Bottleneck``) into a :class:`PluggedBottleneck`
+    running ``module`` after conv3, in place (its weights and keys stay), and return it."""
+    if type(block) is not Bottleneck:
+        raise TypeError(f"only a plain torchvision Bottleneck takes a plug-in, not {type(block)}")
+    block.__class__ = PluggedBottleneck
+    block.after_conv3 = module
+    return block
+
+
 def folded_block_forward(block: nn.Module, x: Tensor) -> Tensor:
-    """A torchvision ``Bottleneck`` / ``BasicBlock`` with each (conv, frozen BN) pair run by
-    :func:`conv_frozen_bn`; any other module (a fused inference block, a non-local block) is
-    simply called. (B, C, H, W) -> the block's output."""
-    if type(block) is Bottleneck:
+    """A torchvision ``Bottleneck`` / ``BasicBlock`` (or a :class:`PluggedBottleneck`) with each
+    (conv, frozen BN) pair run by :func:`conv_frozen_bn`; any other module (a fused inference
+    block, a non-local block) is simply called. (B, C, H, W) -> the block's output."""
+    if type(block) in (Bottleneck, PluggedBottleneck):
         out = F.relu(conv_frozen_bn(block.conv1, block.bn1, x), inplace=True)
         out = F.relu(conv_frozen_bn(block.conv2, block.bn2, out), inplace=True)
         out = conv_frozen_bn(block.conv3, block.bn3, out)
+        if type(block) is PluggedBottleneck:
+            out = block.after_conv3(out)
     elif type(block) is BasicBlock:
         out = F.relu(conv_frozen_bn(block.conv1, block.bn1, x), inplace=True)
         out = conv_frozen_bn(block.conv2, block.bn2, out)
