@@ -23,9 +23,11 @@ from torchvision.ops import DeformConv2d
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detbox.models.fused_conv import fuse_conv_relu_modules
+from detbox.models.layers.conv_ws import ConvWS2d, plain_conv_from_ws
 from detbox.models.layers.norm import BATCH_NORMS
 
-__all__ = ["fold_batch_norms", "fold_conv_bn", "prepare_for_inference"]
+__all__ = ["fold_batch_norms", "fold_conv_bn", "freeze_weight_standardization",
+           "prepare_for_inference"]
 
 _CONV_NAME = re.compile(r"^conv(\w*)$")
 # Convolutions linear in their weight: a norm after them folds into weight and bias. A
@@ -93,12 +95,29 @@ def _named_pairs(module: nn.Module) -> list[tuple[str, str]]:
     return pairs
 
 
+def freeze_weight_standardization(model: nn.Module) -> int:
+    """Replace every weight-standardized conv by a plain conv holding its standardized weight,
+    in place (same output): the rewrites below read and write ``weight`` as the kernel.
+
+    Returns:
+        The number of convs replaced.
+    """
+    replaced = 0
+    for module in list(model.modules()):
+        for name, child in list(module._modules.items()):
+            if isinstance(child, ConvWS2d):
+                module._modules[name] = plain_conv_from_ws(child)
+                replaced += 1
+    return replaced
+
+
 def fold_batch_norms(model: nn.Module) -> int:
     """Fold every batch norm that directly follows a convolution into it, in place.
 
     Two layouts are recognised: a ``Sequential`` with a Conv2d followed by the norm (ResNet's
     ``downsample``, torchvision's ``Conv2dNormActivation``), and sibling children ``convX`` /
     ``bnX`` (ResNet's stem, ``BasicBlock``, ``Bottleneck``; ``convX`` may be deformable).
+    Weight-standardized convs become plain convs first (:func:`freeze_weight_standardization`).
     Each folded norm is replaced by an ``nn.Identity``. Norms in training mode, GroupNorm and
     norms not after a conv are left alone.
 
@@ -108,6 +127,7 @@ def fold_batch_norms(model: nn.Module) -> int:
     Returns:
         The number of norms folded.
     """
+    freeze_weight_standardization(model)  # standardize first, then fold
     folded = 0
     for module in list(model.modules()):
         pairs = (_sequential_pairs(module) if isinstance(module, nn.Sequential)
@@ -137,6 +157,7 @@ def prepare_for_inference(
         ``model``, in eval mode, for prediction only.
     """
     model.eval()
+    freeze_weight_standardization(model)
     if fuse_bn:
         fold_batch_norms(model)
     if fuse_relu:

@@ -18,8 +18,13 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from detbox.errors import CheckpointError, ConfigError
+from detbox.models.layers.conv_ws import conv_like
 from detbox.models.layers.deform_conv import deformable_like
-from detbox.models.layers.frozen_bn_conv import conv_frozen_bn, folded_block_forward
+from detbox.models.layers.frozen_bn_conv import (
+    conv_frozen_bn,
+    folded_block_forward,
+    plug_after_conv3,
+)
 from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import BATCH_NORMS, norm_factory
 from detbox.models.pretrained import TORCHVISION_NAMES, resolve_checkpoint, torchvision_name
@@ -112,6 +117,16 @@ class ResNet(nn.Module):
             loads into it (``layerX.Y.conv2.weight``); only ``conv2.conv_offset.*`` is new.
         stage_with_dcn: one flag per stage (C2..C5); ``(False, True, True, True)`` is the
             papers' "c3-c5". Needs bottlenecks (depth >= 50).
+        conv_cfg: a conv config replacing every plain ``nn.Conv2d`` of the stem and stages
+            (downsample convs included), e.g. ``dict(type="ConvWS")`` for Weight
+            Standardization (with ``norm="GN"``: the GN+WS recipes). The weights are kept and
+            the keys unchanged, so ImageNet weights load as before. Deformable convs
+            (``dcn``) and non-local blocks keep their own convs. None: plain convs.
+        plugins: modules inserted into the bottlenecks of chosen stages, each
+            ``dict(cfg=dict(type="ContextBlock", ratio=1/16), stages=(False, True, True, True),
+            position="after_conv3")``: built with ``in_channels`` of the block's output and run
+            on the residual branch after conv3 and its norm, before the sum (the only position
+            so far). Their keys (``layerX.Y.after_conv3.*``) are new; ImageNet weights load.
     """
 
     def __init__(
@@ -128,6 +143,8 @@ class ResNet(nn.Module):
         non_local: Mapping | None = None,
         dcn: Mapping | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),
+        conv_cfg: Mapping | None = None,
+        plugins: Sequence[Mapping] = (),
     ) -> None:
         super().__init__()
         if num_stages not in (1, 2, 3, 4):
@@ -156,6 +173,9 @@ class ResNet(nn.Module):
         self.non_local = self._build_non_local(non_local_stages, dict(non_local or {}), expansion)
         self.stage_with_dcn = self._add_deformable_convs(
             dcn, tuple(bool(flag) for flag in stage_with_dcn))
+        self._replace_convs(conv_cfg)
+        for index, plugin in enumerate(plugins):
+            self._add_plugin(plugin, f"{nested_path(plugins) or 'backbone.plugins'}[{index}]")
         self._freeze()
 
     def _torchvision_net(self, depth: int, norm: str, zero_init_residual: bool
@@ -204,6 +224,43 @@ class ResNet(nn.Module):
             for block in getattr(self, _STAGE_NAMES[stage]) if on else ():
                 block.conv2 = deformable_like(block.conv2, dcn, path=path)
         return stages
+
+    def _replace_convs(self, conv_cfg: Mapping | None) -> None:
+        """Swap every plain Conv2d of the stem and stages for ``conv_cfg``'s conv type."""
+        if conv_cfg is None:
+            return
+        path = nested_path(conv_cfg) or "backbone.conv_cfg"
+        for stage in _STAGE_NAMES[:self.num_stages]:
+            for module in getattr(self, stage).modules():
+                for name, child in list(module._modules.items()):
+                    if type(child) is nn.Conv2d:
+                        module._modules[name] = conv_like(child, conv_cfg, path=path)
+        if type(self.conv1) is nn.Conv2d:
+            self.conv1 = conv_like(self.conv1, conv_cfg, path=path)
+
+    def _add_plugin(self, plugin: Mapping, path: str) -> None:
+        """Plug ``plugin['cfg']`` after conv3 of every bottleneck of its stages."""
+        unknown = sorted(set(plugin) - {"cfg", "stages", "position"})
+        if unknown or "cfg" not in plugin:
+            raise ConfigError(f"{path} takes the keys cfg, stages, position; got {sorted(plugin)}")
+        position = plugin.get("position", "after_conv3")
+        if position != "after_conv3":
+            raise ConfigError(f"{path}: position {position!r} is not supported; use "
+                              "'after_conv3'")
+        stages = tuple(bool(flag) for flag in plugin.get("stages", (True,) * 4))
+        if len(stages) != 4:
+            raise ConfigError(f"{path}: stages needs one flag per stage (4), got {stages}")
+        if self.depth < 50:
+            raise ConfigError(f"{path}: plug-ins need bottleneck blocks (depth >= 50), got "
+                              f"depth {self.depth}")
+        for stage, on in enumerate(stages[:self.num_stages]):
+            for block in getattr(self, _STAGE_NAMES[stage]) if on else ():
+                if hasattr(block, "after_conv3"):
+                    raise ConfigError(f"{path}: stage {stage} already has an after_conv3 "
+                                      "plug-in; one per position")
+                module = MODELS.build(plugin["cfg"], path=f"{path}.cfg",
+                                      in_channels=block.conv3.out_channels)
+                plug_after_conv3(block, module)
 
     def _build_non_local(
         self, stages: Sequence[int], options: dict, expansion: int
@@ -301,10 +358,11 @@ class ResNet(nn.Module):
                 f"{self.arch_title}: use {self.checkpoint_hint()}"
             )
         source = read_torchvision_state_dict(checkpoint)
-        # Non-local blocks and deformable convs' offset convs are ours: they start from their
-        # own (zero) initialization.
+        # Non-local blocks, deformable convs' offset convs and plug-ins are ours: they start
+        # from their own (zero) initialization.
         own = {k: v for k, v in self.state_dict().items()
-               if not k.startswith("non_local.") and ".conv_offset." not in k}
+               if not k.startswith("non_local.") and ".conv_offset." not in k
+               and ".after_conv3." not in k}
         missing = sorted(
             k for k in own if k not in source and not k.endswith("num_batches_tracked")
         )

@@ -39,7 +39,7 @@ class ResNeXt(ResNet):
         base_width: channels per path at the first stage (4 or 8); a stage's 3x3 conv has
             ``groups * base_width * 2**stage`` channels, its output the same as ResNet's.
         out_indices, num_stages, frozen_stages, norm, norm_eval, zero_init_residual,
-            non_local_stages, non_local, dcn, stage_with_dcn: as for ``ResNet``.
+            non_local_stages, non_local, dcn, stage_with_dcn, conv_cfg, plugins: as for ``ResNet``.
     """
 
     def __init__(
@@ -58,6 +58,8 @@ class ResNeXt(ResNet):
         non_local: Mapping | None = None,
         dcn: Mapping | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),
+        conv_cfg: Mapping | None = None,
+        plugins: Sequence[Mapping] = (),
     ) -> None:
         # Read by _torchvision_net, which ResNet.__init__ calls (plain ints: safe to set before
         # nn.Module.__init__).
@@ -67,7 +69,8 @@ class ResNeXt(ResNet):
                          frozen_stages=frozen_stages, norm=norm, norm_eval=norm_eval,
                          zero_init_residual=zero_init_residual,
                          non_local_stages=non_local_stages, non_local=non_local,
-                         dcn=dcn, stage_with_dcn=stage_with_dcn)
+                         dcn=dcn, stage_with_dcn=stage_with_dcn, conv_cfg=conv_cfg,
+                         plugins=plugins)
 
     def _torchvision_net(self, depth: int, norm: str, zero_init_residual: bool
                          ) -> tv_resnet.ResNet:

@@ -1,6 +1,13 @@
 """Small building blocks shared by backbones, necks and heads."""
 
 from detbox.models.layers.carafe import CARAFE, carafe_reassemble
+from detbox.models.layers.context_block import ContextBlock
+from detbox.models.layers.conv_ws import (
+    ConvWS2d,
+    conv_like,
+    plain_conv_from_ws,
+    standardize_weight,
+)
 from detbox.models.layers.deform_conv import (
     DeformConv,
     ModulatedDeformConv,
@@ -18,7 +25,22 @@ from detbox.models.layers.norm import (
 from detbox.models.layers.scale import Scale
 
 __all__ = [
-    "BATCH_NORMS", "NORM_CHOICES", "FrozenBatchNorm2d", "NonLocal2d", "Scale", "build_norm",
-    "norm_factory", "CARAFE", "carafe_reassemble",
-    "DeformConv", "ModulatedDeformConv", "deformable_conv_names", "deformable_like",
+    "BATCH_NORMS",
+    "CARAFE",
+    "NORM_CHOICES",
+    "ContextBlock",
+    "ConvWS2d",
+    "DeformConv",
+    "FrozenBatchNorm2d",
+    "ModulatedDeformConv",
+    "NonLocal2d",
+    "Scale",
+    "build_norm",
+    "carafe_reassemble",
+    "conv_like",
+    "deformable_conv_names",
+    "deformable_like",
+    "norm_factory",
+    "plain_conv_from_ws",
+    "standardize_weight",
 ]
