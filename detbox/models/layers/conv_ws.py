@@ -22,15 +22,11 @@ from typing import Annotated, Any
 import torch
 from torch import Tensor, nn
 
-from detbox.errors import ConfigError
+from detbox.models.layers.conv_replacement import replacement_conv
 from detbox.registry import MODELS
 from detbox.typecheck import Positive
 
 __all__ = ["ConvWS2d", "conv_like", "plain_conv_from_ws", "standardize_weight"]
-
-_GEOMETRY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
-             "groups", "bias")
-
 
 def standardize_weight(weight: Tensor, eps: float = 1e-5) -> Tensor:
     """(C_out, C_in/g, kh, kw) weight -> the same with each filter at mean 0 and std ~1."""
@@ -89,27 +85,10 @@ def conv_like(conv: nn.Conv2d, conv_cfg: Mapping[str, Any], *, path: str | None 
         ConfigError: ``conv_cfg`` sets a geometry key, names a type that is not a Conv2d, or
             ``conv`` is not square and zero-padded.
     """
-    fixed = sorted(set(_GEOMETRY) & set(conv_cfg))
-    if fixed:
-        raise ConfigError(f"{path or 'conv_cfg'} sets {', '.join(fixed)}: the conv takes its "
-                          "geometry from the conv it replaces; leave them out")
-    if len(set(conv.kernel_size)) != 1 or conv.padding_mode != "zeros":
-        raise ConfigError(f"conv_cfg replaces square, zero-padded convs, not {conv}")
-    target = conv_cfg.get("type")
-    factory = MODELS.get(target) if isinstance(target, str) else target
-    if not (isinstance(factory, type) and issubclass(factory, nn.Conv2d)):
-        raise ConfigError(f"{path or 'conv_cfg'}: type {target!r} is not a Conv2d layer "
-                          "(use 'ConvWS')")
-    layer = MODELS.build(
-        conv_cfg, path=path, in_channels=conv.in_channels, out_channels=conv.out_channels,
-        kernel_size=conv.kernel_size[0], stride=conv.stride[0], padding=conv.padding[0],
-        dilation=conv.dilation[0], groups=conv.groups, bias=conv.bias is not None,
+    return replacement_conv(
+        conv, conv_cfg, base=nn.Conv2d, path=path, key="conv_cfg", noun="the conv",
+        replacer="conv_cfg", kind="a Conv2d layer", hint="use 'ConvWS'",
     )
-    with torch.no_grad():
-        layer.weight.copy_(conv.weight)
-        if conv.bias is not None:
-            layer.bias.copy_(conv.bias)
-    return layer
 
 
 @torch.no_grad()

@@ -26,14 +26,11 @@ from torch import Tensor, nn
 from torchvision.ops import DeformConv2d, deform_conv2d
 
 from detbox.errors import ConfigError
+from detbox.models.layers.conv_replacement import replacement_conv
 from detbox.registry import MODELS
 from detbox.typecheck import Positive
 
 __all__ = ["DeformConv", "ModulatedDeformConv", "deformable_conv_names", "deformable_like"]
-
-# Set by the conv a deformable conv replaces, never by its config.
-_GEOMETRY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
-             "groups", "bias")
 
 
 def _zero_offset_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int,
@@ -160,27 +157,10 @@ def deformable_like(conv: nn.Conv2d, dcn: Mapping[str, Any], *, path: str | None
         ConfigError: ``dcn`` sets a geometry key (channels, stride, ...), which always come from
             the conv it replaces, or an unknown key / type (named by the registry).
     """
-    fixed = sorted(set(_GEOMETRY) & set(dcn))
-    if fixed:
-        raise ConfigError(f"{path or 'dcn'} sets {', '.join(fixed)}: a deformable conv takes its "
-                          "geometry from the conv it replaces; leave them out")
-    if len(set(conv.kernel_size)) != 1 or conv.padding_mode != "zeros":
-        raise ConfigError(f"a deformable conv replaces square, zero-padded convs, not {conv}")
-    target = dcn.get("type")
-    factory = MODELS.get(target) if isinstance(target, str) else target
-    if not (isinstance(factory, type) and issubclass(factory, DeformConv2d)):
-        raise ConfigError(f"{path or 'dcn'}: type {target!r} is not a deformable conv "
-                          "(use 'DCN' or 'DCNv2')")
-    layer = MODELS.build(
-        dcn, path=path, in_channels=conv.in_channels, out_channels=conv.out_channels,
-        kernel_size=conv.kernel_size[0], stride=conv.stride[0], padding=conv.padding[0],
-        dilation=conv.dilation[0], groups=conv.groups, bias=conv.bias is not None,
+    return replacement_conv(
+        conv, dcn, base=DeformConv2d, path=path, key="dcn", noun="a deformable conv",
+        replacer="a deformable conv", kind="a deformable conv", hint="use 'DCN' or 'DCNv2'",
     )
-    with torch.no_grad():
-        layer.weight.copy_(conv.weight)
-        if conv.bias is not None:
-            layer.bias.copy_(conv.bias)
-    return layer
 
 
 def deformable_conv_names(module: nn.Module) -> list[str]:
