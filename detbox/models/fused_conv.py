@@ -1,10 +1,17 @@
-"""Convolutions fused with the ReLU (and residual sum) after them, for CPU inference.
+"""oneDNN kernels for CPU inference: convolutions fused with the ReLU (and residual sum)
+after them, and the remaining convolutions and linear layers routed to oneDNN.
 
 On CPU every ReLU and residual sum is one more pass over a full feature map. oneDNN can apply
 them while the convolution writes its output (``torch.ops.mkldnn._convolution_pointwise``,
 the kernel ``torch.compile`` uses for the same fusion), which gives bit-identical results
 without those passes. Everywhere else (GPU, autograd, other dtypes) the modules run the plain
 ``relu(conv(x) [+ other])``.
+
+PyTorch sends an unstrided 1x1 convolution with one thread and a batch under 16 (an FPN
+lateral, an RPN output layer) and every ``nn.Linear`` (the box head's fc6/fc7) to its BLAS GEMM,
+which on some CPUs (e.g. AMD EPYC with MKL) runs at half of oneDNN's speed;
+:class:`OneDNNConv2d` and :class:`OneDNNLinear` call oneDNN directly (same results up to float
+rounding).
 
 These modules are built by :mod:`detbox.models.inference_mode` after batch norms are folded;
 they are not meant for training.
@@ -17,17 +24,31 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-__all__ = ["FusedBasicBlock", "FusedBottleneck", "FusedConvReLU", "fuse_conv_relu_modules"]
+__all__ = ["FusedBasicBlock", "FusedBottleneck", "FusedConvReLU", "OneDNNConv2d", "OneDNNLinear",
+           "conv_add", "conv_transpose_relu", "fuse_conv_relu_modules", "route_to_onednn"]
 
 
-def _mkldnn_ok(conv: nn.Conv2d, x: Tensor) -> bool:
-    """Whether oneDNN's fused kernel applies: a plain conv (not a deformable one), CPU
-    float32, no autograd, zero padding."""
-    return (isinstance(conv, nn.Conv2d) and x.device.type == "cpu"
+def _eager() -> bool:
+    """Not being traced, exported or compiled: oneDNN's private ops have no export form."""
+    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+                or torch.compiler.is_compiling())
+
+
+def _mkldnn_ok(conv: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> bool:
+    """Whether oneDNN's fused kernel applies: a plain (transposed) conv, not a deformable one,
+    CPU float32, no autograd, zero padding."""
+    return (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and x.device.type == "cpu"
             and x.dtype == torch.float32 and x.layout == torch.strided
             and conv.weight.dtype == torch.float32 and conv.padding_mode == "zeros"
             and not isinstance(conv.padding, str) and torch.backends.mkldnn.is_available()
-            and not (torch.is_grad_enabled() and conv.weight.requires_grad))
+            and not (torch.is_grad_enabled() and conv.weight.requires_grad) and _eager())
+
+
+def _onednn_linear_ok(linear: nn.Linear, x: Tensor) -> bool:
+    """Whether oneDNN's linear kernel applies: CPU float32, no autograd."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.layout == torch.strided
+            and linear.weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and not (torch.is_grad_enabled() and linear.weight.requires_grad) and _eager())
 
 
 def _geometry(conv: nn.Conv2d) -> tuple[list[int], list[int], list[int], int]:
@@ -51,6 +72,25 @@ def conv_add_relu(conv: nn.Conv2d, x: Tensor, other: Tensor) -> Tensor:
         return F.relu(conv(x) + other)
     return torch.ops.mkldnn._convolution_pointwise.binary(
         x, other, conv.weight, conv.bias, *_geometry(conv), "add", None, "relu", [None], "")
+
+
+def conv_add(conv: nn.Module, x: Tensor, other: Tensor) -> Tensor:
+    """``conv(x) + other`` (an FPN lateral plus the upsampled coarser level), one oneDNN
+    kernel on CPU when ``conv`` is a plain convolution; ``other`` has the shape of ``conv(x)``."""
+    if (type(conv) not in (nn.Conv2d, OneDNNConv2d) or not _mkldnn_ok(conv, x)
+            or other.dtype != torch.float32):
+        return conv(x) + other
+    return torch.ops.mkldnn._convolution_pointwise.binary(
+        x, other, conv.weight, conv.bias, *_geometry(conv), "add", None, None, [], None)
+
+
+def conv_transpose_relu(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
+    """``relu(deconv(x))`` (a mask head's upsampling), one oneDNN kernel at CPU inference."""
+    if type(deconv) is not nn.ConvTranspose2d or not _mkldnn_ok(deconv, x):
+        return F.relu(deconv(x))
+    return torch.ops.mkldnn._convolution_transpose_pointwise(
+        x, deconv.weight, deconv.bias, list(deconv.padding), list(deconv.output_padding),
+        list(deconv.stride), list(deconv.dilation), deconv.groups, "relu", [None], "")
 
 
 class FusedConvReLU(nn.Module):
@@ -126,3 +166,54 @@ def fuse_conv_relu_modules(model: nn.Module) -> int:
                     module._modules[a], module._modules[b] = FusedConvReLU(first), nn.Identity()
                     fused += 1
     return fused
+
+
+class OneDNNConv2d(nn.Conv2d):
+    """A plain ``nn.Conv2d`` whose CPU float32 inference always runs oneDNN's kernel (see the
+    module docstring); parameters, attributes and state-dict names are the ``Conv2d``'s."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not _mkldnn_ok(self, x):
+            return super().forward(x)
+        return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias,
+                                                       *_geometry(self), "none", [None], "")
+
+
+class OneDNNLinear(nn.Linear):
+    """An ``nn.Linear`` whose CPU float32 inference runs oneDNN's GEMM, with the ReLU after it
+    fused when ``post_op == "relu"``. Input (..., in_features), output (..., out_features)."""
+
+    post_op: str = "none"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not _onednn_linear_ok(self, x):
+            out = super().forward(x)
+            return F.relu(out) if self.post_op == "relu" else out
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.post_op, [], "")
+
+
+def route_to_onednn(model: nn.Module) -> int:
+    """Turn, in place, every plain ``Conv2d`` into an :class:`OneDNNConv2d` and every plain
+    ``Linear`` into an :class:`OneDNNLinear`, fusing a ``Linear, ReLU`` run of a ``Sequential``
+    (the ReLU becomes an ``Identity``). Only the forward changes: parameters stay where they are.
+
+    Returns:
+        The number of layers routed.
+    """
+    routed = 0
+    for module in list(model.modules()):
+        if type(module) is nn.Conv2d and module.padding_mode == "zeros":
+            module.__class__ = OneDNNConv2d
+            routed += 1
+        elif type(module) is nn.Linear:
+            module.__class__ = OneDNNLinear
+            routed += 1
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):
+            names = list(module._modules)
+            for a, b in zip(names, names[1:]):
+                first, second = module._modules[a], module._modules[b]
+                if type(first) is OneDNNLinear and type(second) is nn.ReLU:
+                    first.post_op = "relu"
+                    module._modules[b] = nn.Identity()
+    return routed

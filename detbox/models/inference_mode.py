@@ -22,7 +22,7 @@ from torch import nn
 from torchvision.ops import DeformConv2d
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from detbox.models.fused_conv import fuse_conv_relu_modules
+from detbox.models.fused_conv import fuse_conv_relu_modules, route_to_onednn
 from detbox.models.layers.conv_ws import ConvWS2d, plain_conv_from_ws
 from detbox.models.layers.norm import BATCH_NORMS
 
@@ -151,7 +151,8 @@ def prepare_for_inference(
         channels_last: store 4-D weights channels-last, so convolutions run NHWC kernels and
             produce channels-last feature maps (values unchanged; layout only).
         fuse_relu: run each conv with the ReLU (and residual sum) after it as one oneDNN kernel
-            on CPU (see :mod:`detbox.models.fused_conv`); needs ``fuse_bn`` for residual blocks.
+            on CPU, and every other convolution and linear layer through oneDNN too (see
+            :mod:`detbox.models.fused_conv`); needs ``fuse_bn`` for residual blocks.
 
     Returns:
         ``model``, in eval mode, for prediction only.
@@ -162,6 +163,7 @@ def prepare_for_inference(
         fold_batch_norms(model)
     if fuse_relu:
         fuse_conv_relu_modules(model)
+        route_to_onednn(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model

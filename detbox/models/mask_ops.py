@@ -51,17 +51,28 @@ def paste_masks(
         raise ValueError(f"paste_masks got {masks.shape[0]} masks but {boxes.shape[0]} boxes")
     height, width = int(image_shape[0]), int(image_shape[1])
     masks = masks.float()
-    if mode == "torchvision":
-        pasted = _paste_torchvision(masks, boxes.float(), height, width)
-    else:
-        pasted = _paste_grid(masks, boxes.float(), height, width)
-    return pasted if threshold is None else pasted >= threshold
+    paste = _paste_torchvision if mode == "torchvision" else _paste_grid
+    if threshold is not None and threshold <= 0:  # pixels outside every box pass too
+        return paste(masks, boxes.float(), height, width, None) >= threshold
+    return paste(masks, boxes.float(), height, width, threshold)
 
 
-def _paste_grid(masks: Tensor, boxes: Tensor, height: int, width: int) -> Tensor:
+def _new_canvas(masks: Tensor, height: int, width: int, threshold: float | None) -> Tensor:
+    """(N, height, width) zeros: bool when binarizing (a quarter of the memory of float32, and
+    only the box regions are ever thresholded), else float."""
+    dtype = torch.bool if threshold is not None else masks.dtype
+    return torch.zeros((masks.shape[0], height, width), dtype=dtype, device=masks.device)
+
+
+def _binarize(values: Tensor, threshold: float | None) -> Tensor:
+    return values if threshold is None else values >= threshold
+
+
+def _paste_grid(masks: Tensor, boxes: Tensor, height: int, width: int,
+                threshold: float | None) -> Tensor:
     """Sub-pixel paste with ``grid_sample``; on CPU each mask only touches its own box region."""
     num = masks.shape[0]
-    out = masks.new_zeros((num, height, width))
+    out = _new_canvas(masks, height, width, threshold)
     if num == 0 or height == 0 or width == 0:
         return out
     if masks.device.type == "cpu":
@@ -80,7 +91,8 @@ def _paste_grid(masks: Tensor, boxes: Tensor, height: int, width: int) -> Tensor
             x0, y0, x1, y1 = 0, 0, width, height
         if x1 <= x0 or y1 <= y0:
             continue
-        out[inds, y0:y1, x0:x1] = _sample_in_boxes(masks[inds], box, (x0, y0, x1, y1))
+        out[inds, y0:y1, x0:x1] = _binarize(
+            _sample_in_boxes(masks[inds], box, (x0, y0, x1, y1)), threshold)
     return out
 
 
@@ -107,10 +119,11 @@ def _sample_in_boxes(masks: Tensor, boxes: Tensor, region: tuple[int, int, int, 
                          align_corners=False)[:, 0]
 
 
-def _paste_torchvision(masks: Tensor, boxes: Tensor, height: int, width: int) -> Tensor:
+def _paste_torchvision(masks: Tensor, boxes: Tensor, height: int, width: int,
+                       threshold: float | None) -> Tensor:
     """torchvision's paste: one-pixel zero padding, integer box, bilinear resize, crop."""
     num = masks.shape[0]
-    out = masks.new_zeros((num, height, width))
+    out = _new_canvas(masks, height, width, threshold)
     if num == 0:
         return out
     padded = F.pad(masks, (1, 1, 1, 1))
@@ -130,5 +143,6 @@ def _paste_torchvision(masks: Tensor, boxes: Tensor, height: int, width: int) ->
         y0, y1 = max(by1, 0), min(by2 + 1, height)
         if x1 <= x0 or y1 <= y0:
             continue
-        out[i, y0:y1, x0:x1] = resized[y0 - by1:y1 - by1, x0 - bx1:x1 - bx1]
+        out[i, y0:y1, x0:x1] = _binarize(resized[y0 - by1:y1 - by1, x0 - bx1:x1 - bx1],
+                                         threshold)
     return out

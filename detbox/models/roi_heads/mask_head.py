@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from detbox.models.fused_conv import conv_transpose_relu
 from detbox.models.layers.norm import build_norm
 from detbox.registry import MODELS
 
@@ -110,7 +111,8 @@ class FCNMaskHead(nn.Module):
 
         K is ``num_classes``, or 1 when class-agnostic.
         """
-        x = self.relu(self.upsample(self.convs(roi_feats)))
+        # relu(upsample(x)): one oneDNN kernel at CPU inference
+        x = conv_transpose_relu(self.upsample, self.convs(roi_feats))
         return self.predictor(x)
 
     def select(self, mask_logits: Tensor, labels: Tensor) -> Tensor:

@@ -65,3 +65,17 @@ def test_torchvision_mode_reproduces_torchvision_paste():
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="paste mode"):
         paste_masks(torch.ones(1, 4, 4), torch.tensor([[0.0, 0, 4, 4]]), (4, 4), mode="nearest")
+
+
+@pytest.mark.parametrize("mode", ["grid", "torchvision"])
+@pytest.mark.parametrize("threshold", [0.5, 0.2, 0.0])
+def test_binarized_paste_equals_thresholded_probabilities(mode, threshold):
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.rand(6, 28, 28, generator=generator)
+    boxes = torch.tensor([[3.2, 4.7, 20.1, 30.9], [-5.0, 2.0, 12.0, 9.5],
+                          [40.0, 30.0, 70.0, 60.0], [10.0, 10.0, 10.5, 10.2],
+                          [0.0, 0.0, 64.0, 48.0], [30.0, 5.0, 31.0, 47.0]])
+    probabilities = paste_masks(masks, boxes, (48, 64), threshold=None, mode=mode)
+    binary = paste_masks(masks, boxes, (48, 64), threshold=threshold, mode=mode)
+    assert binary.dtype == torch.bool and binary.shape == (6, 48, 64)
+    assert torch.equal(binary, probabilities >= threshold)
