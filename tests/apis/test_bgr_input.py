@@ -87,6 +87,8 @@ def test_init_detector_feeds_the_caffe_network_bgr_minus_the_mean(caffe_files, t
     torch.testing.assert_close(got.boxes, expected.boxes, rtol=0, atol=1e-4)
     torch.testing.assert_close(got.scores, expected.scores, rtol=0, atol=1e-5)
     assert torch.equal(got.labels, expected.labels)
+    from_array = inference_detector(model, image)  # what the server passes
+    torch.testing.assert_close(from_array.boxes, got.boxes, rtol=0, atol=1e-4)
     as_rgb = _predict_on(model, rgb - mean)  # the same network fed RGB predicts otherwise
     assert 0 < got.scores.min() < got.scores.max() < 1
     assert len(as_rgb) != len(got) or not torch.allclose(as_rgb.scores, got.scores, atol=1e-3)

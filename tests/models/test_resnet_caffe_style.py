@@ -99,6 +99,10 @@ def test_basic_blocks_and_resnext_and_a_single_stage():
     res5 = make_resnet_stage(depth=50, stage=3, style="caffe")
     assert (res5[0].conv1.stride, res5[0].conv2.stride) == ((2, 2), (1, 1))
     assert make_resnet_stage(depth=50, stage=3)[0].conv2.stride == (2, 2)
+    head = MODELS.build({"type": "Res5RoIHead", "depth": 50, "style": "caffe", "bbox_head": {
+        "type": "ConvFCBBoxHead", "num_classes": 2, "in_channels": 2048, "with_avg_pool": True,
+        "num_fcs": 0}})
+    assert (head.res5[0].conv1.stride, head.res5[0].conv2.stride) == ((2, 2), (1, 1))
     with pytest.raises(ConfigError, match="style"):
         MODELS.build({"type": "ResNet", "style": "cafe"})
     with pytest.raises(ConfigError, match="style"):
