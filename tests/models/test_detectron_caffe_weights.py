@@ -145,6 +145,9 @@ def test_the_pickle_reader_refuses_code_and_non_pickles(tmp_path):
         pickle.dump({"blobs": {"conv1_w": os.getcwd}}, f)
     with pytest.raises(CheckpointError, match="refusing to load"):
         read_detectron_pickle(tmp_path / "evil.pkl")
+    legacy = pickle.dumps({"blobs": {"conv1_w": np.ones((2, 3), np.float32)}}, protocol=2)
+    (tmp_path / "legacy.pkl").write_bytes(legacy.replace(b"numpy._core.", b"numpy.core."))
+    assert read_detectron_pickle(tmp_path / "legacy.pkl")["conv1_w"].shape == (2, 3)  # NumPy 1
     write_pickle(tmp_path / "empty.pkl", {})
     with pytest.raises(CheckpointError, match="no blobs"):
         read_detectron_pickle(tmp_path / "empty.pkl")

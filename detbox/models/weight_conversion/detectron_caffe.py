@@ -98,7 +98,7 @@ def _target(name: str) -> str | None:
     match = _BLOCK.fullmatch(name)
     if match is None or match["part"] not in _PARTS:
         return None
-    conv, norm = _CONVS[match["branch"].removeprefix("branch")]
+    conv, norm = _CONVS[match["branch"]]
     module = conv if match["part"] == "_w" else norm
     stage = int(match["stage"]) - 1
     return f"layer{stage}.{int(match['block'])}.{module}.{_PARTS[match['part']]}"
