@@ -113,14 +113,17 @@ def save_visualization(
 def denormalize(image: Tensor, img_norm: Mapping[str, Any] | None) -> np.ndarray:
     """(3, H, W) image as the pipeline left it -> (H, W, 3) uint8 RGB for display.
 
-    ``img_norm`` is what ``Normalize`` recorded (``mean``/``std`` on the 0-255 scale); without
-    it the image is taken to be on the 0-255 scale already.
+    ``img_norm`` is what ``Normalize`` recorded (``mean``/``std`` on the 0-255 scale, and
+    ``to_rgb=False`` when the network saw BGR); without it the image is taken to be on the
+    0-255 scale already.
     """
     image = image.detach().float().cpu()
     if img_norm:
         std = torch.tensor(img_norm["std"], dtype=image.dtype).view(3, 1, 1)
         mean = torch.tensor(img_norm["mean"], dtype=image.dtype).view(3, 1, 1)
         image = image * std + mean
+        if not img_norm.get("to_rgb", True):
+            image = image.flip(0)
     return image.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 

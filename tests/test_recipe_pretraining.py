@@ -30,11 +30,16 @@ OTHER_CHECKPOINTS = {
     "faster_rcnn_x101_64x4d_fpn_1x_coco.py": "torchvision://resnext101_64x4d",
     "mask_rcnn_x101_32x4d_fpn_1x_coco.py": "checkpoints/resnext101_32x4d.pth",
     "retinanet_x101_32x4d_fpn_1x_coco.py": "checkpoints/resnext101_32x4d.pth",
+    # MSRA's caffe-style ResNet-50, converted by ``detbox convert-weights detectron-caffe``.
+    "faster_rcnn_r50_caffe_fpn_1x_coco.py": "checkpoints/resnet50_msra_caffe.pth",
+    "mask_rcnn_r50_caffe_fpn_1x_coco.py": "checkpoints/resnet50_msra_caffe.pth",
+    "ms_rcnn_r50_caffe_fpn_1x_coco.py": "checkpoints/resnet50_msra_caffe.pth",
+    "retinanet_r50_caffe_fpn_1x_coco.py": "checkpoints/resnet50_msra_caffe.pth",
 }
 
 
 def test_every_coco_recipe_has_a_pretrained_backbone_and_a_reference_batch():
-    assert len(COCO_RECIPES) == 15  # faster_rcnn_r50_fpn_90k_coco.py counts iterations
+    assert len(COCO_RECIPES) == 19  # faster_rcnn_r50_fpn_90k_coco.py counts iterations
     for path in COCO_RECIPES:
         cfg = load_config(path)
         checkpoint = OTHER_CHECKPOINTS.get(path.name, "torchvision://resnet50")

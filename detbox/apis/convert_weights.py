@@ -1,4 +1,8 @@
-"""Turn a torchvision detection checkpoint file into a detbox checkpoint file.
+"""Turn another library's checkpoint file into a detbox checkpoint file.
+
+``convert_torchvision_checkpoint``: a torchvision detection checkpoint becomes a detbox detector
+checkpoint. ``convert_detectron_caffe_checkpoint``: Detectron / MSRA caffe ImageNet ResNet
+weights (``R-50.pkl``) become a backbone checkpoint for ``init_cfg=dict(backbone_checkpoint=...)``.
 
 A torchvision COCO detector (91 class slots: background, 80 categories and ten unused ``N/A``
 ids) becomes an 80-class detbox model that carries COCO's names and category ids, so it tests on
@@ -19,9 +23,17 @@ from detbox.models.weight_conversion import (
     torchvision_coco_categories,
     torchvision_num_classes,
 )
+from detbox.models.weight_conversion.detectron_caffe import (
+    convert_detectron_caffe_resnet,
+    read_detectron_pickle,
+)
 from detbox.utils.io import atomic_torch_save
 
-__all__ = ["convert_torchvision_checkpoint"]
+__all__ = ["convert_detectron_caffe_checkpoint", "convert_torchvision_checkpoint"]
+
+# (blocks per stage, bottleneck) of the standard ResNets, to name what a converted file holds.
+_RESNET_DEPTHS = {((2, 2, 2, 2), False): 18, ((3, 4, 6, 3), False): 34, ((3, 4, 6, 3), True): 50,
+                  ((3, 4, 23, 3), True): 101, ((3, 8, 36, 3), True): 152}
 
 
 def convert_torchvision_checkpoint(
@@ -53,3 +65,32 @@ def convert_torchvision_checkpoint(
     meta = {"class_names": names, "cat_ids": cat_ids, "converted_from": f"torchvision {arch}"}
     atomic_torch_save({"state_dict": converted, "meta": json.dumps(meta)}, target)
     return meta
+
+
+def convert_detectron_caffe_checkpoint(
+    source: str | os.PathLike, target: str | os.PathLike
+) -> dict[str, Any]:
+    """Convert a Detectron caffe ImageNet ResNet pickle and write ``target`` atomically.
+
+    ``target`` is a bare torchvision-layout state dict (tensors only: ``torch.load(target,
+    weights_only=True)`` reads it), for ``init_cfg=dict(backbone_checkpoint=target)`` with a
+    ``ResNet(style="caffe")`` backbone; see
+    :mod:`detbox.models.weight_conversion.detectron_caffe` for the names and the norms.
+
+    Returns:
+        ``blocks`` (blocks per stage), ``bottleneck`` and ``arch`` (``'ResNet-50'``, or a
+        description when the counts are no standard depth).
+
+    Raises:
+        CheckpointError: the file is missing, not a pickle of arrays, or holds a name that is
+            no part of a Detectron ResNet (the message names the file and the key).
+    """
+    state = convert_detectron_caffe_resnet(read_detectron_pickle(source), source=str(source))
+    blocks = tuple(len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")})
+                   for i in range(1, 5))
+    bottleneck = "layer1.0.conv3.weight" in state
+    depth = _RESNET_DEPTHS.get((blocks, bottleneck))
+    arch = f"ResNet-{depth}" if depth else (
+        f"a ResNet with {'bottleneck' if bottleneck else 'basic'} blocks {blocks}")
+    atomic_torch_save(state, target)
+    return {"blocks": blocks, "bottleneck": bottleneck, "arch": arch}

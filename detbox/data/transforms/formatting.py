@@ -21,26 +21,46 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 @TRANSFORMS.register
 class Normalize:
-    """``img = (img - mean) / std`` per RGB channel, on the 0-255 scale; output float32."""
+    """``img = (img - mean) / std`` per channel, on the 0-255 scale; output float32.
+
+    detbox loads images as RGB. ``to_rgb=True`` (the default) keeps that order: the network
+    sees RGB, as torchvision's ImageNet weights expect. ``to_rgb=False`` means the network does
+    *not* see RGB: the channels are flipped to BGR before normalizing, as the Caffe-trained
+    MSRA / Detectron weights expect (MMDetection's caffe recipes write
+    ``mean=[103.530, 116.280, 123.675], std=[1.0, 1.0, 1.0], to_rgb=False``). The option keeps
+    MMDetection's name and its effect on the network input: MMDetection loads BGR and its
+    ``to_rgb=True`` converts to RGB, detbox loads RGB and its ``to_rgb=False`` converts to BGR.
+    ``mean`` and ``std`` are always in the network's channel order (BGR with ``to_rgb=False``).
+
+    Every pipeline built from a config (training, testing, ``detbox infer``, serving, ONNX
+    export, TTA) runs this transform, so the choice travels with the config. The results get
+    ``img_norm = {"mean", "std", "to_rgb"}`` to undo it for display.
+    """
 
     def __init__(
-        self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+        self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+        to_rgb: bool = True,
     ) -> None:
         if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
             raise ConfigError(f"Normalize needs 3 means and 3 positive stds, got {mean}, {std}")
+        if not isinstance(to_rgb, bool):
+            raise ConfigError(f"Normalize to_rgb must be True or False, got {to_rgb!r}")
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
+        self.to_rgb = to_rgb
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
         image = results["img"].float()
+        if not self.to_rgb:
+            image = image.flip(0)  # (3, H, W) RGB -> BGR
         mean = torch.tensor(self.mean, dtype=image.dtype).view(3, 1, 1)
         std = torch.tensor(self.std, dtype=image.dtype).view(3, 1, 1)
         results["img"] = (image - mean) / std
-        results["img_norm"] = {"mean": self.mean, "std": self.std}
+        results["img_norm"] = {"mean": self.mean, "std": self.std, "to_rgb": self.to_rgb}
         return results
 
     def __repr__(self) -> str:
-        return f"Normalize(mean={self.mean}, std={self.std})"
+        return f"Normalize(mean={self.mean}, std={self.std}, to_rgb={self.to_rgb})"
 
 
 @TRANSFORMS.register

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from detbox.errors import CheckpointError, ConfigError
+from detbox.models.backbones.resnet_style import apply_style, check_style
 from detbox.models.layers.conv_ws import conv_like
 from detbox.models.layers.deform_conv import deformable_like
 from detbox.models.layers.frozen_bn_conv import (
@@ -56,13 +57,16 @@ def _torchvision_resnet(depth: int, norm: str, zero_init_residual: bool, groups:
     )
 
 
-def make_resnet_stage(*, depth: int = 50, stage: int = 3, norm: str = "FrozenBN") -> nn.Sequential:
+def make_resnet_stage(*, depth: int = 50, stage: int = 3, norm: str = "FrozenBN",
+                      style: str = "pytorch") -> nn.Sequential:
     """A fresh copy of one residual stage, e.g. res5 as the box head of a C4 detector.
 
     Args:
         depth: ResNet depth (18, 34, 50, 101, 152).
         stage: stage index 0..3 (C2..C5); its input has the channels of stage ``stage - 1``.
         norm: normalization layer name (see ``detbox.models.layers.NORM_CHOICES``).
+        style: where the first bottleneck downsamples, ``'pytorch'`` (3x3 conv) or
+            ``'caffe'`` (first 1x1 conv); see :mod:`detbox.models.backbones.resnet_style`.
 
     Returns:
         The torchvision ``layer{stage+1}`` module; its ImageNet weights are the
@@ -70,7 +74,8 @@ def make_resnet_stage(*, depth: int = 50, stage: int = 3, norm: str = "FrozenBN"
     """
     if stage not in range(4):
         raise ConfigError(f"ResNet stage must be in 0..3, got {stage}")
-    return getattr(_torchvision_resnet(depth, norm, False), _STAGE_NAMES[stage])
+    return apply_style(getattr(_torchvision_resnet(depth, norm, False), _STAGE_NAMES[stage]),
+                       style)
 
 
 def read_torchvision_state_dict(checkpoint: str | os.PathLike | Mapping) -> dict[str, Tensor]:
@@ -98,6 +103,10 @@ class ResNet(nn.Module):
 
     Args:
         depth: 18, 34 (basic blocks) or 50, 101, 152 (bottlenecks).
+        style: ``'pytorch'`` puts the stride of a stage's first bottleneck in its 3x3 conv
+            (torchvision's weights), ``'caffe'`` in its first 1x1 conv (the MSRA / Detectron
+            weights, converted by ``detbox convert-weights detectron-caffe``; they expect BGR
+            input minus the mean, std 1). Basic blocks are the same in both styles.
         out_indices: stages to return, 0..3 for C2..C5 (strides 4, 8, 16, 32).
         num_stages: stages to build (3 drops res5, for C4 detectors whose box head holds it).
         frozen_stages: -1 trains everything; 0 freezes the stem; k freezes the stem and stages
@@ -133,6 +142,7 @@ class ResNet(nn.Module):
         self,
         *,
         depth: Literal[18, 34, 50, 101, 152] = 50,
+        style: Literal["pytorch", "caffe"] = "pytorch",
         out_indices: Sequence[int] = (1, 2, 3),
         num_stages: Literal[1, 2, 3, 4] = 4,
         frozen_stages: Annotated[int, Range(ge=-1, le=4)] = 1,
@@ -147,6 +157,7 @@ class ResNet(nn.Module):
         plugins: Sequence[Mapping] = (),
     ) -> None:
         super().__init__()
+        self.style = check_style(style, type(self).__name__)
         if num_stages not in (1, 2, 3, 4):
             raise ConfigError(f"ResNet num_stages must be in 1..4, got {num_stages}")
         if not out_indices or any(i not in range(num_stages) for i in out_indices):
@@ -161,6 +172,8 @@ class ResNet(nn.Module):
         net = self._torchvision_net(depth, norm, zero_init_residual)
         for name in _STEM_NAMES + _STAGE_NAMES[:num_stages]:
             self.add_module(name, getattr(net, name))
+            if name in _STAGE_NAMES:
+                apply_style(getattr(self, name), style)
         self.depth = depth
         self.norm = norm
         self.num_stages = num_stages

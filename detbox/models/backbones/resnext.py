@@ -38,7 +38,7 @@ class ResNeXt(ResNet):
         groups: parallel paths of each bottleneck's 3x3 conv (the "cardinality", 32 or 64).
         base_width: channels per path at the first stage (4 or 8); a stage's 3x3 conv has
             ``groups * base_width * 2**stage`` channels, its output the same as ResNet's.
-        out_indices, num_stages, frozen_stages, norm, norm_eval, zero_init_residual,
+        style, out_indices, num_stages, frozen_stages, norm, norm_eval, zero_init_residual,
             non_local_stages, non_local, dcn, stage_with_dcn, conv_cfg, plugins: as for ``ResNet``.
     """
 
@@ -46,6 +46,7 @@ class ResNeXt(ResNet):
         self,
         *,
         depth: Literal[50, 101, 152] = 101,
+        style: Literal["pytorch", "caffe"] = "pytorch",
         groups: Annotated[int, Positive] = 32,
         base_width: Annotated[int, Positive] = 4,
         out_indices: Sequence[int] = (1, 2, 3),
@@ -65,7 +66,7 @@ class ResNeXt(ResNet):
         # nn.Module.__init__).
         self.groups = groups
         self.base_width = base_width
-        super().__init__(depth=depth, out_indices=out_indices, num_stages=num_stages,
+        super().__init__(depth=depth, style=style, out_indices=out_indices, num_stages=num_stages,
                          frozen_stages=frozen_stages, norm=norm, norm_eval=norm_eval,
                          zero_init_residual=zero_init_residual,
                          non_local_stages=non_local_stages, non_local=non_local,

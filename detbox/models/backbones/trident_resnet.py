@@ -81,8 +81,9 @@ class TridentResNet(ResNet):
         dilations: one dilation per branch, (1, 2, 3) in the paper.
         test_branch_idx: the branch computed in eval mode ("TridentNet Fast" uses the middle
             one, 1), or -1 to compute every branch at test time too.
-        depth, out_indices, num_stages, frozen_stages, norm, norm_eval, zero_init_residual,
-            non_local_stages, non_local: as for ``ResNet`` (defaults: a C4 backbone).
+        depth, style, out_indices, num_stages, frozen_stages, norm, norm_eval,
+            zero_init_residual, non_local_stages, non_local: as for ``ResNet`` (defaults: a C4
+            backbone).
 
     Output:
         A list with one (N * B, C, H/16, W/16) map, N the active branches
@@ -93,6 +94,7 @@ class TridentResNet(ResNet):
         self,
         *,
         depth: Literal[18, 34, 50, 101, 152] = 50,
+        style: Literal["pytorch", "caffe"] = "pytorch",
         out_indices: Sequence[int] = (2,),
         num_stages: Literal[1, 2, 3, 4] = 3,
         trident_stage: int = 2,
@@ -105,7 +107,7 @@ class TridentResNet(ResNet):
         non_local_stages: Sequence[int] = (),
         non_local: Mapping | None = None,
     ) -> None:
-        super().__init__(depth=depth, out_indices=out_indices, num_stages=num_stages,
+        super().__init__(depth=depth, style=style, out_indices=out_indices, num_stages=num_stages,
                          frozen_stages=frozen_stages, norm=norm, norm_eval=norm_eval,
                          zero_init_residual=zero_init_residual,
                          non_local_stages=non_local_stages, non_local=non_local)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +38,8 @@ class Res5RoIHead(nn.Module):
         bbox_head: ``MODELS`` config of the box head.
         roi_extractor: ``MODELS`` config of the C4 pooler.
         depth: ResNet depth whose res5 is built (its ImageNet weights are ``layer4.*``).
+        style: ``'caffe'`` for a caffe-style backbone (stride in res5's first 1x1 conv; see
+            ``ResNet``), else ``'pytorch'``.
         norm: normalization layer of res5 (``'FrozenBN'`` by default, like the backbone).
         norm_eval: keep res5's BN layers in eval mode while training.
         mask_head: ``MODELS`` config of the mask head, or None.
@@ -51,6 +53,7 @@ class Res5RoIHead(nn.Module):
         bbox_head: Mapping[str, Any] | nn.Module,
         roi_extractor: Mapping[str, Any] | nn.Module = DEFAULT_C4_EXTRACTOR,
         depth: int = 50,
+        style: Literal["pytorch", "caffe"] = "pytorch",
         norm: str = "FrozenBN",
         norm_eval: bool = True,
         mask_head: Mapping[str, Any] | nn.Module | None = None,
@@ -59,7 +62,7 @@ class Res5RoIHead(nn.Module):
     ) -> None:
         super().__init__()
         self.roi_extractor = MODELS.build(roi_extractor)
-        self.res5 = make_resnet_stage(depth=depth, stage=3, norm=norm)
+        self.res5 = make_resnet_stage(depth=depth, stage=3, norm=norm, style=style)
         self.norm_eval = norm_eval
         self.bbox_head = MODELS.build(bbox_head)
         self.with_mask = mask_head is not None

@@ -5,6 +5,10 @@ from detbox.models.weight_conversion.coco_classes import (
     torchvision_coco_categories,
     unused_torchvision_slots,
 )
+from detbox.models.weight_conversion.detectron_caffe import (
+    convert_detectron_caffe_resnet,
+    read_detectron_pickle,
+)
 from detbox.models.weight_conversion.torchvision import (
     SUPPORTED_ARCHS,
     convert_torchvision_state_dict,
@@ -14,7 +18,9 @@ from detbox.models.weight_conversion.torchvision import (
 __all__ = [
     "SUPPORTED_ARCHS",
     "TORCHVISION_COCO_SLOTS",
+    "convert_detectron_caffe_resnet",
     "convert_torchvision_state_dict",
+    "read_detectron_pickle",
     "torchvision_coco_categories",
     "torchvision_num_classes",
     "unused_torchvision_slots",
