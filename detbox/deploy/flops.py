@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode, flop_registry
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, flop_registry
 
 __all__ = ["FlopsReport", "ModuleCost", "count_flops", "format_flops_report", "human"]
 
@@ -32,18 +32,49 @@ _NO_COMPUTE = {
 }
 
 
+def _onednn_conv_flops(x_shape, second, third, *rest, out_shape=None,  # noqa: ANN001
+                       **kwargs) -> int:
+    """``_convolution_pointwise``: (x, w, b, 7 more) or, the binary form, (x, other, w, b, 9
+    more)."""
+    w_shape = third if len(rest) >= 9 else second
+    return conv_flop_count(x_shape, w_shape, out_shape)
+
+
+def _onednn_deconv_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+    return conv_flop_count(x_shape, w_shape, out_shape, transposed=True)
+
+
+def _onednn_linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+    rows = 1
+    for size in x_shape[:-1]:
+        rows *= size
+    return 2 * rows * w_shape[0] * w_shape[1]
+
+
+def _onednn_formulas() -> dict[Any, Any]:
+    """FLOP formulas for the oneDNN kernels of the inference fast path (and of the FPN's fused
+    lateral + sum), which ``FlopCounterMode`` does not know."""
+    if not hasattr(torch.ops, "mkldnn") or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        return {}
+    ops = torch.ops.mkldnn
+    return {ops._convolution_pointwise: _onednn_conv_flops,
+            ops._convolution_transpose_pointwise: _onednn_deconv_flops,
+            ops._linear_pointwise: _onednn_linear_flops}
+
+
 class _UncountedOps(TorchDispatchMode):
     """Counts the calls of every op that has no FLOP formula and does compute something."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter[str] = Counter()
+        self.formulas = _onednn_formulas()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         packet = getattr(func, "overloadpacket", func)
         name = str(packet)
-        if packet not in flop_registry and not getattr(func, "is_view", False) \
-                and name not in _NO_COMPUTE:
+        if packet not in flop_registry and packet not in self.formulas \
+                and not getattr(func, "is_view", False) and name not in _NO_COMPUTE:
             self.calls[name] += 1
         return func(*args, **(kwargs or {}))
 
@@ -116,7 +147,7 @@ def count_flops(
     was_training = model.training
     model.eval()
     root = type(model).__name__
-    counter = FlopCounterMode(display=False, depth=None)
+    counter = FlopCounterMode(display=False, depth=None, custom_mapping=_onednn_formulas())
     uncounted = _UncountedOps()
     try:
         with counter, uncounted:

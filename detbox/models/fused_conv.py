@@ -41,6 +41,7 @@ def _mkldnn_ok(conv: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> bool:
             and x.dtype == torch.float32 and x.layout == torch.strided
             and conv.weight.dtype == torch.float32 and conv.padding_mode == "zeros"
             and not isinstance(conv.padding, str) and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
             and not (torch.is_grad_enabled() and conv.weight.requires_grad) and _eager())
 
 
@@ -48,6 +49,7 @@ def _onednn_linear_ok(linear: nn.Linear, x: Tensor) -> bool:
     """Whether oneDNN's linear kernel applies: CPU float32, no autograd."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and x.layout == torch.strided
             and linear.weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
             and not (torch.is_grad_enabled() and linear.weight.requires_grad) and _eager())
 
 

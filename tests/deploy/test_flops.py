@@ -48,3 +48,32 @@ def test_per_module_costs_add_up_and_uncounted_ops_are_listed():
 def test_human_units():
     assert human(1_234_000_000, "FLOPs") == "1.23 GFLOPs"
     assert human(999) == "999"
+
+
+def test_fast_path_kernels_are_counted_like_the_plain_ops():
+    from detbox.models.inference_mode import prepare_for_inference
+    from detbox.registry import MODELS
+
+    torch.manual_seed(0)
+    backbone = MODELS.build({"type": "ResNet", "depth": 18, "out_indices": (0, 1, 2, 3),
+                             "frozen_stages": -1})
+    neck = MODELS.build({"type": "FPN", "in_channels": [64, 128, 256, 512], "out_channels": 16,
+                         "num_outs": 5})
+    head = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone, self.neck, self.head = backbone, neck, head
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.neck(self.backbone(x))[-1])
+
+    x = torch.randn(1, 3, 64, 64)
+    with torch.backends.mkldnn.flags(enabled=False):  # plain aten kernels only
+        reference = count_flops(Net().eval(), x)
+    fast = count_flops(prepare_for_inference(Net()), x)
+    assert any(op.startswith("mkldnn.") for op in fast.flops_by_op)
+    assert not any(op.startswith("mkldnn.") for op in reference.flops_by_op)
+    assert reference.total_flops > 0
+    assert fast.total_flops == reference.total_flops
