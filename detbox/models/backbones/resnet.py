@@ -21,9 +21,9 @@ from detbox.errors import CheckpointError, ConfigError
 from detbox.models.layers.conv_ws import conv_like
 from detbox.models.layers.deform_conv import deformable_like
 from detbox.models.layers.frozen_bn_conv import (
+    PLUGIN_POSITIONS,
     conv_frozen_bn,
     folded_block_forward,
-    PLUGIN_POSITIONS,
     plug_into,
 )
 from detbox.models.layers.non_local import NonLocal2d
