@@ -85,10 +85,9 @@ def crop_mask_targets(gt_masks: Tensor, boxes: Tensor, gt_inds: Tensor, size: in
 
 @MODELS.register
 class FCNMaskHead(nn.Module):
-    """``num_convs`` 3x3 convs, a 2x upsampling (a deconvolution by default) and a 1x1
-    per-class mask predictor.
+    """``num_convs`` 3x3 convs, a 2x upsampling and a 1x1 per-class mask predictor.
 
-    For FPN detectors the input is 14x14 RoI features and the output 28x28 masks; the C4 detector
+    The upsampling is a deconvolution by default, or CARAFE (``upsample_cfg``). For FPN detectors the input is 14x14 RoI features and the output 28x28 masks; the C4 detector
     feeds the 7x7 res5 output with ``num_convs=0`` and predicts 14x14 masks.
 
     Args:
