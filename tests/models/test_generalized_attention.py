@@ -14,11 +14,12 @@ from torch import nn
 from detbox.config import load_config
 from detbox.errors import ConfigError
 from detbox.models.backbones import ResNet
+from detbox.models.inference_mode import prepare_for_inference
 from detbox.models.layers import ContextBlock, GeneralizedAttention
 from detbox.models.layers.frozen_bn_conv import PluggedBottleneck
 from detbox.registry import MODELS
 
-from .test_inference_mode import _randomize_norms
+from .test_inference_mode import _randomize_norms, _relative_error
 from .two_stage._tiny import build, rectangles_batch, tiny_two_stage_cfg, train_steps
 
 C4_C5 = (False, False, True, True)
@@ -165,6 +166,20 @@ def test_after_conv2_plugin_runs_between_conv2_and_conv3():
     model(torch.randn(1, 3, 64, 64))
     (attn_in, attn_out), (conv3_in, _) = seen[:2]
     assert torch.equal(conv3_in, attn_out) and (attn_in >= 0).all()  # after conv2's ReLU
+
+
+def test_plugged_blocks_run_in_the_inference_fast_path():
+    torch.manual_seed(0)
+    model = _randomize_norms(ResNet(depth=50, plugins=GA + GCB)).eval()
+    for module in model.modules():
+        if isinstance(module, (GeneralizedAttention, ContextBlock)):
+            _perturb(module)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        fast = prepare_for_inference(copy.deepcopy(model))
+        for ours, ref in zip(fast(x), expected, strict=True):
+            assert _relative_error(ours, ref) < 1e-4
 
 
 def test_same_position_twice_is_an_error():
