@@ -11,11 +11,11 @@ _base_ = [
     "../_base_/default_runtime.py",
 ]
 
-# The mask head's CARAFE keeps the 256 channels of its convs (no ReLU after it); 14x14 RoI
+# The mask head's CARAFE (scale_factor=2 and the paper's k_up=5, k_enc=3, 64 compressed
+# channels by default) keeps the 256 channels of its convs (no ReLU after it); 14x14 RoI
 # features -> 28x28 masks as with the deconvolution.
 model = dict(
     init_cfg=dict(backbone_checkpoint="torchvision://resnet50"),
     neck=dict(upsample_cfg=dict(type="carafe")),
-    roi_head=dict(mask_head=dict(upsample_cfg=dict(type="carafe", scale_factor=2, k_up=5,
-                                                   k_enc=3, compressed_channels=64))),
+    roi_head=dict(mask_head=dict(upsample_cfg=dict(type="carafe"))),
 )

@@ -11,11 +11,12 @@ _base_ = [
     "../_base_/default_runtime.py",
 ]
 
-# The attention's output conv starts at zero, so training starts from the ImageNet network.
+# GeneralizedAttention's defaults are the paper's detection settings: 8 heads, global range
+# (spatial_range=-1), keys and values every 2 pixels (kv_stride=2). Its output conv starts at
+# zero, so training starts from the ImageNet network.
 model = dict(
     backbone=dict(plugins=[dict(
-        cfg=dict(type="GeneralizedAttention", spatial_range=-1, num_heads=8,
-                 attention_type="0010", kv_stride=2),
+        cfg=dict(type="GeneralizedAttention", attention_type="0010"),
         stages=(False, False, True, True), position="after_conv2")]),
     init_cfg=dict(backbone_checkpoint="torchvision://resnet50"),
 )

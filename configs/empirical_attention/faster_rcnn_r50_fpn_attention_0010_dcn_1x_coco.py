@@ -14,8 +14,7 @@ _base_ = [
 model = dict(
     backbone=dict(
         plugins=[dict(
-            cfg=dict(type="GeneralizedAttention", spatial_range=-1, num_heads=8,
-                     attention_type="0010", kv_stride=2),
+            cfg=dict(type="GeneralizedAttention", attention_type="0010"),
             stages=(False, False, True, True), position="after_conv2")],
         dcn=dict(type="DCN"), stage_with_dcn=(False, True, True, True),
     ),

@@ -12,8 +12,7 @@ _base_ = [
 
 model = dict(
     backbone=dict(plugins=[dict(
-        cfg=dict(type="GeneralizedAttention", spatial_range=-1, num_heads=8,
-                 attention_type="1111", kv_stride=2),
+        cfg=dict(type="GeneralizedAttention", attention_type="1111"),
         stages=(False, False, True, True), position="after_conv2")]),
     init_cfg=dict(backbone_checkpoint="torchvision://resnet50"),
 )

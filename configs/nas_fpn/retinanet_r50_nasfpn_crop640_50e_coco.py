@@ -11,12 +11,12 @@ _base_ = [
     "../_base_/default_runtime.py",
 ]
 
-# C2-C5 out, C3-C5 used (start_level=1); the neck's in_channels come from the backbone.
-# Batch statistics train everywhere (BN, not frozen: the batch is 8 images per GPU).
+# C2-C5 out, C3-C5 used (start_level=1); the neck's in_channels come from the backbone. NASFPN's
+# defaults are the paper's R-50 model: 7 stages of 256 channels, P3-P7, 1x1 convs before the
+# extra levels, BN. Batch statistics train everywhere (BN, not frozen: 8 images per GPU).
 model = dict(
     backbone=dict(out_indices=(0, 1, 2, 3), norm="BN", norm_eval=False),
-    neck=dict(_delete_=True, type="NASFPN", out_channels=256, num_outs=5, stack_times=7,
-              start_level=1, add_extra_convs=True, norm="BN"),
+    neck=dict(_delete_=True, type="NASFPN", start_level=1),
     bbox_head=dict(num_classes=80, assigner=dict(type="MaxIoUAssigner", pos_iou_thr=0.5,
                                                  neg_iou_thr=0.5, min_pos_iou=0.0,
                                                  allow_low_quality_matches=True)),

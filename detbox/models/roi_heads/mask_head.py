@@ -87,8 +87,9 @@ def crop_mask_targets(gt_masks: Tensor, boxes: Tensor, gt_inds: Tensor, size: in
 class FCNMaskHead(nn.Module):
     """``num_convs`` 3x3 convs, a 2x upsampling and a 1x1 per-class mask predictor.
 
-    The upsampling is a deconvolution by default, or CARAFE (``upsample_cfg``). For FPN detectors the input is 14x14 RoI features and the output 28x28 masks; the C4 detector
-    feeds the 7x7 res5 output with ``num_convs=0`` and predicts 14x14 masks.
+    The upsampling is a deconvolution by default, or CARAFE (``upsample_cfg``). For FPN
+    detectors the input is 14x14 RoI features and the output 28x28 masks; the C4 detector feeds
+    the 7x7 res5 output with ``num_convs=0`` and predicts 14x14 masks.
 
     Args:
         num_classes: foreground classes C.
