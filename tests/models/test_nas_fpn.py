@@ -4,6 +4,7 @@ RetinaNet, and the crop-640 recipe."""
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from detbox.config import load_config
+from detbox.data.transforms.compose import Compose
 from detbox.errors import ConfigError
 from detbox.models.necks import NASFPN
 from detbox.models.necks.nas_fpn import MergingCell, resize_to
@@ -150,3 +152,25 @@ def test_recipe_is_the_papers_r50_model_and_crop_640_schedule():
     model = MODELS.build({**neck, "in_channels": [256, 512, 1024, 2048]})
     assert len(model.stages) == 7 and model.out_channels == 256  # the paper's R-50 model
     assert isinstance(model.lateral_convs[0][1], torch.nn.BatchNorm2d)
+
+
+def test_recipe_train_pipeline_crops_jittered_images_to_640():
+    cfg = load_config(RECIPE)
+    steps = [t for t in cfg["train_dataloader"]["dataset"]["pipeline"]
+             if t["type"] not in ("LoadImage", "LoadAnnotations", "PackDetInputs")]
+    pipeline = Compose(steps)
+    random.seed(0)
+    image = torch.full((3, 600, 1000), 10, dtype=torch.uint8)
+    image[:, 100:300, 200:500] = 200
+    sizes = set()
+    for _ in range(6):
+        out = pipeline({
+            "img": image.clone(), "image_id": 1, "file_name": "x.png", "img_path": "x.png",
+            "ori_shape": (600, 1000), "img_shape": (600, 1000), "scale_factor": (1.0, 1.0),
+            "flip": None, "gt_boxes": torch.tensor([[200.0, 100.0, 500.0, 300.0]]),
+            "gt_labels": torch.tensor([0]), "ignored_boxes": torch.zeros(0, 4)})
+        height, width = out["img"].shape[-2:]
+        assert height <= 640 and width <= 640 and out["img"].dtype == torch.float32
+        sizes.add((height, width))
+    assert len(sizes) > 1  # the scale jitter changes the size from image to image
+
