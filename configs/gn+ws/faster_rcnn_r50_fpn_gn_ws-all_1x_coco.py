@@ -7,16 +7,15 @@ _base_ = [
     "../_base_/default_runtime.py",
 ]
 
-# GN + WS convs throughout the backbone (GN has no statistics to keep in eval mode); GN in the
-# FPN and in a 4conv1fc box head. Not covered here: detbox's FPN and box head take a norm but no
-# conv_cfg, so their convs are plain (the published model also standardizes them); the RPN head
-# has no norm in either. The published figure starts from a GN+WS ImageNet backbone: give such
-# a checkpoint (torchvision layout) in backbone_checkpoint; the torchvision BN weights below
-# load (same keys) but are a different starting point.
+# GN + WS convs throughout: backbone, FPN and a 4conv1fc box head (GN has no statistics to keep
+# in eval mode); the RPN head has no norm, as in the published model. The published figure
+# starts from a GN+WS ImageNet backbone: give such a checkpoint (torchvision layout) in
+# backbone_checkpoint; the torchvision BN weights below load (same keys) but are a different
+# starting point.
 model = dict(
     backbone=dict(norm="GN", norm_eval=False, conv_cfg=dict(type="ConvWS")),
-    neck=dict(norm="GN"),
+    neck=dict(norm="GN", conv_cfg=dict(type="ConvWS")),
     roi_head=dict(bbox_head=dict(type="ConvFCBBoxHead", num_convs=4, num_fcs=1,
-                                 norm="GN")),
+                                 norm="GN", conv_cfg=dict(type="ConvWS"))),
     init_cfg=dict(backbone_checkpoint="torchvision://resnet50"),
 )

@@ -118,7 +118,7 @@ def test_plugged_block_runs_in_the_inference_fast_path():
 
 
 @pytest.mark.parametrize("plugins, match", [
-    ([{"cfg": {"type": "ContextBlock"}, "position": "after_conv2"}], "position"),
+    ([{"cfg": {"type": "ContextBlock"}, "position": "after_conv1"}], "position"),
     ([{"cfg": {"type": "ContextBlock"}, "stage": C3_C5}], "keys"),
     ([{"cfg": {"type": "ContextBlock", "ration": 0.25}}], "ratio"),
     (GCB + GCB, "already"),

@@ -22,9 +22,10 @@ from detbox.models.backbones.resnet_style import apply_style, check_style
 from detbox.models.layers.conv_ws import conv_like
 from detbox.models.layers.deform_conv import deformable_like
 from detbox.models.layers.frozen_bn_conv import (
+    PLUGIN_POSITIONS,
     conv_frozen_bn,
     folded_block_forward,
-    plug_after_conv3,
+    plug_into,
 )
 from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import BATCH_NORMS, norm_factory
@@ -133,9 +134,12 @@ class ResNet(nn.Module):
             (``dcn``) and non-local blocks keep their own convs. None: plain convs.
         plugins: modules inserted into the bottlenecks of chosen stages, each
             ``dict(cfg=dict(type="ContextBlock", ratio=1/16), stages=(False, True, True, True),
-            position="after_conv3")``: built with ``in_channels`` of the block's output and run
-            on the residual branch after conv3 and its norm, before the sum (the only position
-            so far). Their keys (``layerX.Y.after_conv3.*``) are new; ImageNet weights load.
+            position="after_conv3")``. ``position="after_conv3"``: run on the residual branch
+            after conv3 and its norm, before the sum, built with ``in_channels`` of the block's
+            output (GCNet); ``"after_conv2"``: run after conv2, its norm and ReLU, built with
+            the block's width (``dict(type="GeneralizedAttention", ...)``). One plug-in per
+            position and block. Their keys (``layerX.Y.after_conv2.*``,
+            ``layerX.Y.after_conv3.*``) are new; ImageNet weights load.
     """
 
     def __init__(
@@ -252,14 +256,14 @@ class ResNet(nn.Module):
             self.conv1 = conv_like(self.conv1, conv_cfg, path=path)
 
     def _add_plugin(self, plugin: Mapping, path: str) -> None:
-        """Plug ``plugin['cfg']`` after conv3 of every bottleneck of its stages."""
+        """Plug ``plugin['cfg']`` at its position into every bottleneck of its stages."""
         unknown = sorted(set(plugin) - {"cfg", "stages", "position"})
         if unknown or "cfg" not in plugin:
             raise ConfigError(f"{path} takes the keys cfg, stages, position; got {sorted(plugin)}")
         position = plugin.get("position", "after_conv3")
-        if position != "after_conv3":
-            raise ConfigError(f"{path}: position {position!r} is not supported; use "
-                              "'after_conv3'")
+        if position not in PLUGIN_POSITIONS:
+            raise ConfigError(f"{path}: position {position!r} is not supported; use one of "
+                              f"{', '.join(map(repr, PLUGIN_POSITIONS))}")
         stages = tuple(bool(flag) for flag in plugin.get("stages", (True,) * 4))
         if len(stages) != 4:
             raise ConfigError(f"{path}: stages needs one flag per stage (4), got {stages}")
@@ -268,12 +272,14 @@ class ResNet(nn.Module):
                               f"depth {self.depth}")
         for stage, on in enumerate(stages[:self.num_stages]):
             for block in getattr(self, _STAGE_NAMES[stage]) if on else ():
-                if hasattr(block, "after_conv3"):
-                    raise ConfigError(f"{path}: stage {stage} already has an after_conv3 "
+                if position in block._modules:
+                    raise ConfigError(f"{path}: stage {stage} already has an {position} "
                                       "plug-in; one per position")
-                module = MODELS.build(plugin["cfg"], path=f"{path}.cfg",
-                                      in_channels=block.conv3.out_channels)
-                plug_after_conv3(block, module)
+                # after conv2 the branch has the bottleneck's width, after conv3 its output's
+                channels = (block.conv3.in_channels if position == "after_conv2"
+                            else block.conv3.out_channels)
+                module = MODELS.build(plugin["cfg"], path=f"{path}.cfg", in_channels=channels)
+                plug_into(block, position, module)
 
     def _build_non_local(
         self, stages: Sequence[int], options: dict, expansion: int
@@ -375,7 +381,7 @@ class ResNet(nn.Module):
         # from their own (zero) initialization.
         own = {k: v for k, v in self.state_dict().items()
                if not k.startswith("non_local.") and ".conv_offset." not in k
-               and ".after_conv3." not in k}
+               and not any(f".{p}." in k for p in PLUGIN_POSITIONS)}
         missing = sorted(
             k for k in own if k not in source and not k.endswith("num_batches_tracked")
         )

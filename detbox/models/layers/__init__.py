@@ -14,6 +14,7 @@ from detbox.models.layers.deform_conv import (
     deformable_conv_names,
     deformable_like,
 )
+from detbox.models.layers.generalized_attention import GeneralizedAttention
 from detbox.models.layers.non_local import NonLocal2d
 from detbox.models.layers.norm import (
     BATCH_NORMS,
@@ -32,6 +33,7 @@ __all__ = [
     "ConvWS2d",
     "DeformConv",
     "FrozenBatchNorm2d",
+    "GeneralizedAttention",
     "ModulatedDeformConv",
     "NonLocal2d",
     "Scale",

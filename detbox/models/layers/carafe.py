@@ -70,6 +70,10 @@ class CARAFE(nn.Module):
         self.compressor = nn.Conv2d(channels, compressed_channels, 1)
         self.encoder = nn.Conv2d(compressed_channels, k_up * k_up * scale * scale, k_enc,
                                  padding=k_enc // 2)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The paper's init: Xavier compressor, near-zero encoder (near-uniform kernels)."""
         nn.init.xavier_uniform_(self.compressor.weight)
         nn.init.zeros_(self.compressor.bias)
         nn.init.normal_(self.encoder.weight, std=0.001)

@@ -18,7 +18,10 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detbox.models.layers.conv_ws import ConvWS2d
 
-__all__ = ["PluggedBottleneck", "conv_frozen_bn", "folded_block_forward", "plug_after_conv3"]
+__all__ = [
+    "PLUGIN_POSITIONS", "PluggedBottleneck", "conv_frozen_bn", "folded_block_forward",
+    "plug_after_conv3", "plug_into",
+]
 
 
 def conv_frozen_bn(conv: nn.Conv2d, norm: nn.Module, x: Tensor) -> Tensor:
@@ -46,25 +49,44 @@ def _shortcut(block: nn.Module, x: Tensor) -> Tensor:
     return down(x)
 
 
-class PluggedBottleneck(Bottleneck):
-    """torchvision's ``Bottleneck`` whose residual branch also runs ``after_conv3`` (e.g. a
-    GCNet context block) after conv3 and its norm, before the sum. Its other children and
-    their state-dict keys are the Bottleneck's; ``after_conv3.*`` are new."""
+# Where a plug-in runs on a bottleneck's residual branch: after conv2, its norm and ReLU (the
+# input of conv3), or after conv3 and its norm (before the sum with the shortcut).
+PLUGIN_POSITIONS = ("after_conv2", "after_conv3")
 
-    after_conv3: nn.Module
+
+class PluggedBottleneck(Bottleneck):
+    """torchvision's ``Bottleneck`` whose residual branch also runs plug-ins: ``after_conv2``
+    (e.g. generalized attention) and/or ``after_conv3`` (e.g. a GCNet context block), see
+    :data:`PLUGIN_POSITIONS`. Its other children and their state-dict keys are the
+    Bottleneck's; ``after_conv2.*`` / ``after_conv3.*`` are new."""
 
     def forward(self, x: Tensor) -> Tensor:
         return folded_block_forward(self, x)
 
 
-def plug_after_conv3(block: Bottleneck, module: nn.Module) -> PluggedBottleneck:
-    """Turn ``block`` (a plain torchvision ``Bottleneck``) into a :class:`PluggedBottleneck`
-    running ``module`` after conv3, in place (its weights and keys stay), and return it."""
-    if type(block) is not Bottleneck:
-        raise TypeError(f"only a plain torchvision Bottleneck takes a plug-in, not {type(block)}")
+def plug_into(block: Bottleneck, position: str, module: nn.Module) -> PluggedBottleneck:
+    """Run ``module`` at ``position`` (one of :data:`PLUGIN_POSITIONS`) of ``block``, a plain
+    torchvision ``Bottleneck`` or an already plugged one, in place (its weights and keys stay),
+    and return it. One plug-in per position."""
+    if position not in PLUGIN_POSITIONS:
+        raise ValueError(f"plug-in position must be one of {PLUGIN_POSITIONS}, got {position!r}")
+    if type(block) not in (Bottleneck, PluggedBottleneck):
+        raise TypeError(f"only a torchvision Bottleneck takes a plug-in, not {type(block)}")
+    if position in block._modules:
+        raise ValueError(f"the block already has an {position} plug-in")
     block.__class__ = PluggedBottleneck
-    block.after_conv3 = module
+    block.add_module(position, module)
     return block
+
+
+def plug_after_conv3(block: Bottleneck, module: nn.Module) -> PluggedBottleneck:
+    """:func:`plug_into` at ``'after_conv3'``."""
+    return plug_into(block, "after_conv3", module)
+
+
+def _plugin(block: nn.Module, position: str, x: Tensor) -> Tensor:
+    module = block._modules.get(position)
+    return x if module is None else module(x)
 
 
 def folded_block_forward(block: nn.Module, x: Tensor) -> Tensor:
@@ -74,9 +96,11 @@ def folded_block_forward(block: nn.Module, x: Tensor) -> Tensor:
     if type(block) in (Bottleneck, PluggedBottleneck):
         out = F.relu(conv_frozen_bn(block.conv1, block.bn1, x), inplace=True)
         out = F.relu(conv_frozen_bn(block.conv2, block.bn2, out), inplace=True)
+        if type(block) is PluggedBottleneck:
+            out = _plugin(block, "after_conv2", out)
         out = conv_frozen_bn(block.conv3, block.bn3, out)
         if type(block) is PluggedBottleneck:
-            out = block.after_conv3(out)
+            out = _plugin(block, "after_conv3", out)
     elif type(block) is BasicBlock:
         out = F.relu(conv_frozen_bn(block.conv1, block.bn1, x), inplace=True)
         out = conv_frozen_bn(block.conv2, block.bn2, out)

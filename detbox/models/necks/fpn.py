@@ -11,8 +11,9 @@ from torch import Tensor, nn
 from detbox.errors import ConfigError
 from detbox.models.fused_conv import conv_add
 from detbox.models.layers.carafe import CARAFE
+from detbox.models.layers.conv_ws import conv_like
 from detbox.models.layers.norm import build_norm
-from detbox.registry import MODELS
+from detbox.registry import MODELS, nested_path
 from detbox.typecheck import Positive
 
 __all__ = ["FPN"]
@@ -21,11 +22,15 @@ _EXTRA_CHOICES = ("input", "output", None)
 _UPSAMPLE_CHOICES = ("nearest", "carafe")
 
 
-def _conv(in_ch: int, out_ch: int, kernel: int, stride: int, norm: str | None) -> nn.Module:
+def _conv(in_ch: int, out_ch: int, kernel: int, stride: int, norm: str | None,
+          conv_cfg: Mapping[str, Any] | None = None) -> nn.Module:
+    """A conv (of ``conv_cfg``'s type, e.g. ``'ConvWS'``; plain when None), then ``norm``."""
     conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=norm is None)
     nn.init.kaiming_uniform_(conv.weight, a=1)
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
+    if conv_cfg is not None:
+        conv = conv_like(conv, conv_cfg, path=nested_path(conv_cfg) or "neck.conv_cfg")
     return nn.Sequential(conv, build_norm(norm, out_ch)) if norm else conv
 
 
@@ -43,6 +48,8 @@ class FPN(nn.Module):
             of the previous level (the FPN paper's P6 for Faster R-CNN).
         relu_before_extra: apply ReLU before every extra conv after the first (P7 = conv(relu(P6))).
         norm: optional normalization after each conv (e.g. ``'GN'``); convs then have no bias.
+        conv_cfg: the type of every conv (lateral, output, extra), e.g. ``dict(type='ConvWS')``
+            for Weight Standardization (with ``norm='GN'``: the GN+WS recipes); None: plain.
         upsample_cfg: how the top-down pathway upsamples: ``None`` or ``dict(type='nearest')``
             (the paper), or ``dict(type='carafe', k_up=5, k_enc=3, compressed_channels=64)``
             for a learned CARAFE upsampler per level (the other keys go to
@@ -59,6 +66,7 @@ class FPN(nn.Module):
         relu_before_extra: bool = True,
         norm: str | None = None,
         upsample_cfg: Mapping[str, Any] | None = None,
+        conv_cfg: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if extra_convs not in _EXTRA_CHOICES:
@@ -75,9 +83,10 @@ class FPN(nn.Module):
         self.extra_convs = extra_convs
         self.relu_before_extra = relu_before_extra
         self.upsamplers = _build_upsamplers(upsample_cfg, out_channels, len(in_channels) - 1)
-        self.lateral_convs = nn.ModuleList(_conv(c, out_channels, 1, 1, norm) for c in in_channels)
+        self.lateral_convs = nn.ModuleList(
+            _conv(c, out_channels, 1, 1, norm, conv_cfg) for c in in_channels)
         self.output_convs = nn.ModuleList(
-            _conv(out_channels, out_channels, 3, 1, norm) for _ in in_channels
+            _conv(out_channels, out_channels, 3, 1, norm, conv_cfg) for _ in in_channels
         )
         num_extra = num_outs - len(in_channels)
         self.extra_level_convs = nn.ModuleList()
@@ -85,7 +94,7 @@ class FPN(nn.Module):
             first_in = in_channels[-1] if extra_convs == "input" else out_channels
             for i in range(num_extra):
                 in_ch = first_in if i == 0 else out_channels
-                self.extra_level_convs.append(_conv(in_ch, out_channels, 3, 2, norm))
+                self.extra_level_convs.append(_conv(in_ch, out_channels, 3, 2, norm, conv_cfg))
 
     def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
         """Map input maps (finest first) to ``num_outs`` maps of ``out_channels`` channels.

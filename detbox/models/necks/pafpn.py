@@ -37,15 +37,18 @@ class PAFPN(FPN):
         relu_before_extra: bool = True,
         norm: str | None = None,
         upsample_cfg: Mapping[str, Any] | None = None,
+        conv_cfg: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(in_channels=in_channels, out_channels=out_channels, num_outs=num_outs,
                          extra_convs=extra_convs, relu_before_extra=relu_before_extra, norm=norm,
-                         upsample_cfg=upsample_cfg)
+                         upsample_cfg=upsample_cfg, conv_cfg=conv_cfg)
         num_steps = len(self.in_channels) - 1
         self.downsample_convs = nn.ModuleList(
-            _conv(self.out_channels, self.out_channels, 3, 2, norm) for _ in range(num_steps))
+            _conv(self.out_channels, self.out_channels, 3, 2, norm, conv_cfg)
+            for _ in range(num_steps))
         self.bottom_up_convs = nn.ModuleList(
-            _conv(self.out_channels, self.out_channels, 3, 1, norm) for _ in range(num_steps))
+            _conv(self.out_channels, self.out_channels, 3, 1, norm, conv_cfg)
+            for _ in range(num_steps))
 
     def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
         """Map input maps (finest first) to ``num_outs`` maps of ``out_channels`` channels.

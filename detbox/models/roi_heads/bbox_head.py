@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torchvision.ops import remove_small_boxes
 
 from detbox.models.dense_heads.dense_utils import nms_instances
-from detbox.models.layers.norm import build_norm
+from detbox.models.layers.conv_block import conv_norm_relu
 from detbox.models.task_modules.nms import build_nms
 from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import Instances
@@ -29,14 +29,6 @@ DEFAULT_BOX_CODER = MappingProxyType({
 })
 DEFAULT_LOSS_CLS = MappingProxyType({"type": "CrossEntropyLoss"})
 DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss"})
-
-
-def _conv_block(in_ch: int, out_ch: int, norm: str | None) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=norm is None)]
-    if norm:
-        layers.append(build_norm(norm, out_ch))
-    layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
 
 
 @MODELS.register
@@ -60,6 +52,8 @@ class ConvFCBBoxHead(nn.Module):
         num_fcs: shared fully connected layers.
         fc_channels: width of those layers.
         norm: normalization after each shared conv (``'BN'``, ``'GN'``, ...), or None.
+        conv_cfg: the type of the shared convs, e.g. ``dict(type='ConvWS')`` (GN+WS); None:
+            plain convs.
         with_avg_pool: global-average-pool the RoI features first (C4 head).
         class_agnostic: one box per RoI instead of one per class.
         box_coder: ``TASK_UTILS`` config of the delta coder.
@@ -88,6 +82,7 @@ class ConvFCBBoxHead(nn.Module):
         num_fcs: int = 2,
         fc_channels: int = 1024,
         norm: str | None = None,
+        conv_cfg: Mapping[str, Any] | None = None,
         with_avg_pool: bool = False,
         class_agnostic: bool = False,
         box_coder: Mapping[str, Any] | Any = DEFAULT_BOX_CODER,
@@ -116,7 +111,8 @@ class ConvFCBBoxHead(nn.Module):
         self.loss_bbox = MODELS.build(loss_bbox)
 
         self.convs = nn.Sequential(*[
-            _conv_block(in_channels if i == 0 else conv_channels, conv_channels, norm)
+            conv_norm_relu(in_channels if i == 0 else conv_channels, conv_channels, norm,
+                           conv_cfg, path="roi_head.bbox_head.conv_cfg")
             for i in range(num_convs)
         ])
         channels = conv_channels if num_convs else in_channels

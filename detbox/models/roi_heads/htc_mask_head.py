@@ -8,7 +8,6 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from detbox.models.fused_conv import conv_transpose_relu
 from detbox.models.roi_heads.mask_head import DEFAULT_LOSS_MASK, FCNMaskHead
 from detbox.registry import MODELS
 
@@ -84,4 +83,4 @@ class HTCMaskHead(FCNMaskHead):
         if res_feat is not None and self.conv_res is not None:
             x = x + self.relu_res(self.conv_res(res_feat))
         feats = self.convs(x)
-        return self.predictor(conv_transpose_relu(self.upsample, feats)), feats
+        return self.predictor(self.upsample_relu(feats)), feats

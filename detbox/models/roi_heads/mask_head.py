@@ -10,13 +10,56 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from detbox.errors import ConfigError
 from detbox.models.fused_conv import conv_transpose_relu
-from detbox.models.layers.norm import build_norm
+from detbox.models.layers.carafe import CARAFE
+from detbox.models.layers.conv_block import conv_norm_relu
 from detbox.registry import MODELS
 
 __all__ = ["FCNMaskHead", "crop_mask_targets"]
 
 DEFAULT_LOSS_MASK = MappingProxyType({"type": "CrossEntropyLoss", "use_sigmoid": True})
+_UPSAMPLE_TYPES = ("deconv", "carafe", "nearest", "bilinear")
+
+
+def _kaiming_fan_out(conv: nn.Module) -> None:
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def build_mask_upsample(cfg: Mapping[str, Any] | None, in_channels: int, out_channels: int
+                        ) -> tuple[nn.Module, int, int]:
+    """The mask head's upsampling layer from ``upsample_cfg``.
+
+    Returns:
+        The layer, its output channels and its scale factor. ``'deconv'`` (the default) is a
+        ``scale x scale`` stride-``scale`` transposed conv to ``out_channels``; ``'carafe'`` a
+        :class:`~detbox.models.layers.CARAFE` (its keys ``k_up``, ``k_enc``,
+        ``compressed_channels``); ``'nearest'`` / ``'bilinear'`` plain interpolation. All
+        but the deconv keep ``in_channels``.
+    """
+    cfg = dict(cfg or {"type": "deconv"})
+    kind = str(cfg.pop("type", "deconv")).lower()
+    scale = cfg.pop("scale_factor", 2)
+    if kind not in _UPSAMPLE_TYPES:
+        raise ConfigError(f"FCNMaskHead upsample_cfg type must be one of {_UPSAMPLE_TYPES}, "
+                          f"got {kind!r}")
+    if not isinstance(scale, int) or scale < 1:
+        raise ConfigError(f"FCNMaskHead upsample_cfg scale_factor must be a positive integer, "
+                          f"got {scale!r}")
+    if kind == "carafe":
+        layer = MODELS.build({"type": CARAFE, "channels": in_channels, "scale": scale, **cfg},
+                             path="roi_head.mask_head.upsample_cfg")
+        return layer, in_channels, scale
+    if cfg:
+        raise ConfigError(f"FCNMaskHead {kind} upsampling takes only scale_factor, got "
+                          f"{sorted(cfg)}")
+    if kind == "deconv":
+        return nn.ConvTranspose2d(in_channels, out_channels, scale, stride=scale), \
+            out_channels, scale
+    align = False if kind == "bilinear" else None
+    return nn.Upsample(scale_factor=scale, mode=kind, align_corners=align), in_channels, scale
 
 
 def crop_mask_targets(gt_masks: Tensor, boxes: Tensor, gt_inds: Tensor, size: int) -> Tensor:
@@ -43,18 +86,24 @@ def crop_mask_targets(gt_masks: Tensor, boxes: Tensor, gt_inds: Tensor, size: in
 
 @MODELS.register
 class FCNMaskHead(nn.Module):
-    """``num_convs`` 3x3 convs, a 2x deconvolution and a 1x1 per-class mask predictor.
+    """``num_convs`` 3x3 convs, a 2x upsampling and a 1x1 per-class mask predictor.
 
-    For FPN detectors the input is 14x14 RoI features and the output 28x28 masks; the C4 detector
-    feeds the 7x7 res5 output with ``num_convs=0`` and predicts 14x14 masks.
+    The upsampling is a deconvolution by default, or CARAFE (``upsample_cfg``). For FPN
+    detectors the input is 14x14 RoI features and the output 28x28 masks; the C4 detector feeds
+    the 7x7 res5 output with ``num_convs=0`` and predicts 14x14 masks.
 
     Args:
         num_classes: foreground classes C.
         in_channels: channels of the RoI features.
-        roi_size: side of the input RoI features; masks are ``2 * roi_size``.
+        roi_size: side of the input RoI features; masks are ``scale_factor * roi_size``.
         num_convs: 3x3 convs before upsampling.
         conv_channels: channels of the convs and the deconvolution.
         norm: normalization after each conv (``'BN'``, ``'GN'``, ...), or None.
+        conv_cfg: the type of the 3x3 convs, e.g. ``dict(type='ConvWS')`` (GN+WS); None: plain.
+        upsample_cfg: ``dict(type='deconv', scale_factor=2)`` (the default, followed by a
+            ReLU), ``dict(type='carafe', scale_factor=2, k_up=5, k_enc=3,
+            compressed_channels=64)`` (CARAFE's mask head), or ``'nearest'`` / ``'bilinear'``;
+            see :func:`build_mask_upsample`.
         class_agnostic: predict one mask per RoI instead of one per class.
         loss_mask: ``MODELS`` config of the per-pixel loss (sigmoid cross-entropy).
         mask_thr: probability at which the pasted masks are binarized.
@@ -70,6 +119,8 @@ class FCNMaskHead(nn.Module):
         num_convs: int = 4,
         conv_channels: int = 256,
         norm: str | None = None,
+        conv_cfg: Mapping[str, Any] | None = None,
+        upsample_cfg: Mapping[str, Any] | None = None,
         class_agnostic: bool = False,
         loss_mask: Mapping[str, Any] | nn.Module = DEFAULT_LOSS_MASK,
         mask_thr: float = 0.5,
@@ -78,31 +129,30 @@ class FCNMaskHead(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.class_agnostic = class_agnostic
-        self.mask_size = 2 * roi_size
         self.mask_thr = mask_thr
         self.paste_mode = paste_mode
         self.loss_mask = MODELS.build(loss_mask)
-        convs: list[nn.Module] = []
-        for i in range(num_convs):
-            block: list[nn.Module] = [nn.Conv2d(in_channels if i == 0 else conv_channels,
-                                                conv_channels, 3, padding=1, bias=norm is None)]
-            if norm:
-                block.append(build_norm(norm, conv_channels))
-            block.append(nn.ReLU(inplace=True))
-            convs.append(nn.Sequential(*block))
-        self.convs = nn.Sequential(*convs)
-        self.upsample = nn.ConvTranspose2d(conv_channels if num_convs else in_channels,
-                                           conv_channels, 2, stride=2)
-        self.relu = nn.ReLU(inplace=True)
-        self.predictor = nn.Conv2d(conv_channels, 1 if class_agnostic else num_classes, 1)
+        self.convs = nn.Sequential(*[
+            conv_norm_relu(in_channels if i == 0 else conv_channels, conv_channels, norm,
+                           conv_cfg, path="roi_head.mask_head.conv_cfg")
+            for i in range(num_convs)
+        ])
+        self.upsample, channels, scale = build_mask_upsample(
+            upsample_cfg, conv_channels if num_convs else in_channels, conv_channels)
+        self.mask_size = scale * roi_size
+        # Only the deconvolution is followed by a ReLU (interpolation and CARAFE's convex
+        # combinations keep the convs' non-negative output).
+        self.relu = (nn.ReLU(inplace=True) if isinstance(self.upsample, nn.ConvTranspose2d)
+                     else nn.Identity())
+        self.predictor = nn.Conv2d(channels, 1 if class_agnostic else num_classes, 1)
         self._init_weights()
 
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+                _kaiming_fan_out(m)
+        if isinstance(self.upsample, CARAFE):
+            self.upsample.reset_parameters()  # its kernel predictor has its own init
         # A fan-out init of a predictor with few classes gives huge initial logits.
         nn.init.normal_(self.predictor.weight, std=0.001)
 
@@ -111,9 +161,14 @@ class FCNMaskHead(nn.Module):
 
         K is ``num_classes``, or 1 when class-agnostic.
         """
-        # relu(upsample(x)): one oneDNN kernel at CPU inference
-        x = conv_transpose_relu(self.upsample, self.convs(roi_feats))
-        return self.predictor(x)
+        return self.predictor(self.upsample_relu(self.convs(roi_feats)))
+
+    def upsample_relu(self, x: Tensor) -> Tensor:
+        """(R, C, S, S) -> (R, C', scale S, scale S): the upsampling and its ReLU (a
+        deconvolution and its ReLU run as one oneDNN kernel at CPU inference)."""
+        if isinstance(self.upsample, nn.ConvTranspose2d):
+            return conv_transpose_relu(self.upsample, x)
+        return self.relu(self.upsample(x))
 
     def select(self, mask_logits: Tensor, labels: Tensor) -> Tensor:
         """(R, K, M, M) logits -> (R, M, M) logits of each RoI's class."""
