@@ -4,11 +4,12 @@ each trained for the same wall-clock budget, both evaluated by pycocotools on th
 torchvision side (its "TorchVision Object Detection Finetuning Tutorial" with an R18-FPN trunk
 trained from scratch): ``MaskRCNN`` (Penn-Fudan) or ``FasterRCNN`` (microcontroller) over
 ``resnet18`` with trainable BatchNorm and all layers trainable (what torchvision's builders
-choose without pretrained weights), random horizontal flip, batch 2, SGD lr 0.005 momentum 0.9
-weight decay 5e-4, StepLR every 3 epochs x0.1; epochs run until the budget is spent. Image sizes: ``--torchvision-sizes matched`` (the
-default) gives torchvision's transform the detbox recipe's short sides (one drawn per image in
-training, the largest at test) and long-side cap; ``tutorial`` keeps its 800 / 1333 default,
-which upsamples these small photos and leaves it a tenth of the iterations.
+choose without pretrained weights), random horizontal flip, batch 2, SGD lr 0.005 momentum
+0.9 weight decay 5e-4, StepLR every 3 epochs x0.1; epochs run until the budget is spent.
+Image sizes: ``--torchvision-sizes matched`` (the default) gives torchvision's transform the
+detbox recipe's short sides (one drawn per image in training, the largest at test) and
+long-side cap; ``tutorial`` keeps its 800 / 1333 default, which upsamples these small photos
+and leaves it a tenth of the iterations.
 
 detbox side: ``configs/small_data/<recipe>.py`` with ``train_cfg.max_time`` set to the budget (the
 LR schedule is laid over the budget), then the final checkpoint through ``init_detector``.
