@@ -1,0 +1,101 @@
+"""Cityscapes -> COCO on a tiny folder in the official layout."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pycocotools.mask as mask_utils
+import pytest
+from cityscapes_layout import OBJECTS, expected_objects, instance_ids, write_cityscapes
+from convert_helpers import boxes_by_image
+
+from detbox.cli.main import main
+from detbox.data import CocoDataset
+from detbox.data.skipping import UnreadableFiles
+from detbox.dataset_converters.cityscapes import (
+    CITYSCAPES_THING_CLASSES,
+    CITYSCAPES_THING_IDS,
+    cityscapes_to_coco,
+)
+from detbox.errors import DatasetError
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools, NumPy 2
+
+
+def test_val_keeps_every_image_with_masks_from_the_instance_ids(tmp_path):
+    root = write_cityscapes(tmp_path / "cityscapes", "val")
+    data = cityscapes_to_coco(root, split="val")
+
+    assert [c["id"] for c in data["categories"]] == list(CITYSCAPES_THING_IDS)
+    assert [c["name"] for c in data["categories"]] == list(CITYSCAPES_THING_CLASSES)
+    assert [im["file_name"] for im in data["images"]] == [f"{s}_leftImg8bit.png" for s in OBJECTS]
+    assert boxes_by_image(data) == expected_objects()
+    for im in data["images"]:
+        ids = instance_ids(OBJECTS[im["file_name"][: -len("_leftImg8bit.png")]])
+        for ann in (a for a in data["annotations"] if a["image_id"] == im["id"]):
+            mask = mask_utils.decode({"size": ann["segmentation"]["size"],
+                                      "counts": ann["segmentation"]["counts"].encode()})
+            value = ann["category_id"] if ann["iscrowd"] else int(ids[mask > 0][0])
+            np.testing.assert_array_equal(mask > 0, ids == value)
+            assert ann["area"] == int((ids == value).sum())
+            assert (im["width"], im["height"]) == (64, 32)
+
+
+def test_train_skips_images_without_instances_and_the_cli_writes_both_splits(tmp_path, capsys):
+    root = tmp_path / "cityscapes"
+    write_cityscapes(root, "train")
+    write_cityscapes(root, "val")
+    out_dir = tmp_path / "annotations"
+    assert main(["convert", "cityscapes", str(root), str(out_dir)]) == 0
+    train = json.loads((out_dir / "instancesonly_filtered_gtFine_train.json").read_text())
+    val = json.loads((out_dir / "instancesonly_filtered_gtFine_val.json").read_text())
+    assert [im["file_name"] for im in train["images"]] == [
+        "aachen/aachen_000000_000019_leftImg8bit.png",
+        "aachen/aachen_000001_000019_leftImg8bit.png"]
+    assert len(val["images"]) == 3
+    assert "wrote 2 images, 5 annotations, 8 categories" in capsys.readouterr().out
+
+    dataset = CocoDataset(out_dir / "instancesonly_filtered_gtFine_train.json",
+                          root / "leftImg8bit" / "train", filter_empty=True)
+    assert dataset.class_names == list(CITYSCAPES_THING_CLASSES)
+    record = dataset.get_record(0)["ann"]
+    assert sorted(record["labels"].tolist()) == [0, 2]  # person, car; the crowd is ignored
+    np.testing.assert_array_equal(record["ignored_boxes"], [[50, 18, 62, 30]])
+
+
+@pytest.mark.parametrize("bad", ["polygons", "instance_ids", "size"])
+def test_a_corrupt_annotation_file_is_reported_and_skipped(tmp_path, caplog, capsys, bad):
+    root = write_cityscapes(tmp_path / "cityscapes", "val")
+    gt = root / "gtFine" / "val" / "aachen" / "aachen_000001_000019"
+    if bad == "polygons":
+        gt.with_name(gt.name + "_gtFine_polygons.json").write_text('{"imgHeight": 32, "imgW')
+    elif bad == "instance_ids":
+        gt.with_name(gt.name + "_gtFine_instanceIds.png").write_bytes(b"\x89PNG\r\n garbage")
+    else:
+        from PIL import Image
+
+        Image.new("I;16", (32, 16)).save(gt.with_name(gt.name + "_gtFine_instanceIds.png"))
+    skipped = UnreadableFiles("images")
+    with caplog.at_level(logging.WARNING, logger="detbox.data"):
+        data = cityscapes_to_coco(root, split="val", skipped=skipped)
+    assert [im["file_name"] for im in data["images"]] == [
+        "aachen/aachen_000000_000019_leftImg8bit.png",
+        "bremen/bremen_000000_000019_leftImg8bit.png"]
+    assert len(skipped) == 1 and "aachen_000001_000019" in skipped.details[0]
+    assert "aachen_000001_000019_gtFine" in caplog.text
+
+    out_dir = tmp_path / "out"
+    assert main(["convert", "cityscapes", str(root), str(out_dir), "--splits", "val"]) == 0
+    assert "skipped 1 image(s) of 'val'" in capsys.readouterr().out
+
+
+def test_nothing_convertible_is_an_error(tmp_path):
+    with pytest.raises(DatasetError, match="no '<city>/"):
+        cityscapes_to_coco(tmp_path, split="val")
+    root = write_cityscapes(tmp_path / "cityscapes", "val")
+    for path in (root / "gtFine").rglob("*instanceIds.png"):
+        path.unlink()
+    with pytest.raises(DatasetError, match="none of the 3 images"):
+        cityscapes_to_coco(root, split="val")
