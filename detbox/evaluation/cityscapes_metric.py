@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 _IMAGE_SUFFIX = "_leftImg8bit"
 PACKAGE_MESSAGE = ("the official Cityscapes instance AP needs the 'cityscapesscripts' package "
-                   "(pip install cityscapesscripts); only its input files are written")
+                   "(pip install cityscapesscripts); it is left out")
 
 
 def cityscapes_stem(file_name: str) -> str:
@@ -101,8 +101,8 @@ class CityscapesMetric:
         label_ids: ``label_ids[label]`` is the Cityscapes label id of a contiguous label (the
             category ids of the converted COCO file).
         class_names: one name per label, for the per-class AP.
-        results_dir: where the per-image files go; None: a temporary folder, removed after
-            :meth:`evaluate`.
+        results_dir: where the per-image files go (kept); None: a temporary folder, removed
+            after :meth:`evaluate`.
     """
 
     def __init__(
@@ -134,7 +134,14 @@ class CityscapesMetric:
         self._dir, self._gt_files = None, {}
 
     def process(self, samples: Sequence[DetSample], predictions: Sequence[Instances]) -> None:
-        """Write the files of one batch; predictions in original image coordinates."""
+        """Write the files of one batch; predictions in original image coordinates.
+
+        Without ``cityscapesscripts`` nothing is written unless ``results_dir`` is given (to
+        evaluate the files later elsewhere).
+        """
+        if not self.available and self.results_dir is None:
+            self._gt_files.update({cityscapes_stem(s.file_name): "" for s in samples})
+            return
         if self._dir is None:
             self._dir = self.results_dir or Path(tempfile.mkdtemp(prefix="cityscapes_results_"))
         for sample, instances in zip(samples, predictions, strict=True):
@@ -160,7 +167,7 @@ class CityscapesMetric:
                                "image")
         try:
             if not self.available:
-                logger.warning(f"{PACKAGE_MESSAGE} (to {self._dir})")
+                logger.warning(PACKAGE_MESSAGE)
                 self.results = {}
                 return {}
             self.results = run_official_evaluation(self._dir, sorted(self._gt_files.values()))

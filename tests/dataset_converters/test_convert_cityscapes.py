@@ -99,3 +99,33 @@ def test_nothing_convertible_is_an_error(tmp_path):
         path.unlink()
     with pytest.raises(DatasetError, match="none of the 3 images"):
         cityscapes_to_coco(root, split="val")
+
+
+def test_the_recipe_datasets_load_the_converted_folder(tmp_path):
+    """configs/_base_/datasets/cityscapes_*.py, pointed at the tiny folder, give masks at the
+    recipe's scales: training short side 800-1024, testing 2048x1024 (images 64x32: x32)."""
+    from detbox.config import load_config
+    from detbox.data.build import build_dataset
+    from tests.conftest import REPO_ROOT
+
+    root = tmp_path / "cityscapes"
+    write_cityscapes(root, "train")
+    write_cityscapes(root, "val")
+    assert main(["convert", "cityscapes", str(root), str(root / "annotations")]) == 0
+    cfg = load_config(REPO_ROOT / "configs" / "_base_" / "datasets" / "cityscapes_instance.py")
+    train_cfg = cfg["train_dataloader"]["dataset"].to_dict()
+    inner = train_cfg["dataset"]
+    inner["ann_file"] = inner["ann_file"].replace("data/cityscapes", str(root))
+    inner["img_dir"] = inner["img_dir"].replace("data/cityscapes", str(root))
+    train = build_dataset(train_cfg)
+    assert len(train) == 8 * 2 and train.class_names == list(CITYSCAPES_THING_CLASSES)
+    image, sample = train[0]
+    assert 800 <= image.shape[1] <= 1024 and image.shape[2] == 2 * image.shape[1]
+    assert sample.gt.masks.shape[1:] == image.shape[1:] and len(sample.gt) == 2
+
+    val_cfg = cfg["val_dataloader"]["dataset"].to_dict()
+    val_cfg["ann_file"] = val_cfg["ann_file"].replace("data/cityscapes", str(root))
+    val_cfg["img_dir"] = val_cfg["img_dir"].replace("data/cityscapes", str(root))
+    val = build_dataset(val_cfg)
+    assert len(val) == 3 and tuple(val[2][0].shape[1:]) == (1024, 2048)
+    assert cfg["evaluation"]["metric"] == ["bbox", "segm", "cityscapes"]

@@ -114,6 +114,11 @@ def test_without_the_package_files_are_written_and_one_line_names_it(val_dataset
         "bremen_000000_000019_pred.txt"]
     assert "not computed" in metric.report()
 
+    metric = CityscapesMetric(cityscapes_gt_dir(val_dataset.img_dir), label_ids=[24] * 8)
+    metric.process(*perfect_predictions(val_dataset))
+    assert metric._dir is None  # nothing to evaluate the files with: none written
+    assert metric.evaluate() == {}
+
 
 @pytest.mark.skipif(not HAS_CITYSCAPESSCRIPTS, reason="the official Cityscapes AP needs the "
                     "cityscapesscripts package (pip install cityscapesscripts)")
