@@ -76,8 +76,9 @@ def run_inference(
 VOC_METRICS = {"voc": "area", "mAP": "area", "voc07": "11points"}
 
 
-# Metrics of one dataset's own protocol: the official Cityscapes instance AP.
-DATASET_METRICS = ("cityscapes",)
+# Metrics of one dataset's own protocol: the official Cityscapes instance AP and WIDER FACE's
+# easy / medium / hard AP.
+DATASET_METRICS = ("cityscapes", "wider_face")
 
 
 def _dataset_metric(name: str, dataset):
@@ -86,7 +87,14 @@ def _dataset_metric(name: str, dataset):
 
         return CityscapesMetric(cityscapes_gt_dir(dataset.img_dir), label_ids=dataset.cat_ids,
                                 class_names=dataset.class_names)
-    raise ValueError(name)
+    from detbox.errors import ConfigError
+    from detbox.evaluation.wider_face_metric import WIDERFaceMetric
+
+    gt_dir = getattr(dataset, "eval_gt_dir", None)
+    if gt_dir is None:
+        raise ConfigError("evaluation.metric 'wider_face' needs a WIDERFaceDataset with "
+                          "eval_gt_dir (the folder of wider_face_val.mat and wider_*_val.mat)")
+    return WIDERFaceMetric(gt_dir)
 
 
 class MetricGroup:
@@ -115,7 +123,8 @@ def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True,
 
     ``bbox``, ``segm`` and ``proposal`` are COCO metrics; ``voc`` (or ``mAP``) is Pascal VOC
     mAP at IoU 0.5 with all-points AP, ``voc07`` the same with VOC2007's 11-point AP;
-    ``cityscapes`` the official Cityscapes instance AP (``CityscapesMetric``).
+    ``cityscapes`` the official Cityscapes instance AP (``CityscapesMetric``), ``wider_face``
+    WIDER FACE's easy / medium / hard AP (``WIDERFaceMetric``).
     ``backend`` picks the COCOeval implementation (``evaluation.backend`` of a config).
     """
     from detbox.errors import ConfigError
