@@ -115,3 +115,31 @@ def test_cli_converts_and_reports_a_corrupt_image_it_skips(tmp_path, capsys, cap
                       root / "WIDER_val" / "images", tmp_path / "xml", tmp_path / "val.txt",
                       skipped=skipped)
     assert [path.endswith("0_Parade_Parade_0_12.jpg") for path, _ in skipped.entries] == [True]
+
+
+def test_the_recipe_datasets_load_the_converted_folder(tmp_path):
+    """configs/_base_/datasets/wider_face.py, pointed at the tiny folder: training images fit
+    640x640 and the validation set evaluates with the official ground truth."""
+    from detbox.apis.evaluate import build_evaluator
+    from detbox.config import load_config
+    from detbox.data.build import build_dataset
+    from tests.conftest import REPO_ROOT
+
+    pytest.importorskip("scipy", reason="the WIDER FACE .mat ground truth is read with scipy")
+    root = write_wider_face(tmp_path / "WIDERFace")
+    convert(root)
+    (root / "train.txt").write_text((root / "val.txt").read_text())
+    (root / "WIDER_train").symlink_to(root / "WIDER_val")
+    cfg = load_config(REPO_ROOT / "configs" / "_base_" / "datasets" / "wider_face.py")
+    datasets = {}
+    for split in ("train", "val"):
+        dataset_cfg = cfg[f"{split}_dataloader"]["dataset"].to_dict()
+        dataset_cfg["data_root"] = str(root)
+        if split == "val":
+            dataset_cfg["eval_gt_dir"] = str(root / "eval_tools" / "ground_truth")
+        datasets[split] = build_dataset(dataset_cfg)
+    assert len(datasets["train"]) == 2 and len(datasets["val"]) == 3
+    image, sample = datasets["train"][0]
+    assert max(image.shape[1:]) == 640 and len(sample.gt) == 2
+    evaluator = build_evaluator(datasets["val"], cfg["evaluation"]["metric"])
+    assert type(evaluator).__name__ == "WIDERFaceMetric"
