@@ -13,7 +13,11 @@ import torch
 
 from detbox.apis.evaluate import build_evaluator
 from detbox.data import CocoDataset
-from detbox.dataset_converters.cityscapes import cityscapes_ann_name, cityscapes_to_coco
+from detbox.dataset_converters.cityscapes import (
+    CITYSCAPES_THING_CLASSES,
+    cityscapes_ann_name,
+    cityscapes_to_coco,
+)
 from detbox.errors import ConfigError
 from detbox.evaluation import cityscapes_metric
 from detbox.evaluation.cityscapes_metric import (
@@ -137,3 +141,38 @@ def test_official_ap_of_perfect_and_of_incomplete_predictions(val_dataset):
     assert metrics["cityscapes_per_class"]["car"]["AP"] == 0.0
     assert metrics["cityscapes_AP"] == pytest.approx(3 / 4)  # 4 classes with ground truth
     assert metrics["segm_mAP"] == pytest.approx(3 / 4)
+
+
+@pytest.mark.skipif(not HAS_CITYSCAPESSCRIPTS, reason="the official Cityscapes AP needs the "
+                    "cityscapesscripts package (pip install cityscapesscripts)")
+def test_the_recipe_trains_a_few_steps_and_reports_every_metric(tmp_path):
+    """configs/cityscapes/mask_rcnn_r50_fpn_1x_cityscapes.py with a tiny Mask R-CNN, small
+    scales and no repeat, on the tiny folder: two steps, then COCO and official AP."""
+    from detbox.apis.training import train_detector
+    from detbox.config import load_config
+    from tests.conftest import REPO_ROOT
+    from tests.tiny_detector import two_stage_model
+
+    root = tmp_path / "cityscapes"
+    for split in ("train", "val"):
+        write_cityscapes(root, split)
+        cityscapes_to_coco(root, root / "annotations" / cityscapes_ann_name(split), split=split)
+    cfg = load_config(REPO_ROOT / "configs" / "cityscapes" / "mask_rcnn_r50_fpn_1x_cityscapes.py")
+    cfg.model = two_stage_model("MaskRCNN")
+    train_set = cfg.train_dataloader.dataset
+    assert train_set.type == "RepeatDataset" and train_set.times == 8
+    cfg.train_dataloader.dataset = train_set.dataset
+    cfg.train_dataloader.num_workers = cfg.val_dataloader.num_workers = 0
+    for dataset in (cfg.train_dataloader.dataset, cfg.val_dataloader.dataset):
+        dataset.ann_file = dataset.ann_file.replace("data/cityscapes", str(root))
+        dataset.img_dir = dataset.img_dir.replace("data/cityscapes", str(root))
+        resize = next(t for t in dataset.pipeline if t.type == "Resize")
+        resize.scale = (128, 64)
+        if "scale_range" in resize:
+            resize.scale_range = (48, 64)
+    cfg.train_cfg.max_epochs = 1
+    cfg.lr_schedule.warmup_iters = 1
+    metrics = train_detector(cfg, work_dir=tmp_path / "work", device=torch.device("cpu"))
+    for key in ("bbox_mAP", "segm_mAP", "cityscapes_AP", "cityscapes_AP50"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert list(metrics["cityscapes_per_class"]) == list(CITYSCAPES_THING_CLASSES)

@@ -205,3 +205,31 @@ def test_metric_configuration_errors(val_dataset, tmp_path):
         WIDERFaceMetric(val_dataset.eval_gt_dir).process(samples, predictions)
     with pytest.raises(ConfigError, match="num_thresholds"):
         WIDERFaceMetric(val_dataset.eval_gt_dir, num_thresholds=0)
+
+
+def test_the_recipe_trains_a_few_steps_and_reports_the_three_settings(tmp_path):
+    """configs/wider_face/retinanet_r50_fpn_1x_widerface.py with a tiny RetinaNet and small
+    scales on the tiny folder (its validation split doubling as training data)."""
+    from detbox.apis.training import train_detector
+    from detbox.config import load_config
+    from tests.conftest import REPO_ROOT
+    from tests.tiny_detector import RETINANET
+
+    root = write_wider_face(tmp_path / "WIDERFace")
+    wider_face_to_voc(root / "wider_face_split" / "wider_face_val_bbx_gt.txt",
+                      root / "WIDER_val" / "images", root / "WIDER_val" / "Annotations",
+                      root / "val.txt")
+    cfg = load_config(REPO_ROOT / "configs" / "wider_face" / "retinanet_r50_fpn_1x_widerface.py")
+    cfg.model = dict(RETINANET)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.num_workers = 0
+        dataset = loader.dataset
+        dataset.data_root, dataset.split_file = str(root), "val.txt"
+        dataset.img_subdir, dataset.ann_subdir = "WIDER_val/images", "WIDER_val/Annotations"
+        next(t for t in dataset.pipeline if t.type == "Resize").scale = (96, 96)
+    cfg.val_dataloader.dataset.eval_gt_dir = str(root / "eval_tools" / "ground_truth")
+    cfg.train_cfg.max_epochs = 1
+    cfg.lr_schedule.warmup_iters = 1
+    metrics = train_detector(cfg, work_dir=tmp_path / "work", device=torch.device("cpu"))
+    assert set(metrics) >= {"wider_face_easy_AP", "wider_face_medium_AP", "wider_face_hard_AP"}
+    assert all(0.0 <= metrics[f"wider_face_{s}_AP"] <= 1.0 for s in ("easy", "medium", "hard"))
