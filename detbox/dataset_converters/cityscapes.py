@@ -115,12 +115,15 @@ def _read_image(image: Path, gt_stem: Path, image_id: int) -> tuple[int, int, li
     polygons = Path(f"{gt_stem}{_POLYGONS_SUFFIX}")
     if polygons.is_file():
         _check_polygons_size(polygons, (height, width))
+    ids = np.asfortranarray(ids)  # the order pycocotools encodes masks in: one copy per image
+    present = np.flatnonzero(np.bincount(ids.ravel(order="K")))
     anns = []
     for cat_id in CITYSCAPES_THING_IDS:
-        objects = np.where(ids // 1000 == cat_id, ids, 0)
-        anns += instance_annotations(objects, image_id, cat_id)
-        crowd = instance_annotations((ids == cat_id).astype(np.uint8), image_id, cat_id)
-        anns += [{**a, "iscrowd": 1} for a in crowd]
+        objects = present[present // 1000 == cat_id]
+        anns += instance_annotations(ids, image_id, cat_id, values=objects)
+        if cat_id in present:
+            crowd = instance_annotations(ids, image_id, cat_id, values=[cat_id])
+            anns += [{**a, "iscrowd": 1} for a in crowd]
     return width, height, anns
 
 
@@ -129,7 +132,7 @@ def _read_instance_ids(path: Path, size: tuple[int, int]) -> np.ndarray:
         raise DatasetError(f"{path}: instance ids file not found")
     try:
         with Image.open(path) as image:
-            ids = np.asarray(image, dtype=np.int64)
+            ids = np.asarray(image).astype(np.int64)
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read instance ids PNG ({exc})") from None
     if ids.shape != size:

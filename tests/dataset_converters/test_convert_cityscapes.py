@@ -129,3 +129,16 @@ def test_the_recipe_datasets_load_the_converted_folder(tmp_path):
     val = build_dataset(val_cfg)
     assert len(val) == 3 and tuple(val[2][0].shape[1:]) == (1024, 2048)
     assert cfg["evaluation"]["metric"] == ["bbox", "segm", "cityscapes"]
+
+
+def test_instance_annotations_of_given_values_only():
+    """The shared mask helper, with ``values`` (used here per class), in the order given."""
+    from detbox.dataset_converters.masks import instance_annotations
+
+    ids = np.zeros((6, 8), dtype=np.int64)
+    ids[1:3, 1:4], ids[4:6, 5:8], ids[0, 7] = 26001, 24000, 26000
+    anns = instance_annotations(ids, 3, 26, values=[26001, 26000])
+    assert [a["bbox"] for a in anns] == [[1.0, 1.0, 3.0, 2.0], [7.0, 0.0, 1.0, 1.0]]
+    assert [a["area"] for a in anns] == [6.0, 1.0]
+    assert all(a["image_id"] == 3 and a["category_id"] == 26 for a in anns)
+    assert len(instance_annotations(ids, 3, 26)) == 3  # every nonzero value by default
