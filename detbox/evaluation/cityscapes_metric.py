@@ -234,6 +234,7 @@ def run_official_evaluation(results_dir: Path, gt_files: list[str]) -> dict[str,
     args = official.args
     args.predictionPath, args.predictionWalk = str(results_dir), None
     args.gtInstancesFile = str(results_dir / "gtInstances.json")
+    Path(args.gtInstancesFile).unlink(missing_ok=True)  # a cache of an earlier image set
     args.JSONOutput, args.quiet, args.colorized, args.csv = False, True, False, False
     gt_files = [str(Path(f).resolve()) for f in gt_files]
     numpy, official.np = official.np, _NumpyOfItsTime("numpy")
@@ -245,8 +246,8 @@ def run_official_evaluation(results_dir: Path, gt_files: list[str]) -> dict[str,
             args.quiet = False
             official.printResults(averages, args)
     except SystemExit:
-        raise DatasetError("the official Cityscapes evaluation stopped: "
-                           f"{printed.getvalue().strip().splitlines()[-1:]}") from None
+        last = (printed.getvalue().strip().splitlines() or ["(no message)"])[-1]
+        raise DatasetError(f"the official Cityscapes evaluation stopped: {last}") from None
     finally:
         official.np = numpy
     return {**averages, "table": printed.getvalue().strip()}

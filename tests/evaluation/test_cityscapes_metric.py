@@ -145,6 +145,21 @@ def test_official_ap_of_perfect_and_of_incomplete_predictions(val_dataset):
 
 @pytest.mark.skipif(not HAS_CITYSCAPESSCRIPTS, reason="the official Cityscapes AP needs the "
                     "cityscapesscripts package (pip install cityscapesscripts)")
+def test_an_official_evaluation_that_stops_is_one_clear_error(val_dataset, tmp_path):
+    from detbox.errors import DatasetError
+
+    metric = CityscapesMetric(cityscapes_gt_dir(val_dataset.img_dir),
+                              label_ids=val_dataset.cat_ids, results_dir=tmp_path / "res")
+    metric.process(*perfect_predictions(val_dataset))
+    (tmp_path / "res" / "bremen_000000_000019_pred.txt").unlink()
+    with pytest.raises(DatasetError, match="stopped: ERROR: Found no prediction for ground "
+                       "truth .*bremen_000000_000019_gtFine_instanceIds.png"):
+        metric.evaluate()
+    assert metric._gt_files == {}  # reset all the same
+
+
+@pytest.mark.skipif(not HAS_CITYSCAPESSCRIPTS, reason="the official Cityscapes AP needs the "
+                    "cityscapesscripts package (pip install cityscapesscripts)")
 def test_the_recipe_trains_a_few_steps_and_reports_every_metric(tmp_path):
     """configs/cityscapes/mask_rcnn_r50_fpn_1x_cityscapes.py with a tiny Mask R-CNN, small
     scales and no repeat, on the tiny folder: two steps, then COCO and official AP."""
