@@ -76,6 +76,27 @@ def run_inference(
 VOC_METRICS = {"voc": "area", "mAP": "area", "voc07": "11points"}
 
 
+# Metrics of one dataset's own protocol: the official Cityscapes instance AP and WIDER FACE's
+# easy / medium / hard AP.
+DATASET_METRICS = ("cityscapes", "wider_face")
+
+
+def _dataset_metric(name: str, dataset):
+    if name == "cityscapes":
+        from detbox.evaluation.cityscapes_metric import CityscapesMetric, cityscapes_gt_dir
+
+        return CityscapesMetric(cityscapes_gt_dir(dataset.img_dir), label_ids=dataset.cat_ids,
+                                class_names=dataset.class_names)
+    from detbox.errors import ConfigError
+    from detbox.evaluation.wider_face_metric import WIDERFaceMetric
+
+    gt_dir = getattr(dataset, "eval_gt_dir", None)
+    if gt_dir is None:
+        raise ConfigError("evaluation.metric 'wider_face' needs a WIDERFaceDataset with "
+                          "eval_gt_dir (the folder of wider_face_val.mat and wider_*_val.mat)")
+    return WIDERFaceMetric(gt_dir)
+
+
 class MetricGroup:
     """Several evaluators fed the same predictions; :meth:`evaluate` merges their metrics."""
 
@@ -101,7 +122,9 @@ def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True,
     """An evaluator over ``dataset``'s own ground truth and label map.
 
     ``bbox``, ``segm`` and ``proposal`` are COCO metrics; ``voc`` (or ``mAP``) is Pascal VOC
-    mAP at IoU 0.5 with all-points AP, ``voc07`` the same with VOC2007's 11-point AP.
+    mAP at IoU 0.5 with all-points AP, ``voc07`` the same with VOC2007's 11-point AP;
+    ``cityscapes`` the official Cityscapes instance AP (``CityscapesMetric``), ``wider_face``
+    WIDER FACE's easy / medium / hard AP (``WIDERFaceMetric``).
     ``backend`` picks the COCOeval implementation (``evaluation.backend`` of a config).
     """
     from detbox.errors import ConfigError
@@ -109,11 +132,12 @@ def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True,
 
     metrics = list(metrics)
     voc_modes = {VOC_METRICS[m] for m in metrics if m in VOC_METRICS}
-    coco_types = [m for m in metrics if m not in VOC_METRICS]
+    own = [_dataset_metric(m, dataset) for m in metrics if m in DATASET_METRICS]
+    coco_types = [m for m in metrics if m not in VOC_METRICS and m not in DATASET_METRICS]
     if len(voc_modes) > 1:
         raise ConfigError("choose one VOC metric: 'voc' (all-points AP) or 'voc07' (11 points)")
     evaluators = []
-    if coco_types or not voc_modes:
+    if coco_types or not (voc_modes or own):
         evaluators.append(CocoMetric(
             coco_gt=dataset.coco,
             iou_types=tuple(coco_types),
@@ -127,6 +151,7 @@ def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True,
             mode=voc_modes.pop(), coco_gt=dataset.coco, cat_ids=list(dataset.cat_ids),
             class_names=list(dataset.class_names), classwise=classwise,
         ))
+    evaluators += own
     return evaluators[0] if len(evaluators) == 1 else MetricGroup(evaluators)
 
 

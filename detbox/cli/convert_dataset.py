@@ -1,5 +1,5 @@
-"""``detbox convert FORMAT ...``: turn VOC, mask PNG, LabelMe and YOLO annotations into COCO
-JSON, and COCO into YOLO labels."""
+"""``detbox convert FORMAT ...``: turn VOC, mask PNG, LabelMe, YOLO and Cityscapes annotations
+into COCO JSON, COCO into YOLO labels, and WIDER FACE box lists into VOC XML."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from detbox.errors import ConfigError
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``convert`` parser and one sub-parser per conversion."""
     parser = subparsers.add_parser(
-        "convert", help="convert annotations between VOC, mask PNGs, LabelMe, YOLO and COCO",
+        "convert", help="convert annotations between VOC, mask PNGs, LabelMe, YOLO, Cityscapes, "
+        "WIDER FACE and COCO",
         description="Convert annotations to COCO JSON (or COCO to YOLO). Outputs are written "
         "atomically: an interrupted run leaves no half-written file.",
     )
@@ -21,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_labelme2coco(kinds)
     _add_yolo2coco(kinds)
     _add_coco2yolo(kinds)
+    _add_cityscapes(kinds)
+    _add_widerface(kinds)
 
 
 def _add_voc2coco(kinds: argparse._SubParsersAction) -> None:
@@ -79,6 +82,23 @@ def _add_coco2yolo(kinds: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_coco2yolo)
 
 
+def _add_cityscapes(kinds: argparse._SubParsersAction) -> None:
+    p = kinds.add_parser("cityscapes", help="Cityscapes gtFine instances -> COCO JSON per split")
+    p.add_argument("root", help="Cityscapes folder (with leftImg8bit/ and gtFine/)")
+    p.add_argument("out_dir", help="folder for instancesonly_filtered_gtFine_<split>.json")
+    p.add_argument("--splits", nargs="+", default=["train", "val"], help="default: train val")
+    p.set_defaults(func=_run_cityscapes)
+
+
+def _add_widerface(kinds: argparse._SubParsersAction) -> None:
+    p = kinds.add_parser("widerface", help="WIDER FACE box list -> VOC XML files + id list")
+    p.add_argument("gt_txt", help="wider_face_split/wider_face_<split>_bbx_gt.txt")
+    p.add_argument("img_dir", help="folder of the <event>/ image folders (WIDER_<split>/images)")
+    p.add_argument("ann_dir", help="folder for the <id>.xml files (WIDER_<split>/Annotations)")
+    p.add_argument("split_file", help="id list to write (<split>.txt)")
+    p.set_defaults(func=_run_widerface)
+
+
 def _summary(data: dict, out: str) -> int:
     print(f"wrote {len(data['images'])} images, {len(data['annotations'])} annotations, "
           f"{len(data['categories'])} categories to {out}")
@@ -129,4 +149,37 @@ def _run_coco2yolo(args: argparse.Namespace) -> int:
     counts = coco_to_yolo(args.ann_file, args.out_dir, names_file=args.names_file)
     print(f"wrote labels of {counts['images']} images ({counts['annotations']} boxes, "
           f"{counts['categories']} classes) to {args.out_dir}")
+    return 0
+
+
+def _run_cityscapes(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from detbox.data.skipping import UnreadableFiles
+    from detbox.dataset_converters.cityscapes import cityscapes_ann_name, cityscapes_to_coco
+
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    for split in args.splits:
+        skipped = UnreadableFiles("images")
+        out = str(Path(args.out_dir) / cityscapes_ann_name(split))
+        data = cityscapes_to_coco(args.root, out, split=split, skipped=skipped)
+        _summary(data, out)
+        if skipped.entries:
+            names = ", ".join(f"{Path(path).name}" for path, _ in skipped.entries)
+            print(f"skipped {len(skipped)} image(s) of '{split}' whose annotations cannot be "
+                  f"read: {names}")
+    return 0
+
+
+def _run_widerface(args: argparse.Namespace) -> int:
+    from detbox.data.skipping import UnreadableFiles
+    from detbox.dataset_converters.wider_face import wider_face_to_voc
+
+    skipped = UnreadableFiles("images")
+    counts = wider_face_to_voc(args.gt_txt, args.img_dir, args.ann_dir, args.split_file,
+                               skipped=skipped)
+    print(f"wrote {counts['images']} XML files ({counts['faces']} faces, {counts['ignored']} "
+          f"invalid ones marked difficult) to {args.ann_dir} and their ids to {args.split_file}")
+    if skipped.entries:
+        print(skipped.summary(counts["images"] + len(skipped)))
     return 0

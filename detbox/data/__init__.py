@@ -19,6 +19,7 @@ from detbox.data.synthetic import (
     synthetic_cache_dir,
 )
 from detbox.data.voc import VOCDataset
+from detbox.data.wider_face import WIDERFaceDataset
 
 __all__ = [
     "CATEGORIES",
@@ -32,6 +33,7 @@ __all__ = [
     "RepeatDataset",
     "SyntheticShapesDataset",
     "VOCDataset",
+    "WIDERFaceDataset",
     "aspect_ratio_groups",
     "build_dataloader",
     "build_dataset",

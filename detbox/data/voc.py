@@ -148,8 +148,9 @@ def parse_voc_xml(path: str | os.PathLike) -> dict[str, Any]:
     """Read one VOC XML file.
 
     Returns:
-        ``{"filename": str | None, "width": int | None, "height": int | None, "objects":
-        [{"name": str, "bbox": [x1, y1, x2, y2] (0-based, continuous), "difficult": bool}]}``.
+        ``{"filename": str | None, "folder": str | None, "width": int | None, "height":
+        int | None, "objects": [{"name": str, "bbox": [x1, y1, x2, y2] (0-based,
+        continuous), "difficult": bool}]}``.
 
     Raises:
         DatasetError: naming the file: malformed XML, an object without name or box, a
@@ -167,8 +168,8 @@ def parse_voc_xml(path: str | os.PathLike) -> dict[str, Any]:
     width = _size_field(root, "width", path)
     height = _size_field(root, "height", path)
     objects = [_parse_object(obj, i, path) for i, obj in enumerate(root.findall("object"))]
-    return {"filename": _text(root, "filename"), "width": width, "height": height,
-            "objects": objects}
+    return {"filename": _text(root, "filename"), "folder": _text(root, "folder"),
+            "width": width, "height": height, "objects": objects}
 
 
 def _text(node: ET.Element, tag: str) -> str | None:

@@ -104,13 +104,19 @@ def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def instance_annotations(mask: np.ndarray, image_id: int, category_id: int) -> list[dict]:
-    """One COCO annotation (RLE ``segmentation``, ``bbox``, ``area``) per nonzero value."""
+def instance_annotations(
+    mask: np.ndarray, image_id: int, category_id: int, values: Sequence[int] | None = None
+) -> list[dict]:
+    """One COCO annotation (RLE ``segmentation``, ``bbox``, ``area``) per nonzero value.
+
+    ``values``: only these values (in this order), when the caller already knows them.
+    """
     annotations = []
-    for value in np.unique(mask):
+    fortran = np.asfortranarray(mask)  # one copy; the masks compared from it stay in that order
+    for value in np.unique(mask) if values is None else values:
         if value == 0:
             continue
-        rle = mask_utils.encode(np.asfortranarray(mask == value, dtype=np.uint8))
+        rle = mask_utils.encode((fortran == value).astype(np.uint8, order="F"))
         annotations.append({
             "image_id": image_id, "category_id": category_id,
             "segmentation": {"size": [int(s) for s in rle["size"]],

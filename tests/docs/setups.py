@@ -198,7 +198,27 @@ def finetune_trained(cwd: Path, env: dict[str, str]) -> None:
         files / "work_dirs" / "pennfudan" / "latest.pth")
 
 
+def cityscapes(cwd: Path, env: dict[str, str]) -> None:
+    """``data/cityscapes``: 3 small images of 2 cities per split in the official layout."""
+    from tests.dataset_converters.cityscapes_layout import write_cityscapes
+
+    for split in ("train", "val"):
+        write_cityscapes(cwd / "data" / "cityscapes", split)
+
+
+def wider_face(cwd: Path, env: dict[str, str]) -> None:
+    """``data/WIDERFace``: a 3-image validation split in the official layouts, converted."""
+    from detbox.dataset_converters.wider_face import wider_face_to_voc
+    from tests.dataset_converters.wider_face_layout import write_wider_face
+
+    root = write_wider_face(cwd / "data" / "WIDERFace")
+    wider_face_to_voc(root / "wider_face_split" / "wider_face_val_bbx_gt.txt",
+                      root / "WIDER_val" / "images", root / "WIDER_val" / "Annotations",
+                      root / "val.txt")
+
+
 SETUPS: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "voc": voc, "middle_format": middle_format, "converter_inputs": converter_inputs,
     "onnx_model": onnx_model, "finetune": finetune, "finetune_trained": finetune_trained,
+    "cityscapes": cityscapes, "wider_face": wider_face,
 }
