@@ -2,7 +2,8 @@
 
 from detbox.models.necks.bfp import BFP
 from detbox.models.necks.fpn import FPN
+from detbox.models.necks.hrfpn import HRFPN
 from detbox.models.necks.pafpn import PAFPN
 from detbox.models.necks.sequence import NeckSequence
 
-__all__ = ["BFP", "FPN", "NeckSequence", "PAFPN"]
+__all__ = ["BFP", "FPN", "HRFPN", "NeckSequence", "PAFPN"]
