@@ -15,7 +15,7 @@ from detbox.models.pretrained import cache_path
 from detbox.registry import MODELS
 from detbox.structures import DetSample, ImageBatch
 from tests.conftest import REPO_ROOT
-from tests.models.test_hrnet import official_layout
+from tests.models._hrnet_layout import official_layout
 from tests.tiny_detector import build_tiny, tiny_config, two_stage_model, write_tiny
 
 from ._tiny import build, rectangles_batch, tiny_two_stage_cfg, train_steps
