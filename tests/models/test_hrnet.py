@@ -11,6 +11,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detbox.errors import CheckpointError, ConfigError
 from detbox.models.backbones import HRNet
+from detbox.models.detectors.base import frozen_without_weights
 from detbox.models.inference_mode import fold_batch_norms, prepare_for_inference
 from detbox.registry import MODELS
 
@@ -114,8 +115,17 @@ def test_frozen_stages_stay_frozen_and_bn_statistics_fixed():
     before = backbone.layer1[0].bn1.running_mean.clone()
     backbone(torch.randn(2, 3, 64, 64))
     assert torch.equal(backbone.layer1[0].bn1.running_mean, before)
-    assert backbone.frozen_parts() == ["the stem and stages 1..2 (frozen_stages=2)",
+    assert backbone.frozen_parts() == ["the stem and stages 1, 2 (frozen_stages=2)",
                                        "the BN statistics (norm_eval=True)"]
+
+
+def test_training_with_fixed_bn_statistics_and_no_weights_names_the_official_file():
+    message = frozen_without_weights(MODELS.build({**SLIM, "width": 32}))
+    assert "keeps the BN statistics (norm_eval=True) fixed" in message
+    assert ("backbone_checkpoint='https://download.openmmlab.com/pretrain/third_party/"
+            "hrnetv2_w32-dc9eeb4f.pth'") in message
+    assert "torchvision://<name>" in frozen_without_weights(MODELS.build(SLIM))  # no file: W8
+    assert frozen_without_weights(MODELS.build({**SLIM, "norm_eval": False})) is None
 
 
 def test_gradients_reach_every_parameter():

@@ -123,6 +123,11 @@ class HRNet(nn.Module):
         """The architecture in words, for messages (``'HRNetV2-W32'``)."""
         return f"HRNetV2-W{self.width}"
 
+    @property
+    def default_checkpoint(self) -> str | None:
+        """The URL of this width's official ImageNet weights, or None (none published)."""
+        return HRNET_CHECKPOINTS.get(self.width)
+
     def checkpoint_hint(self) -> str:
         """Where this architecture's ImageNet weights come from, for messages."""
         url = HRNET_CHECKPOINTS.get(self.width)
@@ -153,7 +158,8 @@ class HRNet(nn.Module):
         parts = []
         if self.frozen_stages >= 0:
             stages = "" if self.frozen_stages == 0 else (
-                " and stages 1.." + str(self.frozen_stages))
+                f" and stage{'s' if self.frozen_stages > 1 else ''} "
+                + ", ".join(str(i + 1) for i in range(self.frozen_stages)))
             parts.append(f"the stem{stages} (frozen_stages={self.frozen_stages})")
         if self.norm == "FrozenBN":
             parts.append("every norm layer (norm='FrozenBN')")
