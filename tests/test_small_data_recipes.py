@@ -12,7 +12,6 @@ import torch
 from detbox.apis.training import train_detector
 from detbox.config import ConfigDict, apply_options, load_config
 from detbox.engine.checkpoint import load_checkpoint
-
 from tests.conftest import REPO_ROOT, shared_dataset
 
 RECIPES = {

@@ -1,9 +1,9 @@
 """Every backbone family end to end: a tiny Faster R-CNN on each trains a few steps (finite
 losses, the backbone's weights change), and ``detbox flops`` counts a positive cost for it.
 
-A new backbone family adds one entry to ``BACKBONES`` (HRNet goes there
-too): a small-width config with four levels at strides 4-32, and the name of a
-parameter that must change while training (the part the family adds, where there is one).
+A new backbone family adds one entry to ``BACKBONES``: a small-width config with four
+levels at strides 4-32, and the name of a parameter that must change while training (the
+part the family adds, where there is one).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ BACKBONES = {
                                   "model_name": "mobilenet_v3_small", "out_indices": C2_C5},
                                  None),
     "caffe_resnet": ({**_RESNEXT, "style": "caffe"}, "layer2.0.conv1.weight"),
+    "hrnet": ({"type": "HRNet", "width": 8, "num_modules": (1, 1, 1), "num_blocks": (1, 1, 1, 1),
+               "norm_eval": False}, "stage2.0.fuse_layers.0.1.0.weight"),
 }
 
 

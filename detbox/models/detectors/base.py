@@ -83,6 +83,8 @@ def frozen_without_weights(backbone: nn.Module) -> str | None:
     name = type(backbone).__name__
     arch = getattr(backbone, "arch", None)  # torchvision's name, e.g. 'resnet50'
     uri = f"torchvision://{arch}" if arch in TORCHVISION_NAMES else "torchvision://<name>"
+    # A backbone whose weights torchvision does not publish may name its own (e.g. HRNet's).
+    uri = getattr(backbone, "default_checkpoint", None) or uri
     return (
         f"the {name} backbone starts from random weights (no model.init_cfg.backbone_checkpoint) "
         f"but keeps {'; '.join(parts)} fixed: they will never train. Set "
