@@ -14,18 +14,20 @@ from detbox.config import ConfigDict, apply_options, load_config
 from detbox.engine.checkpoint import load_checkpoint
 from tests.conftest import REPO_ROOT, shared_dataset
 
-RECIPES = {
-    "pennfudan": ("mask_rcnn_r18_fpn_pennfudan.py", ("bbox_mAP", "segm_mAP")),
-    "microcontroller": ("faster_rcnn_r18_fpn_microcontroller.py", ("bbox_mAP",)),
+SMALL_DATA = REPO_ROOT / "configs" / "small_data"
+RECIPES = {  # recipe -> (dataset, metrics)
+    "mask_rcnn_r18_fpn_pennfudan.py": ("pennfudan", ("bbox_mAP", "segm_mAP")),
+    "faster_rcnn_r18_fpn_microcontroller.py": ("microcontroller", ("bbox_mAP",)),
+    "retinanet_r18_fpn_microcontroller.py": ("microcontroller", ("bbox_mAP",)),
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset", sorted(RECIPES))
-def test_small_data_recipe_stops_on_its_budget_and_evaluates(dataset: str, tmp_path: Path):
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_small_data_recipe_stops_on_its_budget_and_evaluates(recipe: str, tmp_path: Path):
+    dataset, metrics = RECIPES[recipe]
     root = shared_dataset(dataset)
-    recipe, metrics = RECIPES[dataset]
-    cfg = ConfigDict(load_config(REPO_ROOT / "configs" / "small_data" / recipe))
+    cfg = ConfigDict(load_config(SMALL_DATA / recipe))
     data = f"{root}/"
     apply_options(cfg, {
         "train_cfg.max_time": "15s",
@@ -45,3 +47,24 @@ def test_small_data_recipe_stops_on_its_budget_and_evaluates(dataset: str, tmp_p
     steps = [r["step"] for r in records if r.get("mode") == "train"]
     # the budget ended training well before the recipe's nominal epochs (1000)
     assert records and (not steps or max(steps) < 200)
+
+
+@pytest.mark.parametrize("recipe", ["faster_rcnn_r18_fpn_imagenet_microcontroller.py",
+                                    "mask_rcnn_r18_fpn_imagenet_pennfudan.py"])
+def test_pretrained_recipes_start_from_an_imagenet_resnet18_file(recipe: str, tmp_path: Path):
+    import torchvision
+
+    from detbox.apis.build import build_detector, fill_num_classes
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    cfg = ConfigDict(load_config(SMALL_DATA / recipe))
+    assert cfg.model.init_cfg == {"backbone_checkpoint": "torchvision://resnet18"}
+    apply_options(cfg, {"model.init_cfg.backbone_checkpoint": str(path)})
+    fill_num_classes(cfg, ["a"], "test")
+    model = build_detector(cfg.model, ["a"], [1])
+    model.init_weights()
+    assert torch.equal(model.backbone.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
+    assert not any(p.requires_grad for p in model.backbone.layer1.parameters())
