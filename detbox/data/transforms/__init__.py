@@ -16,6 +16,7 @@ these keys (images are (3, H, W) tensors, boxes are xyxy pixels of the current i
 Randomness comes from Python's ``random`` module, which the data loader seeds per worker.
 """
 
+from detbox.data.transforms.albu import Albu
 from detbox.data.transforms.compose import Compose
 from detbox.data.transforms.corrupt import Corrupt
 from detbox.data.transforms.crop import MinIoURandomCrop, RandomCrop, crop_results
@@ -38,10 +39,12 @@ from detbox.data.transforms.loading import (
 from detbox.data.transforms.photometric import PhotoMetricDistortion
 from detbox.data.transforms.proposals import LoadProposals
 from detbox.data.transforms.rotate import RandomRotate90, rotate_boxes_90
+from detbox.data.transforms.semantic import SegRescale
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "Albu",
     "Compose",
     "Corrupt",
     "Expand",
@@ -58,6 +61,7 @@ __all__ = [
     "RandomResize",
     "RandomRotate90",
     "Resize",
+    "SegRescale",
     "crop_results",
     "decode_rles",
     "drop_degenerate_boxes",
