@@ -148,3 +148,20 @@ def test_mix_dataset_refuses_a_packing_inner_pipeline(tmp_path) -> None:
     dataset = MultiImageMixDataset(dataset=_synthetic(tmp_path, None), pipeline=[])
     with pytest.raises(ConfigError, match="before PackDetInputs"):
         dataset[0]
+
+
+def test_tiny_mask_rcnn_trains_on_copy_paste_batches(tmp_path) -> None:
+    import detbox.models  # noqa: F401  (registers the detectors)
+    from tests.models.two_stage._tiny import build, tiny_two_stage_cfg, train_steps
+
+    loading = [dict(type="LoadImage"), dict(type="LoadAnnotations", with_mask=True)]
+    section = dict(batch_size=2, num_workers=0, dataset=dict(
+        type="MultiImageMixDataset", dataset=_synthetic(tmp_path, loading),
+        pipeline=[dict(type="CopyPaste", scale_range=(0.5, 1.5)),
+                  dict(type="Normalize", mean=[127, 127, 127], std=[64, 64, 64]),
+                  dict(type="PackDetInputs")]))
+    model = build(tiny_two_stage_cfg("mask", num_classes=3))
+    for batch in build_dataloader(section, seed=0, training=True):
+        history = train_steps(model, batch, steps=2)
+        assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in history)
+        assert history[-1]["loss_mask"] > 0
