@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", help="checkpoint file (.pth)")
     parser.add_argument(
         "--eval", nargs="+", default=None,
-        choices=["bbox", "segm", "proposal", "voc", "voc07", "mAP"],
+        choices=["bbox", "segm", "proposal", "voc", "voc07", "mAP", "recall"],
         help="metrics to compute (default: the config's evaluation.metric)",
     )
     parser.add_argument("--out", help="write COCO-format results (a JSON list) to this file")

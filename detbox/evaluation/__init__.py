@@ -29,12 +29,14 @@ _HOMES = {
     "masks_to_rles": "results",
     "write_results": "results",
     "VOCMetric": "voc_metric",
+    "RecallMetric": "recall",
 }
 
 __all__ = [
     "ClassAP",
     "CocoEvalResult",
     "CocoMetric",
+    "RecallMetric",
     "ResultsError",
     "VOCMetric",
     "check_gt_supports",
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     )
     from detbox.evaluation.prediction_records import prediction_record, records_to_coco_results
     from detbox.evaluation.report import format_class_table, format_report
+    from detbox.evaluation.recall import RecallMetric
     from detbox.evaluation.results import instances_to_coco_results, masks_to_rles, write_results
     from detbox.evaluation.results_file import ResultsError, check_results, load_results
     from detbox.evaluation.voc_metric import VOCMetric
