@@ -15,7 +15,7 @@ from detbox.analysis.coco_errors import CURVE_HELP, CURVES, ErrorAnalysis
 __all__ = ["plot_error_curves", "save_error_plots"]
 
 # From the best curve (FN, back) to the strictest (C75, front).
-_COLOURS = {"C75": "#ffffff", "C50": "#1f77b4", "Loc": "#2ca02c", "Sim": "#d62728",
+_COLOURS = {"C75": "#aec7e8", "C50": "#1f77b4", "Loc": "#2ca02c", "Sim": "#d62728",
             "Oth": "#9467bd", "BG": "#ff7f0e", "FN": "#8c564b"}
 
 
