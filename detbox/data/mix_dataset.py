@@ -23,6 +23,7 @@ from typing import Any
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
+from detbox.data.skipping import UnreadableImage
 from detbox.data.transforms import Compose
 from detbox.errors import ConfigError
 from detbox.registry import DATASETS
@@ -86,7 +87,10 @@ class MultiImageMixDataset(Dataset):
         return self.dataset.get_record(index)
 
     def _loaded(self, index: int) -> dict[str, Any]:
-        results = self.dataset[index]
+        return self._checked(self.dataset[index])
+
+    @staticmethod
+    def _checked(results: Any) -> dict[str, Any]:
         if not isinstance(results, dict):
             raise ConfigError(
                 "MultiImageMixDataset: the wrapped dataset's pipeline must end before "
@@ -96,7 +100,10 @@ class MultiImageMixDataset(Dataset):
         return results
 
     def __getitem__(self, index: int) -> Any:
-        results = self._loaded(index)
+        results = self.dataset[index]
+        if isinstance(results, UnreadableImage):  # a test-mode dataset reports, not retries
+            return results
+        results = self._checked(results)
         for transform in self.pipeline.transforms:
             count = int(getattr(transform, "num_mix_images", 0))
             if count and isinstance(results, dict):

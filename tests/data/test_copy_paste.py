@@ -165,3 +165,19 @@ def test_tiny_mask_rcnn_trains_on_copy_paste_batches(tmp_path) -> None:
         history = train_steps(model, batch, steps=2)
         assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in history)
         assert history[-1]["loss_mask"] > 0
+
+
+def test_mix_dataset_passes_an_unreadable_image_report_through() -> None:
+    from torch.utils.data import Dataset
+
+    from detbox.data.skipping import UnreadableImage
+
+    class Broken(Dataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, index: int):
+            return UnreadableImage("a.png", "truncated", 1)
+
+    out = MultiImageMixDataset(dataset=Broken(), pipeline=[dict(type="CopyPaste")])[0]
+    assert isinstance(out, UnreadableImage) and out.reason == "truncated"
