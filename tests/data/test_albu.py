@@ -118,3 +118,24 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "albumentations", None)
     with pytest.raises(ConfigError, match=r"detbox\[albu\]"):
         Albu(transforms=[dict(type="HorizontalFlip")])
+
+
+def test_tiny_mask_rcnn_trains_on_albu_batches(tmp_path) -> None:
+    import detbox.models  # noqa: F401  (registers the detectors)
+    from detbox.data import build_dataloader
+    from tests.models.two_stage._tiny import build, tiny_two_stage_cfg, train_steps
+
+    _seeded()
+    pipeline = [dict(type="LoadImage"), dict(type="LoadAnnotations", with_mask=True),
+                dict(type="Albu", transforms=[dict(type="HorizontalFlip", p=0.5),
+                                              dict(type="RandomBrightnessContrast", p=0.5)]),
+                dict(type="Normalize", mean=[127, 127, 127], std=[64, 64, 64]),
+                dict(type="PackDetInputs")]
+    section = dict(batch_size=2, num_workers=0, dataset=dict(
+        type="SyntheticShapesDataset", num_images=2, image_size=64, root=str(tmp_path),
+        pipeline=pipeline))
+    batch = next(iter(build_dataloader(section, seed=0, training=True)))
+    for sample in batch.samples:
+        assert sample.gt.masks.shape == (len(sample.gt), 64, 64)
+    history = train_steps(build(tiny_two_stage_cfg("mask", num_classes=3)), batch, steps=2)
+    assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in history)
