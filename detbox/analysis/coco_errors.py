@@ -128,16 +128,22 @@ def analyze_errors(
 def _forgiving_confusion(coco_gt: COCO, columns: BoxColumns, cat: int, same_super: bool,
                          img_ids: list[int], max_det: int) -> np.ndarray:
     """(R, A) precision of category ``cat`` at IoU .1 with the ground truth of the confusable
-    classes (its supercategory's, or all) turned into ignored regions of ``cat``."""
+    classes (its supercategory's, or all) turned into ignored regions of ``cat``.
+
+    Only the images where ``cat`` has detections need the confusable boxes (elsewhere nothing
+    could match them), which keeps this fast on large datasets.
+    """
     confusable = _confusable(coco_gt, cat, same_super)
-    annotations = [
-        {**ann, "category_id": cat, "iscrowd": 1}
-        if ann["category_id"] in confusable else ann
-        for ann in coco_gt.dataset.get("annotations", [])
-        if ann["category_id"] == cat or ann["category_id"] in confusable
-    ]
+    own = columns.category_id == cat
+    annotations = [coco_gt.anns[i] for i in coco_gt.getAnnIds(catIds=[cat])]
+    for image_id in np.unique(columns.image_id[own]).tolist():
+        annotations += [{**ann, "category_id": cat, "iscrowd": 1}
+                        for ann in coco_gt.imgToAnns.get(image_id, [])
+                        if ann["category_id"] in confusable]
     gt = make_coco({**coco_gt.dataset, "annotations": annotations})
-    precision, _, _ = evaluate_boxes(gt, columns, img_ids=img_ids, cat_ids=[cat],
+    subset = BoxColumns(image_id=columns.image_id[own], category_id=columns.category_id[own],
+                        score=columns.score[own], bbox=columns.bbox[own])
+    precision, _, _ = evaluate_boxes(gt, subset, img_ids=img_ids, cat_ids=[cat],
                                      max_dets=[max_det], use_cats=True, iou_thrs=[0.1])
     return precision[0, :, 0, :, 0]
 

@@ -132,3 +132,25 @@ def test_iou_thresholds_option_equals_pycocotools(seed: int) -> None:
         reference.accumulate()
     assert np.array_equal(ours, reference.eval["precision"])
     assert np.array_equal(recall, reference.eval["recall"])
+
+
+def test_confusion_curves_equal_a_plain_rebuild_of_the_ground_truth() -> None:
+    """Sim / Oth against the definition: every confusable box of the whole dataset made an
+    ignored region of the analysed class (the module only rebuilds the images it needs)."""
+    gt, results = random_set(4)
+    for c in gt["categories"]:
+        c["supercategory"] = "low" if c["id"] <= 2 else "high"
+    coco_gt = make_coco(copy.deepcopy(gt))
+    analysis = analyze_errors(coco_gt, copy.deepcopy(results))
+    columns = check_results(copy.deepcopy(results), coco_gt, "bbox")
+    for k, cat in enumerate(analysis.cat_ids):
+        group = {c["id"] for c in gt["categories"]
+                 if c["supercategory"] == coco_gt.cats[cat]["supercategory"]}
+        for row, confusable in ((3, group - {cat}), (4, set(coco_gt.cats) - {cat})):
+            anns = [dict(a, category_id=cat, iscrowd=1) if a["category_id"] in confusable
+                    else a for a in gt["annotations"]]
+            rebuilt = make_coco({**gt, "annotations": anns})
+            expected, _, _ = evaluate_boxes(rebuilt, columns, img_ids=sorted(coco_gt.imgs),
+                                            cat_ids=[cat], max_dets=[100], use_cats=True,
+                                            iou_thrs=[0.1])
+            assert np.array_equal(analysis.precision[row, :, k], expected[0, :, 0, :, 0])
