@@ -181,3 +181,21 @@ def test_mix_dataset_passes_an_unreadable_image_report_through() -> None:
 
     out = MultiImageMixDataset(dataset=Broken(), pipeline=[dict(type="CopyPaste")])[0]
     assert isinstance(out, UnreadableImage) and out.reason == "truncated"
+
+
+@pytest.mark.parametrize("dest_float, source_float", [(True, False), (False, True),
+                                                      (True, True)])
+def test_float_and_uint8_images_mix(dest_float: bool, source_float: bool) -> None:
+    dest, source = _sample(*DEST, seed=1), _sample(*SOURCE, seed=2)
+    expected = source["img"].clone()
+    if dest_float:
+        dest["img"] = dest["img"].float()
+    if source_float:
+        source["img"] = source["img"].float()
+    out = CopyPaste(select_random=False)({**dest, "mix_results": [source]})
+    cover = source["gt_masks"][0].bool()
+    assert out["img"].dtype == (torch.float32 if dest_float else torch.uint8)
+    assert torch.equal(out["img"][:, cover].float(), expected[:, cover].float())
+    scaled = CopyPaste(select_random=False, scale_range=(0.7, 0.7))(
+        {**dest, "mix_results": [source]})
+    assert scaled["img"].dtype == out["img"].dtype and scaled["img"].shape == (3, H, W)
