@@ -199,3 +199,20 @@ def test_float_and_uint8_images_mix(dest_float: bool, source_float: bool) -> Non
     scaled = CopyPaste(select_random=False, scale_range=(0.7, 0.7))(
         {**dest, "mix_results": [source]})
     assert scaled["img"].dtype == out["img"].dtype and scaled["img"].shape == (3, H, W)
+
+
+def test_mask_boxes_against_a_plain_loop() -> None:
+    generator = torch.Generator().manual_seed(0)
+    masks = (torch.rand((6, 17, 23), generator=generator) > 0.97).to(torch.uint8)
+    masks[2] = 0  # an empty mask
+    masks[3, 16, 22] = 1  # a pixel in the last row and column
+
+    def reference(mask: torch.Tensor) -> list[float]:
+        ys, xs = torch.nonzero(mask, as_tuple=True)
+        if len(ys) == 0:
+            return [0.0, 0.0, 0.0, 0.0]
+        return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+    assert mask_boxes(masks).tolist() == [reference(m) for m in masks]
+    assert torch.equal(mask_boxes(masks.bool()), mask_boxes(masks))
+    assert mask_boxes(masks[:0]).shape == (0, 4)
