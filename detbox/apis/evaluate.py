@@ -124,20 +124,23 @@ def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True,
     ``bbox``, ``segm`` and ``proposal`` are COCO metrics; ``voc`` (or ``mAP``) is Pascal VOC
     mAP at IoU 0.5 with all-points AP, ``voc07`` the same with VOC2007's 11-point AP;
     ``cityscapes`` the official Cityscapes instance AP (``CityscapesMetric``), ``wider_face``
-    WIDER FACE's easy / medium / hard AP (``WIDERFaceMetric``).
+    WIDER FACE's easy / medium / hard AP (``WIDERFaceMetric``). ``recall`` is class-agnostic
+    recall at 100/300/1000 boxes and IoU 0.5 (``RecallMetric``).
     ``backend`` picks the COCOeval implementation (``evaluation.backend`` of a config).
     """
     from detbox.errors import ConfigError
     from detbox.evaluation import CocoMetric, VOCMetric
 
     metrics = list(metrics)
+    with_recall = "recall" in metrics
+    metrics = [m for m in metrics if m != "recall"]
     voc_modes = {VOC_METRICS[m] for m in metrics if m in VOC_METRICS}
     own = [_dataset_metric(m, dataset) for m in metrics if m in DATASET_METRICS]
     coco_types = [m for m in metrics if m not in VOC_METRICS and m not in DATASET_METRICS]
     if len(voc_modes) > 1:
         raise ConfigError("choose one VOC metric: 'voc' (all-points AP) or 'voc07' (11 points)")
     evaluators = []
-    if coco_types or not (voc_modes or own):
+    if coco_types or not (voc_modes or own or with_recall):
         evaluators.append(CocoMetric(
             coco_gt=dataset.coco,
             iou_types=tuple(coco_types),
@@ -152,6 +155,10 @@ def build_evaluator(dataset, metrics: Iterable[str], classwise: bool = True,
             class_names=list(dataset.class_names), classwise=classwise,
         ))
     evaluators += own
+    if with_recall:
+        from detbox.evaluation.recall import RecallMetric
+
+        evaluators.append(RecallMetric(coco_gt=dataset.coco))
     return evaluators[0] if len(evaluators) == 1 else MetricGroup(evaluators)
 
 

@@ -12,7 +12,7 @@ from detbox.errors import DetboxError
 SUBCOMMANDS = ("train", "test", "infer", "eval", "demo", "convert_weights", "convert_dataset",
                "analyze_logs", "flops", "publish", "export_onnx", "benchmark", "env",
                "check_dataset", "browse_dataset", "registry", "configs", "print_config", "serve",
-               "test_robustness")
+               "test_robustness", "analyze_results")
 
 
 def build_parser() -> argparse.ArgumentParser:

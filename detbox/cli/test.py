@@ -25,10 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", help="checkpoint file (.pth)")
     parser.add_argument(
         "--eval", nargs="+", default=None,
-        choices=["bbox", "segm", "proposal", "voc", "voc07", "mAP"],
+        choices=["bbox", "segm", "proposal", "voc", "voc07", "mAP", "recall"],
         help="metrics to compute (default: the config's evaluation.metric)",
     )
-    parser.add_argument("--out", help="write COCO-format results (a JSON list) to this file")
+    parser.add_argument(
+        "--out",
+        help="write COCO-format results: a path ending in .json gets one JSON list (boxes with "
+             "their masks); any other path is a prefix for one file per task, as the COCO test "
+             "server takes them: PREFIX.bbox.json, PREFIX.segm.json (mask models) or "
+             "PREFIX.proposal.json (proposal evaluation)")
     parser.add_argument(
         "--out-proposals", metavar="FILE",
         help="write each image's predicted boxes and scores (an RPN's proposals, in original "
@@ -87,18 +92,21 @@ def run(args: argparse.Namespace) -> int:
     total = len(run_.samples) + len(unreadable)
     print(f"inference: {len(run_.samples)} images, "
           f"{run_.seconds_per_image * 1000:.1f} ms per image (model time on {device})")
+    metrics = args.eval or (cfg.get("evaluation") or {}).get("metric", ["bbox"])
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     if args.out:
         cat_ids = model.dataset_meta["cat_ids"]
         results = [r for s, p in zip(run_.samples, run_.predictions)
                    for r in instances_to_coco_results(s.image_id, p, cat_ids)]
-        write_results(args.out, results)
-        print(f"wrote {len(results)} results to {args.out}")
+        if str(args.out).endswith(".json"):
+            write_results(args.out, results)
+            print(f"wrote {len(results)} results to {args.out}")
+        else:
+            _write_task_results(args.out, results, metrics, cat_ids)
     if args.out_proposals:
         _write_proposals(args.out_proposals, run_)
     if args.format_only:
         return report_unreadable(unreadable, total, args.strict)
-    metrics = args.eval or (cfg.get("evaluation") or {}).get("metric", ["bbox"])
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     evaluator = build_evaluator(loader.dataset, metrics,
                                 backend=(cfg.get("evaluation") or {}).get("backend"))
     evaluator.process(run_.samples, run_.predictions)
@@ -149,6 +157,17 @@ def load_test_model(cfg, args: argparse.Namespace, device, dataset):
     if not args.no_fast:
         prepare_for_inference(model)
     return model
+
+
+def _write_task_results(prefix: str, results: list, metrics: list, cat_ids) -> None:
+    """One COCO results file per task; proposals when only proposals are evaluated."""
+    from detbox.evaluation.task_results import write_task_results
+
+    proposals = "proposal" in metrics and not {"bbox", "segm"} & set(metrics)
+    paths = write_task_results(prefix, results, proposals=proposals,
+                               proposal_cat_id=int(cat_ids[0]))
+    for task, path in paths.items():
+        print(f"wrote {task} results to {path}")
 
 
 def _write_proposals(path: str, run_) -> None:

@@ -11,6 +11,7 @@ from detbox.data.coco import CocoDataset, default_pipeline
 from detbox.data.collate import collate
 from detbox.data.custom import CustomDataset
 from detbox.data.dataset_wrappers import ConcatDataset, RepeatDataset
+from detbox.data.mix_dataset import MultiImageMixDataset
 from detbox.data.samplers import GroupedBatchSampler, InferenceSampler, aspect_ratio_groups
 from detbox.data.synthetic import (
     CATEGORIES,
@@ -30,6 +31,7 @@ __all__ = [
     "DetectionDataset",
     "GroupedBatchSampler",
     "InferenceSampler",
+    "MultiImageMixDataset",
     "RepeatDataset",
     "SyntheticShapesDataset",
     "VOCDataset",

@@ -29,12 +29,16 @@ _HOMES = {
     "masks_to_rles": "results",
     "write_results": "results",
     "VOCMetric": "voc_metric",
+    "RecallMetric": "recall",
+    "split_task_results": "task_results",
+    "write_task_results": "task_results",
 }
 
 __all__ = [
     "ClassAP",
     "CocoEvalResult",
     "CocoMetric",
+    "RecallMetric",
     "ResultsError",
     "VOCMetric",
     "check_gt_supports",
@@ -48,7 +52,9 @@ __all__ = [
     "masks_to_rles",
     "prediction_record",
     "records_to_coco_results",
+    "split_task_results",
     "write_results",
+    "write_task_results",
 ]
 
 if TYPE_CHECKING:
@@ -61,9 +67,11 @@ if TYPE_CHECKING:
         load_coco_gt,
     )
     from detbox.evaluation.prediction_records import prediction_record, records_to_coco_results
+    from detbox.evaluation.recall import RecallMetric
     from detbox.evaluation.report import format_class_table, format_report
     from detbox.evaluation.results import instances_to_coco_results, masks_to_rles, write_results
     from detbox.evaluation.results_file import ResultsError, check_results, load_results
+    from detbox.evaluation.task_results import split_task_results, write_task_results
     from detbox.evaluation.voc_metric import VOCMetric
 
 

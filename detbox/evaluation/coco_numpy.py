@@ -205,6 +205,7 @@ def evaluate_boxes(
     cat_ids: Sequence[int],
     max_dets: Sequence[int],
     use_cats: bool,
+    iou_thrs: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Match and accumulate box detections exactly as pycocotools' ``COCOeval`` does.
 
@@ -216,6 +217,8 @@ def evaluate_boxes(
             which pycocotools lists a pooled image's boxes.
         max_dets: the detection limits.
         use_cats: match within a category; False pools the categories (proposal recall).
+        iou_thrs: IoU thresholds, as ``COCOeval.params.iouThrs``; COCO's ten (0.5:0.95) when
+            None.
 
     Returns:
         precision (T, R, K, A, M), recall (T, K, A, M) and the parameters that index them
@@ -227,6 +230,8 @@ def evaluate_boxes(
     if use_cats:
         cats = np.unique(cats)
     limits = sorted(int(m) for m in max_dets)
+    if iou_thrs is not None:
+        params.iouThrs = np.asarray(list(iou_thrs), dtype=np.float64)
     thresholds = np.minimum(np.asarray(params.iouThrs, dtype=np.float64), 1 - 1e-10)
     ranges = np.asarray(params.areaRng, dtype=np.float64)
     gts, gt_ids, crowd = _gt_table(coco_gt, images, cats, use_cats)

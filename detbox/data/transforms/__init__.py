@@ -12,11 +12,15 @@ these keys (images are (3, H, W) tensors, boxes are xyxy pixels of the current i
 - ``gt_boxes`` (N, 4) float32, ``gt_labels`` (N,) int64, ``gt_masks`` (N, H, W) uint8,
   ``ignored_boxes`` (M, 4) float32, ``gt_seg`` (H, W) uint8 semantic map (255: no label),
   ``proposals`` (P, 4) float32 and ``proposal_scores`` (P,) (``LoadProposals``)
+- ``mix_results``: other loaded samples for a mixing transform (``CopyPaste``), filled by
+  ``MultiImageMixDataset``; ``seg_scale_factor`` after ``SegRescale``
 
 Randomness comes from Python's ``random`` module, which the data loader seeds per worker.
 """
 
+from detbox.data.transforms.albu import Albu
 from detbox.data.transforms.compose import Compose
+from detbox.data.transforms.copy_paste import CopyPaste, mask_boxes
 from detbox.data.transforms.corrupt import Corrupt
 from detbox.data.transforms.crop import MinIoURandomCrop, RandomCrop, crop_results
 from detbox.data.transforms.expand import Expand
@@ -38,11 +42,14 @@ from detbox.data.transforms.loading import (
 from detbox.data.transforms.photometric import PhotoMetricDistortion
 from detbox.data.transforms.proposals import LoadProposals
 from detbox.data.transforms.rotate import RandomRotate90, rotate_boxes_90
+from detbox.data.transforms.semantic import SegRescale
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "Albu",
     "Compose",
+    "CopyPaste",
     "Corrupt",
     "Expand",
     "LoadAnnotations",
@@ -58,9 +65,11 @@ __all__ = [
     "RandomResize",
     "RandomRotate90",
     "Resize",
+    "SegRescale",
     "crop_results",
     "decode_rles",
     "drop_degenerate_boxes",
+    "mask_boxes",
     "resized_size",
     "rotate_boxes_90",
     "segmentation_to_rle",
