@@ -4,9 +4,12 @@ checkpoints and exact resume."""
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 from conftest import fakes
 from engine_fakes import FakeDetector
 from torch import nn
@@ -16,6 +19,7 @@ from detbox.engine.ema import ModelEMA, ema_momentum
 from detbox.engine.interrupt import TrainingInterrupted
 from detbox.engine.settings import EMASettings
 from detbox.errors import ConfigError
+from tests._two_ranks import free_port, run_two_ranks
 
 # Large weights for new values, so that the average and the trained weights differ clearly.
 FAST = EMASettings(momentum=0.2, gamma=3)
@@ -234,3 +238,26 @@ def test_training_from_the_command_line_saves_the_average_for_inference(tmp_path
     assert any(not torch.equal(averaged[k], trained[k]) for k in averaged)
     model = init_detector(work / "config.json", work / LATEST_NAME, device="cpu", fast=False)
     _assert_same(model.state_dict(), averaged)
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                    reason="torch.distributed with the gloo backend is not available")
+def test_distributed_ranks_keep_the_same_average_of_the_unwrapped_model(tmp_path):
+    here = str(Path(__file__).resolve().parent)
+    port = free_port()
+    commands = [
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {here!r}); from ema_ddp_worker "
+         f"import ema_worker; ema_worker({rank}, 2, {port}, {str(tmp_path)!r})"]
+        for rank in range(2)
+    ]
+    results = run_two_ranks(commands, tmp_path, timeout=120)
+    assert [(r["steps"], r["iteration"]) for r in results] == [(6, 6), (6, 6)]
+    for rank in range(2):  # no 'module.' prefix: the average is of the unwrapped detector
+        assert results[rank]["seen"] == results[rank]["averaged"]
+    for key, value in results[0]["averaged"].items():
+        if "running" not in key and "num_batches" not in key:  # BN statistics are per rank
+            assert torch.allclose(torch.tensor(value), torch.tensor(results[1]["averaged"][key]))
+    assert results[0]["averaged"]["cls.weight"] != results[0]["trained"]["cls.weight"]
+    checkpoint = load_checkpoint(tmp_path / "run" / LATEST_NAME)
+    _assert_same(checkpoint["state_dict"],
+                 {k: torch.tensor(v) for k, v in results[0]["averaged"].items()}, atol=1e-7)
