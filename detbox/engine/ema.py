@@ -64,7 +64,9 @@ class ModelEMA:
     def __init__(self, model: nn.Module, settings: EMASettings) -> None:
         self.settings = settings
         self.module = copy.deepcopy(unwrap_model(model)).eval()
-        self.module.requires_grad_(False)
+        for param in self.module.parameters():
+            param.requires_grad_(False)
+            param.grad = None
         self.steps = 0
 
     @torch.no_grad()

@@ -261,3 +261,17 @@ def test_distributed_ranks_keep_the_same_average_of_the_unwrapped_model(tmp_path
     checkpoint = load_checkpoint(tmp_path / "run" / LATEST_NAME)
     _assert_same(checkpoint["state_dict"],
                  {k: torch.tensor(v) for k, v in results[0]["averaged"].items()}, atol=1e-7)
+
+
+def test_a_step_the_fp16_loss_scaler_skips_does_not_update_the_average(tmp_path, make_trainer):
+    trainer = make_trainer(tmp_path, ema=FAST, max_epochs=1)
+    stepper, calls = trainer.state.stepper, []
+    apply = stepper.step
+
+    def every_third_skipped() -> bool:
+        calls.append(len(calls) + 1)
+        return False if len(calls) % 3 == 0 else apply()  # an overflow changes no weight
+
+    stepper.step = every_third_skipped
+    trainer.train()
+    assert trainer.iteration == 6 and trainer.state.ema.steps == 4
