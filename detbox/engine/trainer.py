@@ -4,8 +4,9 @@ The trainer receives built objects (model, train loader, evaluation callable) an
 settings; building those from a config is the caller's job. It owns what happens between them:
 per-iteration learning rates, mixed precision and gradient accumulation (through
 :class:`GradientStepper`), the non-finite-loss guard, checkpoints that resume exactly, the best
-checkpoints and early stopping, evaluation and logging. It runs unchanged on one process or
-under ``torch.distributed`` (one process per GPU), where rank 0 alone logs and writes files.
+checkpoints and early stopping, the moving average of the weights (``ema``), evaluation and
+logging. It runs unchanged on one process or under ``torch.distributed`` (one process per
+GPU), where rank 0 alone logs and writes files.
 
 An *iteration* is one optimizer step; with ``accumulate_steps = N`` it spans N loader batches.
 How long the loop runs and when it evaluates and checkpoints is the :class:`TrainPlan`'s

@@ -133,7 +133,8 @@ class TrainingState:
 
         Returns:
             Warnings for the log: a changed base lr, a re-targeted ``save_best``, missing or
-            differently sharded random states.
+            differently sharded random states, a moving average of the weights in only one of
+            the checkpoint and the config.
 
         Raises:
             CheckpointError: not a training checkpoint, or not this model's or optimizer's.
