@@ -70,6 +70,7 @@ TOP_LEVEL_KEYS = (
     "class_names",
     *RECIPE_VARIABLES,
     "amp", "auto_scale_lr", "sync_bn",
+    "ema",
     "tta",
     "custom_imports",
 )

@@ -117,6 +117,7 @@ def _trainer_options(cfg: ConfigDict) -> dict[str, Any]:
     """The Trainer keyword arguments that come straight from config sections."""
     from detbox.engine.settings import (
         CheckpointSettings,
+        EMASettings,
         LogSettings,
         RuntimeSettings,
         TrainSettings,
@@ -130,6 +131,7 @@ def _trainer_options(cfg: ConfigDict) -> dict[str, Any]:
         "checkpoint": CheckpointSettings.from_config(cfg.get("checkpoint")),
         "log": LogSettings.from_config(cfg.get("log")),
         "runtime": RuntimeSettings.from_config({k: cfg[k] for k in runtime_keys if k in cfg}),
+        "ema": EMASettings.from_config(cfg["ema"]) if cfg.get("ema") is not None else None,
     }
 
 

@@ -19,10 +19,12 @@ older detbox refuses a newer format in one line instead of misreading it.
 
 plus the trainer's extra entries: ``'epoch_batches'`` (the position within the epoch of a
 checkpoint written mid-epoch), ``'amp'`` (the fp16 loss scaler and its skipped-step count),
-``'best'`` (the history of the ``save_best`` metric) and, under ``train_cfg.max_time``,
-``'time_budget'`` (the seconds spent). Regular checkpoints are ``epoch_N.pth`` after N epochs,
-or ``iter_N.pth`` after N iterations (iteration-based training, a time budget's end mid-epoch,
-an interruption).
+``'best'`` (the history of the ``save_best`` metric), under ``train_cfg.max_time``
+``'time_budget'`` (the seconds spent) and, with an ``ema`` section, ``'ema'``: then
+``'state_dict'`` holds the moving average of the weights (what inference loads) and ``'ema'``
+is ``{'training_state_dict': the trained weights, 'steps': updates so far}``. Regular
+checkpoints are ``epoch_N.pth`` after N epochs, or ``iter_N.pth`` after N iterations
+(iteration-based training, a time budget's end mid-epoch, an interruption).
 """
 
 from __future__ import annotations

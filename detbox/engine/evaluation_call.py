@@ -32,7 +32,8 @@ def evaluate_during_training(
     """Evaluate ``model`` (its DDP wrapper removed) and draw pictures of its predictions.
 
     Args:
-        model: the detector being trained; it is back in train mode on return.
+        model: the detector being trained (back in train mode on return), or the moving
+            average of its weights (back in eval mode): its mode is restored.
         evaluate_fn: ``evaluate_fn(model) -> {metric: value}``, called on every rank.
         visualize_fn: ``visualize_fn(model) -> [(name, (H, W, 3) uint8)]``; pass it on the
             rank that logs images only.
@@ -42,6 +43,7 @@ def evaluate_during_training(
         pictures (empty without ``visualize_fn``).
     """
     model = unwrap_model(model)
+    was_training = model.training
     model.eval()
     pictures: Pictures = []
     try:
@@ -50,6 +52,6 @@ def evaluate_during_training(
             if visualize_fn is not None:
                 pictures = visualize_fn(model)
     finally:
-        model.train()
+        model.train(was_training)
     metrics = {key: plain_metric(value) for key, value in dict(raw or {}).items()}
     return broadcast_object(metrics), pictures

@@ -1,8 +1,9 @@
 """The trainer's settings, one frozen dataclass per config section.
 
 Each class mirrors one section of a training config: :class:`TrainSettings` is ``train_cfg``,
-:class:`CheckpointSettings` is ``checkpoint``, :class:`LogSettings` is ``log`` and
-:class:`RuntimeSettings` gathers the top-level ``amp``, ``auto_scale_lr`` and ``sync_bn``.
+:class:`CheckpointSettings` is ``checkpoint``, :class:`LogSettings` is ``log``,
+:class:`EMASettings` is ``ema`` and :class:`RuntimeSettings` gathers the top-level ``amp``,
+``auto_scale_lr`` and ``sync_bn``.
 ``from_config`` reads a section and checks it: an unknown key names the closest valid one, and a
 value of the wrong type or outside its range is one error line naming the key's path (e.g.
 ``train_cfg.max_epochs``), the value and what is expected. Settings built in code are checked
@@ -24,7 +25,8 @@ from typing import Any, ClassVar, TypeVar, Union
 from detbox.errors import ConfigError
 from detbox.registry import closest_match
 
-__all__ = ["CheckpointSettings", "LogSettings", "RuntimeSettings", "TrainSettings"]
+__all__ = ["CheckpointSettings", "EMASettings", "LogSettings", "RuntimeSettings",
+           "TrainSettings"]
 
 _S = TypeVar("_S", bound="_Section")
 # A range check: (test on a value of the right type, what is expected, in words).
@@ -305,3 +307,34 @@ class RuntimeSettings(_Section):
     auto_scale_lr: Mapping[str, Any] | None = None
     sync_bn: bool = False
     find_unused_parameters: bool = field(default=False, metadata={"config": False})
+
+
+@dataclass(frozen=True)
+class EMASettings(_Section):
+    """The ``ema`` section: an exponential moving average of the weights is evaluated and
+    saved (absent or None: no average). See :mod:`detbox.engine.ema` for the rule.
+
+    The defaults are those of the ``ExpMomentumEMA`` of the YOLOX and RTMDet recipes.
+
+    Attributes:
+        momentum: the weight of the newest weights once the warmup is over (0.0002: an
+            average over about 5000 updates).
+        gamma: the warmup's time constant in updates: the weight of the newest weights
+            starts near 1 and decays towards ``momentum`` as ``exp(-n / gamma)``.
+        update_interval: average every this many optimizer steps.
+        buffers: ``'copy'`` the BatchNorm running statistics (and other buffers) from the
+            trained model, or ``'average'`` them like the parameters.
+    """
+
+    SECTION: ClassVar[str] = "ema"
+    RANGES: ClassVar[dict[str, _Range]] = {
+        "momentum": ((lambda value: 0 < value < 1), "a number in (0, 1)"),
+        "gamma": ((lambda value: value > 0), "a number > 0"),
+        "update_interval": _at_least(1),
+        "buffers": ((lambda value: value in ("copy", "average")), "'copy' or 'average'"),
+    }
+
+    momentum: float = 0.0002
+    gamma: float = 2000
+    update_interval: int = 1
+    buffers: str = "copy"

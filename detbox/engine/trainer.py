@@ -4,8 +4,9 @@ The trainer receives built objects (model, train loader, evaluation callable) an
 settings; building those from a config is the caller's job. It owns what happens between them:
 per-iteration learning rates, mixed precision and gradient accumulation (through
 :class:`GradientStepper`), the non-finite-loss guard, checkpoints that resume exactly, the best
-checkpoints and early stopping, evaluation and logging. It runs unchanged on one process or
-under ``torch.distributed`` (one process per GPU), where rank 0 alone logs and writes files.
+checkpoints and early stopping, the moving average of the weights (``ema``), evaluation and
+logging. It runs unchanged on one process or under ``torch.distributed`` (one process per
+GPU), where rank 0 alone logs and writes files.
 
 An *iteration* is one optimizer step; with ``accumulate_steps = N`` it spans N loader batches.
 How long the loop runs and when it evaluates and checkpoints is the :class:`TrainPlan`'s
@@ -38,6 +39,7 @@ from detbox.engine.dist import (
     unwrap_model,
 )
 from detbox.engine.divergence import build_divergence_monitor
+from detbox.engine.ema import ModelEMA
 from detbox.engine.evaluation_call import evaluate_during_training
 from detbox.engine.gradient_stepper import GradientStepper
 from detbox.engine.interrupt import StopSignals, TrainingInterrupted
@@ -53,7 +55,13 @@ from detbox.engine.lr_schedule import build_lr_schedule
 from detbox.engine.optim import build_optimizer, scale_lr
 from detbox.engine.resume import load_start_weights, resume_state
 from detbox.engine.seed import make_seed, set_random_seed
-from detbox.engine.settings import CheckpointSettings, LogSettings, RuntimeSettings, TrainSettings
+from detbox.engine.settings import (
+    CheckpointSettings,
+    EMASettings,
+    LogSettings,
+    RuntimeSettings,
+    TrainSettings,
+)
 from detbox.engine.sync_bn import prepare_batch_norms
 from detbox.engine.tensorboard import check_tensorboard_available
 from detbox.engine.time_budget import TimeBudget
@@ -91,6 +99,9 @@ class Trainer:
         checkpoint: the ``checkpoint`` settings (interval, rotation, best checkpoints).
         log: the ``log`` settings (interval, TensorBoard, progress bar).
         runtime: mixed precision, LR scaling by batch size, SyncBN, DDP options.
+        ema: the ``ema`` settings: keep a moving average of the weights (updated after each
+            optimizer step), evaluate it and save it as the checkpoints' ``state_dict``
+            (see :mod:`detbox.engine.ema`); None trains without one.
         device: ``'cpu'``, ``'cuda'`` (this rank's GPU) or an explicit device.
         evaluate_fn: ``evaluate_fn(model) -> {metric: value}``, called in eval mode on every
             rank; only rank 0's result is used (distributed evaluation gathers inside it).
@@ -114,6 +125,7 @@ class Trainer:
         checkpoint: CheckpointSettings | None = None,
         log: LogSettings | None = None,
         runtime: RuntimeSettings | None = None,
+        ema: EMASettings | None = None,
         device: str | torch.device = "cpu",
         evaluate_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
         visualize_fn: VisualizeFn | None = None,
@@ -144,7 +156,7 @@ class Trainer:
         set_random_seed(self.seed + get_rank(), deterministic)
         self.train_loader = train_loader
         self.state, notes = self._build_state(model, optimizer_cfg, lr_schedule_cfg, runtime,
-                                              tracker)
+                                              tracker, ema)
         self.training_step = TrainingStep(
             state=self.state, loss_module=self.loss_module, amp=self.amp, device=self.device,
             batches_per_epoch=self.batches_per_epoch, max_epochs=self.plan.max_epochs)
@@ -176,9 +188,11 @@ class Trainer:
 
     def _build_state(self, model: nn.Module, optimizer_cfg: Mapping[str, Any],
                      lr_schedule_cfg: Mapping[str, Any] | None, runtime: RuntimeSettings,
-                     tracker: MetricTracker | None) -> tuple[TrainingState, list[str | None]]:
+                     tracker: MetricTracker | None, ema: EMASettings | None
+                     ) -> tuple[TrainingState, list[str | None]]:
         """The model on its device (SyncBN, DDP wrapper), the optimizer with the scaled lr, the
-        LR schedule and the stepper; also returns the notes they leave for the log."""
+        LR schedule, the stepper and the weights' average; also returns the notes they leave
+        for the log."""
         train = self.train_settings
         model, bn_note = prepare_batch_norms(model.to(self.device), self.device, runtime.sync_bn)
         self.loss_module = wrap_for_training(model, self.device, runtime.find_unused_parameters)
@@ -195,8 +209,11 @@ class Trainer:
             accumulate_steps=train.accumulate_steps, grad_clip=check_grad_clip(train.grad_clip))
         state = TrainingState(model=model, optimizer=optimizer, scheduler=scheduler,
                               stepper=stepper, tracker=tracker,
-                              loader_generator=loader_generator(self.train_loader))
-        return state, [bn_note, lr_note, self.amp.describe()]
+                              loader_generator=loader_generator(self.train_loader),
+                              ema=ModelEMA(model, ema) if ema is not None else None)
+        ema_note = (f"EMA of the weights: momentum {ema.momentum:g}, gamma {ema.gamma:g}, "
+                    f"buffers {ema.buffers}" if ema is not None else None)
+        return state, [bn_note, lr_note, self.amp.describe(), ema_note]
 
     # ----------------------------------------------------------------- read-only views
 
@@ -204,6 +221,12 @@ class Trainer:
     def model(self) -> nn.Module:
         """The detector being trained (not its DDP wrapper)."""
         return self.state.model
+
+    @property
+    def evaluated_model(self) -> nn.Module:
+        """What evaluation and checkpoints use: the weights' moving average with ``ema``,
+        else the trained model."""
+        return self.state.ema.module if self.state.ema is not None else self.state.model
 
     @property
     def epoch(self) -> int:
@@ -446,7 +469,8 @@ class Trainer:
     def _evaluate(self) -> dict[str, Any]:
         draw = (self.visualize_fn if is_main_process() and self.logger.tensorboard is not None
                 else None)
-        metrics, images = evaluate_during_training(self.model, self.evaluate_fn, draw)
+        metrics, images = evaluate_during_training(self.evaluated_model, self.evaluate_fn,
+                                                   draw)
         if self.plan.max_epochs is not None:
             self.logger.log_val(self.epoch, metrics, step=self.iteration)
         else:  # numbered like the training records: the epoch in progress, 1-based

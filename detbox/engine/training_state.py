@@ -32,6 +32,7 @@ from detbox.engine.dist import (
     is_main_process,
     unwrap_model,
 )
+from detbox.engine.ema import ModelEMA
 from detbox.engine.gradient_stepper import GradientStepper
 from detbox.engine.lr_schedule import LRSchedule
 from detbox.engine.seed import get_rng_state, set_rng_state
@@ -56,6 +57,7 @@ class TrainingState:
         stepper: the gradient stepper (holds the fp16 loss scaler).
         tracker: the ``save_best`` history, or None.
         loader_generator: the train loader's generator, whose state travels with the RNGs.
+        ema: the moving average of the weights (``ema`` config section), or None.
 
     Attributes:
         epoch: completed epochs.
@@ -69,8 +71,10 @@ class TrainingState:
     def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: LRSchedule, stepper: GradientStepper,
                  tracker: MetricTracker | None = None,
-                 loader_generator: torch.Generator | None = None) -> None:
+                 loader_generator: torch.Generator | None = None,
+                 ema: ModelEMA | None = None) -> None:
         self.model = model
+        self.ema = ema
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.stepper = stepper
@@ -93,12 +97,21 @@ class TrainingState:
         ``iteration``, ``epoch_batches``, ``rng`` (one state per rank), ``amp`` and ``best``,
         plus ``time_budget`` (the seconds spent) under a time budget.
 
+        With a moving average of the weights, ``state_dict`` holds the *averaged* weights, so
+        that testing, inference and ``init_detector`` use them as they are, and ``ema`` holds
+        what resuming needs besides: ``{'training_state_dict': the trained weights, 'steps':
+        the updates so far}``.
+
         Args:
             rng_states: every rank's :meth:`rng_state`; defaults to this process's alone.
         """
-        budget = {"time_budget": self.budget.state_dict()} if self.budget is not None else {}
+        extra = {"time_budget": self.budget.state_dict()} if self.budget is not None else {}
+        weights = unwrap_model(self.model).state_dict()
+        if self.ema is not None:
+            extra["ema"] = {"training_state_dict": weights, "steps": int(self.ema.steps)}
+            weights = self.ema.module.state_dict()
         return {
-            "state_dict": unwrap_model(self.model).state_dict(),
+            "state_dict": weights,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": int(self.epoch),
@@ -107,7 +120,7 @@ class TrainingState:
             "rng": rng_states if rng_states is not None else [self.rng_state()],
             "amp": self.stepper.state_dict(),
             "best": self.tracker.state_dict() if self.tracker is not None else None,
-            **budget,
+            **extra,
         }
 
     def load_state_dict(self, state: dict[str, Any], source: str = "the checkpoint"
@@ -120,7 +133,8 @@ class TrainingState:
 
         Returns:
             Warnings for the log: a changed base lr, a re-targeted ``save_best``, missing or
-            differently sharded random states.
+            differently sharded random states, a moving average of the weights in only one of
+            the checkpoint and the config.
 
         Raises:
             CheckpointError: not a training checkpoint, or not this model's or optimizer's.
@@ -131,21 +145,41 @@ class TrainingState:
                     f"{source} is not a training checkpoint (no '{key}'); to start from its "
                     "weights only, use load_from / --load-from instead"
                 )
-        weights, report = exact_fit(self.model, state["state_dict"])
+        saved_ema = state.get("ema") if isinstance(state.get("ema"), dict) else None
+        trained = saved_ema["training_state_dict"] if saved_ema else state["state_dict"]
+        weights, report = exact_fit(self.model, trained)
         if report.skipped:
             raise CheckpointError(mismatch_message(report, source, None))
         try:
             unwrap_model(self.model).load_state_dict(weights, strict=False)
             self.optimizer.load_state_dict(state["optimizer"])
+            warnings = self._load_ema(saved_ema, state["state_dict"], source)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(
                 f"{source} does not fit this model or optimizer, so it cannot be resumed "
                 f"(use load_from to fine-tune from it): {str(exc).strip()[:800]}"
             ) from exc
-        warnings = self._load_schedule_and_history(state, source)
+        warnings += self._load_schedule_and_history(state, source)
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
         self.epoch_batches = int(state.get("epoch_batches", 0))
         return warnings + self._load_rng(state.get("rng"), source)
+
+    def _load_ema(self, saved: dict[str, Any] | None, averaged: dict[str, Any], source: str
+                  ) -> list[str]:
+        """Put the moving average back (``averaged`` is the checkpoint's ``state_dict``);
+        returns warnings when the checkpoint and the config disagree about having one."""
+        if self.ema is None:
+            if saved is None:
+                return []
+            return [f"{source} holds a moving average of the weights, but this config has no "
+                    "ema section: training continues from the trained weights without it"]
+        if saved is None:
+            self.ema.restart_from(self.model)
+            return [f"{source} has no moving average of the weights (trained without ema): "
+                    "the average starts afresh from its weights"]
+        self.ema.module.load_state_dict(averaged)
+        self.ema.steps = int(saved["steps"])
+        return []
 
     def _load_schedule_and_history(self, state: dict[str, Any], source: str) -> list[str]:
         warnings = []

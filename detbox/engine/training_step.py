@@ -169,7 +169,8 @@ def check_grad_clip(grad_clip: Mapping[str, Any] | None) -> dict[str, float] | N
 
 class TrainingStep:
     """Runs one loader batch: forward under autocast, the non-finite guard, backward, and at
-    the end of each accumulation group the clipped optimizer step.
+    the end of each accumulation group the clipped optimizer step and the update of the
+    weights' moving average (``state.ema``).
 
     A loss that is non-finite on any rank stops every rank at the same iteration, before the
     optimizer step, so no weight changes.
@@ -228,7 +229,8 @@ class TrainingStep:
             logged["grad_norm"] = norm
         elif norm is not None and not stepper.tolerates_non_finite_gradients():
             self._raise_non_finite("gradient norm", [*names, "grad_norm"], [*local, norm], where)
-        stepper.step()
+        if stepper.step() and state.ema is not None:  # a step fp16 skipped changed nothing
+            state.ema.update(state.model)
         state.iteration += 1
         return logged, True
 
