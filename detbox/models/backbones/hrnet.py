@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from detbox.errors import CheckpointError, ConfigError
+from detbox.models.backbones.feature_freezing import StagedFreezing
 from detbox.models.backbones.hrnet_modules import (
     HRModule,
     make_branch,
@@ -31,7 +32,7 @@ from detbox.models.backbones.hrnet_modules import (
 )
 from detbox.models.backbones.resnet import read_torchvision_state_dict
 from detbox.models.layers.frozen_bn_conv import conv_frozen_bn, folded_block_forward
-from detbox.models.layers.norm import BATCH_NORMS, norm_factory
+from detbox.models.layers.norm import norm_factory
 from detbox.models.pretrained import torchvision_name
 from detbox.registry import MODELS
 from detbox.typecheck import Positive, Range
@@ -51,7 +52,7 @@ HRNET_CHECKPOINTS = {
 
 
 @MODELS.register
-class HRNet(nn.Module):
+class HRNet(StagedFreezing, nn.Module):
     """HRNetV2: a stem, one Bottleneck stage, then three multi-resolution stages.
 
     Args:
@@ -152,38 +153,6 @@ class HRNet(nn.Module):
             if stage < 4:
                 frozen.append(getattr(self, f"transition{stage}"))
         return frozen
-
-    def frozen_parts(self) -> list[str]:
-        """What never changes from its initial value while training, in words (empty: nothing)."""
-        parts = []
-        if self.frozen_stages >= 0:
-            stages = "" if self.frozen_stages == 0 else (
-                f" and stage{'s' if self.frozen_stages > 1 else ''} "
-                + ", ".join(str(i + 1) for i in range(self.frozen_stages)))
-            parts.append(f"the stem{stages} (frozen_stages={self.frozen_stages})")
-        if self.norm == "FrozenBN":
-            parts.append("every norm layer (norm='FrozenBN')")
-        elif self.norm in ("BN", "SyncBN") and self.norm_eval:
-            parts.append(f"the {self.norm} statistics (norm_eval=True)")
-        return parts
-
-    def _freeze(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> HRNet:
-        """Switch modes, keeping frozen stages and (with ``norm_eval``) BN layers in eval."""
-        super().train(mode)
-        if mode:
-            for module in self._frozen_modules():
-                module.eval()
-            if self.norm_eval:
-                for module in self.modules():
-                    if isinstance(module, BATCH_NORMS):
-                        module.eval()
-        return self
 
     def forward(self, images: Tensor) -> list[Tensor]:
         """Map (B, 3, H, W) images to one (B, C * 2**i, H/s_i, W/s_i) map per ``out_indices``

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from detbox.errors import CheckpointError, ConfigError
+from detbox.models.backbones.feature_freezing import StagedFreezing
 from detbox.models.backbones.resnet_style import apply_style, check_style
 from detbox.models.layers.conv_ws import conv_like
 from detbox.models.layers.deform_conv import deformable_like
@@ -28,7 +29,7 @@ from detbox.models.layers.frozen_bn_conv import (
     plug_into,
 )
 from detbox.models.layers.non_local import NonLocal2d
-from detbox.models.layers.norm import BATCH_NORMS, norm_factory
+from detbox.models.layers.norm import norm_factory
 from detbox.models.pretrained import TORCHVISION_NAMES, resolve_checkpoint, torchvision_name
 from detbox.registry import MODELS, nested_path
 from detbox.typecheck import Range
@@ -99,7 +100,7 @@ def read_torchvision_state_dict(checkpoint: str | os.PathLike | Mapping) -> dict
 
 
 @MODELS.register
-class ResNet(nn.Module):
+class ResNet(StagedFreezing, nn.Module):
     """ResNet returning the feature maps of selected stages.
 
     Args:
@@ -315,42 +316,6 @@ class ResNet(nn.Module):
             m for k, m in self.non_local.items() if int(k.split("_")[0]) < self.frozen_stages
         ]
         return stem + stages + non_local
-
-    def frozen_parts(self) -> list[str]:
-        """What never changes from its initial value while training, in words (empty: nothing).
-
-        Frozen stages, FrozenBN layers and BN statistics kept in eval mode (``norm_eval``) only
-        make sense on pretrained weights; the detector warns when they got none.
-        """
-        parts = []
-        if self.frozen_stages >= 0:
-            stages = "" if self.frozen_stages == 0 else (
-                f" and stage{'s' if self.frozen_stages > 1 else ''} "
-                + ", ".join(str(i + 1) for i in range(self.frozen_stages)))
-            parts.append(f"the stem{stages} (frozen_stages={self.frozen_stages})")
-        if self.norm == "FrozenBN":
-            parts.append("every norm layer (norm='FrozenBN')")
-        elif self.norm in ("BN", "SyncBN") and self.norm_eval:
-            parts.append(f"the {self.norm} statistics (norm_eval=True)")
-        return parts
-
-    def _freeze(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> ResNet:
-        """Switch modes, keeping frozen stages and (with ``norm_eval``) BN layers in eval."""
-        super().train(mode)
-        if mode:
-            for module in self._frozen_modules():
-                module.eval()
-            if self.norm_eval:
-                for module in self.modules():
-                    if isinstance(module, BATCH_NORMS):
-                        module.eval()
-        return self
 
     def forward(self, images: Tensor) -> list[Tensor]:
         """Map (B, 3, H, W) images to one (B, C_i, H/s_i, W/s_i) map per ``out_indices`` entry."""
