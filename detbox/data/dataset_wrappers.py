@@ -25,7 +25,7 @@ from detbox.data.coco import make_coco
 from detbox.errors import ConfigError
 from detbox.registry import DATASETS
 
-__all__ = ["ConcatDataset", "RepeatDataset"]
+__all__ = ["ConcatDataset", "DatasetWrapper", "RepeatDataset"]
 
 
 def _build(dataset: Mapping[str, Any] | Dataset) -> Dataset:
@@ -136,22 +136,11 @@ class ConcatDataset(Dataset):
         return f"ConcatDataset([{inner}])"
 
 
-@DATASETS.register
-class RepeatDataset(Dataset):
-    """A dataset repeated ``times`` times in every epoch (for small datasets, to make epochs
-    long enough that per-epoch overheads such as evaluation and checkpoints stay small).
+class DatasetWrapper(Dataset):
+    """A dataset over one wrapped ``self.dataset``: its classes, COCO index, source file,
+    aspect ratios and records are the wrapped dataset's (subclasses change what differs)."""
 
-    Args:
-        dataset: a dataset config or a built dataset.
-        times: how many times each image appears per epoch (>= 1).
-    """
-
-    def __init__(self, dataset: Mapping[str, Any] | Dataset, times: int) -> None:
-        if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-            raise ConfigError(f"RepeatDataset times must be a positive integer, got {times!r}")
-        self.dataset = _build(dataset)
-        self.times = times
-        self._size = len(self.dataset)
+    dataset: Dataset
 
     @property
     def class_names(self) -> list[str]:
@@ -172,6 +161,34 @@ class RepeatDataset(Dataset):
     @property
     def coco(self) -> COCO:
         return self.dataset.coco
+
+    @property
+    def aspect_ratios(self) -> list[float]:
+        return list(self.dataset.aspect_ratios)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def get_record(self, index: int) -> dict[str, Any]:
+        return self.dataset.get_record(index)
+
+
+@DATASETS.register
+class RepeatDataset(DatasetWrapper):
+    """A dataset repeated ``times`` times in every epoch (for small datasets, to make epochs
+    long enough that per-epoch overheads such as evaluation and checkpoints stay small).
+
+    Args:
+        dataset: a dataset config or a built dataset.
+        times: how many times each image appears per epoch (>= 1).
+    """
+
+    def __init__(self, dataset: Mapping[str, Any] | Dataset, times: int) -> None:
+        if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+            raise ConfigError(f"RepeatDataset times must be a positive integer, got {times!r}")
+        self.dataset = _build(dataset)
+        self.times = times
+        self._size = len(self.dataset)
 
     @property
     def aspect_ratios(self) -> list[float]:

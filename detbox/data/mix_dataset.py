@@ -20,9 +20,9 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
+from detbox.data.dataset_wrappers import DatasetWrapper
 from detbox.data.skipping import UnreadableImage
 from detbox.data.transforms import Compose
 from detbox.errors import ConfigError
@@ -32,7 +32,7 @@ __all__ = ["MultiImageMixDataset"]
 
 
 @DATASETS.register
-class MultiImageMixDataset(Dataset):
+class MultiImageMixDataset(DatasetWrapper):
     """Run ``pipeline`` on the wrapped dataset's loaded samples, feeding mixing transforms.
 
     Keeps the dataset interface (``class_names``, ``cat_ids``, ``coco``, ``aspect_ratios``,
@@ -55,36 +55,6 @@ class MultiImageMixDataset(Dataset):
     ) -> None:
         self.dataset = DATASETS.build(dataset)
         self.pipeline = Compose(pipeline)
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.dataset.class_names)
-
-    @property
-    def cat_ids(self) -> list[int]:
-        return list(self.dataset.cat_ids)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.dataset.class_names)
-
-    @property
-    def ann_file(self) -> str:
-        return str(getattr(self.dataset, "ann_file", type(self.dataset).__name__))
-
-    @property
-    def coco(self) -> COCO:
-        return self.dataset.coco
-
-    @property
-    def aspect_ratios(self) -> list[float]:
-        return list(self.dataset.aspect_ratios)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def get_record(self, index: int) -> dict[str, Any]:
-        return self.dataset.get_record(index)
 
     def _loaded(self, index: int) -> dict[str, Any]:
         return self._checked(self.dataset[index])
