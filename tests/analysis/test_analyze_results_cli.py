@@ -8,7 +8,7 @@ import pytest
 
 from detbox.analysis.coco_errors import CURVES, analyze_errors
 from detbox.cli.main import main
-from tests.analysis.test_coco_errors import _gt, _results
+from tests.analysis.test_coco_error_analysis import _gt, _results
 from tests.tiny_detector import two_stage_model, write_tiny
 
 pytest.importorskip("matplotlib", reason="the plots need matplotlib (detbox[tools])")
