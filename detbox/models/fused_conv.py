@@ -13,8 +13,9 @@ which on some CPUs (e.g. AMD EPYC with MKL) runs at half of oneDNN's speed;
 :class:`OneDNNConv2d` and :class:`OneDNNLinear` call oneDNN directly (same results up to float
 rounding).
 
-These modules are built by :mod:`detbox.models.inference_mode` after batch norms are folded;
-they are not meant for training.
+The modules are built by :mod:`detbox.models.inference_mode` after batch norms are folded and
+are not meant for training; :func:`conv_add` and :func:`conv_transpose_relu` also serve the
+plain FPN and mask head, and run the plain ops under autograd, export and compilation.
 """
 
 from __future__ import annotations
