@@ -175,12 +175,14 @@ def run_torchvision(root: Path, masks: bool, budget: float, seed: int,
     loader = torch.utils.data.DataLoader(train_set, batch_size=2, shuffle=True, num_workers=0,
                                          collate_fn=lambda batch: tuple(zip(*batch)),
                                          generator=torch.Generator().manual_seed(seed))
-    start, iterations, epochs = time.perf_counter(), 0, 0
+    start, iterations, epochs, recent, nonfinite = time.perf_counter(), 0, 0, [], 0
     model.train()
     while time.perf_counter() - start < budget:
         for images, targets in loader:
             losses = model(list(images), list(targets))
             loss = sum(losses.values())
+            nonfinite += int(not torch.isfinite(loss))
+            recent = [*recent[-19:], float(loss)]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -202,6 +204,8 @@ def run_torchvision(root: Path, masks: bool, budget: float, seed: int,
             results += result_dicts(image_id, out["boxes"].numpy(), out["scores"].numpy(), cats,
                                     pasted)
     return {"iterations": iterations, "epochs": epochs, "train_seconds": train_seconds,
+            "last_20_loss": statistics.fmean(recent) if recent else None,
+            "nonfinite_loss_steps": nonfinite, "detections": len(results),
             **evaluate(root, results, masks)}
 
 
@@ -242,7 +246,7 @@ def run_detbox(root: Path, recipe: str, masks: bool, budget: float, seed: int,
         pasted = det.masks.numpy() if masks and det.masks is not None else None
         results += result_dicts(image_id, det.boxes.numpy(), det.scores.numpy(), cats, pasted)
     return {"iterations": iterations, "train_seconds": train_seconds,
-            **evaluate(root, results, masks)}
+            "detections": len(results), **evaluate(root, results, masks)}
 
 
 # --------------------------------------------------------------------------- driver
