@@ -35,23 +35,20 @@ def _eager() -> bool:
                 or torch.compiler.is_compiling())
 
 
+def _onednn_applies(weight: Tensor, x: Tensor) -> bool:
+    """Whether a oneDNN kernel may replace the layer: CPU float32 dense input and weight,
+    oneDNN built and enabled, no autograd through the weight, not traced or compiled."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.layout == torch.strided
+            and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
+            and not (torch.is_grad_enabled() and weight.requires_grad) and _eager())
+
+
 def _mkldnn_ok(conv: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> bool:
     """Whether oneDNN's fused kernel applies: a plain (transposed) conv, not a deformable one,
-    CPU float32, no autograd, zero padding."""
-    return (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and x.device.type == "cpu"
-            and x.dtype == torch.float32 and x.layout == torch.strided
-            and conv.weight.dtype == torch.float32 and conv.padding_mode == "zeros"
-            and not isinstance(conv.padding, str) and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled
-            and not (torch.is_grad_enabled() and conv.weight.requires_grad) and _eager())
-
-
-def _onednn_linear_ok(linear: nn.Linear, x: Tensor) -> bool:
-    """Whether oneDNN's linear kernel applies: CPU float32, no autograd."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.layout == torch.strided
-            and linear.weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled
-            and not (torch.is_grad_enabled() and linear.weight.requires_grad) and _eager())
+    with zero padding given as numbers, and :func:`_onednn_applies`."""
+    return (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and conv.padding_mode == "zeros"
+            and not isinstance(conv.padding, str) and _onednn_applies(conv.weight, x))
 
 
 def _geometry(conv: nn.Conv2d) -> tuple[list[int], list[int], list[int], int]:
@@ -189,7 +186,7 @@ class OneDNNLinear(nn.Linear):
     post_op: str = "none"
 
     def forward(self, x: Tensor) -> Tensor:
-        if not _onednn_linear_ok(self, x):
+        if not _onednn_applies(self.weight, x):
             out = super().forward(x)
             return F.relu(out) if self.post_op == "relu" else out
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.post_op, [], "")
