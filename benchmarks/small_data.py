@@ -5,7 +5,8 @@ torchvision side (its "TorchVision Object Detection Finetuning Tutorial" with an
 trained from scratch): ``MaskRCNN`` (Penn-Fudan) or ``FasterRCNN`` (microcontroller) over
 ``resnet18`` with trainable BatchNorm and all layers trainable (what torchvision's builders
 choose without pretrained weights), random horizontal flip, batch 2, SGD lr 0.005 momentum
-0.9 weight decay 5e-4, StepLR every 3 epochs x0.1; epochs run until the budget is spent.
+0.9 weight decay 5e-4, a linear warmup from lr/1000 over epoch 0 (its ``train_one_epoch``),
+StepLR every 3 epochs x0.1; epochs run until the budget is spent.
 Image sizes: ``--torchvision-sizes matched`` (the default) gives torchvision's transform the
 detbox recipe's short sides (one drawn per image in training, the largest at test) and
 long-side cap; ``tutorial`` keeps its 800 / 1333 default, which upsamples these small photos
@@ -175,6 +176,10 @@ def run_torchvision(root: Path, masks: bool, budget: float, seed: int,
     loader = torch.utils.data.DataLoader(train_set, batch_size=2, shuffle=True, num_workers=0,
                                          collate_fn=lambda batch: tuple(zip(*batch)),
                                          generator=torch.Generator().manual_seed(seed))
+    # the tutorial's train_one_epoch: in epoch 0 the lr rises linearly from 1/1000 of its value
+    # over min(1000, len(loader) - 1) iterations
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.001,
+                                               total_iters=min(1000, len(loader) - 1))
     start, iterations, epochs, recent, nonfinite = time.perf_counter(), 0, 0, [], 0
     model.train()
     while time.perf_counter() - start < budget:
@@ -186,6 +191,8 @@ def run_torchvision(root: Path, masks: bool, budget: float, seed: int,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if epochs == 0:
+                warmup.step()
             iterations += 1
             if time.perf_counter() - start >= budget:
                 break
