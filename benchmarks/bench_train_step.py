@@ -12,9 +12,10 @@ Both sides train on the same seeded batch of two 512 x 682 images (padded to 512
 few GT boxes each, SGD (lr 0.01, momentum 0.9): zero_grad, forward, loss sum, backward, step.
 torchvision's step includes its in-model normalization (detbox's happens in the data loader);
 detbox's step goes through the engine's ``parse_losses`` (one host copy of the logged values)
-and ``GradientStepper``. The sides alternate, one step each per repeat, after a warm-up, and
-the median is printed. ``--amp`` adds bf16 CPU autocast columns (both sides under
-``torch.autocast('cpu', torch.bfloat16)``).
+and ``GradientStepper``, on the CPU training fast path the trainer sets up (channels-last maps,
+oneDNN GEMMs; ``--plain`` also times the model without it). The sides alternate, one step
+each per repeat, after a warm-up, and the median is printed. ``--amp`` adds bf16 CPU autocast
+columns (both sides under ``torch.autocast('cpu', torch.bfloat16)``).
 
 Peak RSS is measured in one child process per side and model, which builds only that side's
 model and runs ``--rss-steps`` steps; its ``VmHWM`` is printed side by side.
@@ -142,14 +143,17 @@ def torchvision_step(arch: str, amp: bool = False, tv_state_out: dict | None = N
     return step, weight_reset(model)
 
 
-def detbox_step(arch: str, amp: bool = False, tv_state: dict | None = None):
+def detbox_step(arch: str, amp: bool = False, tv_state: dict | None = None, fast: bool = True):
     """A ``step()`` closure training detbox's model through the engine's loss parsing and
-    gradient stepper."""
+    gradient stepper, on the CPU training fast path as the trainer sets it up (``fast=False``:
+    the plain model, the trainer's ``cpu_fast_path=False``)."""
     from detbox.engine.amp import AmpSettings
+    from detbox.engine.cpu_training import prepare_cpu_training
     from detbox.engine.gradient_stepper import GradientStepper
     from detbox.engine.training_step import parse_losses
 
     model = detbox_model(arch, tv_state).train()
+    prepare_cpu_training(model, torch.device("cpu"), fast)
     images, boxes, labels = synthetic_data()
     batch = detbox_batch(torchvision_model(arch), images, boxes, labels)
     optimizer = sgd(model)
@@ -252,6 +256,9 @@ def stage_times(arch: str, repeats: int) -> None:
 
     tv = torchvision_model(arch).train()
     ours = detbox_model(arch, tv.state_dict()).train()
+    from detbox.engine.cpu_training import prepare_cpu_training
+
+    prepare_cpu_training(ours, torch.device("cpu"))
     images, boxes, labels = synthetic_data()
     batch = detbox_batch(torchvision_model(arch), images, boxes, labels)
     targets = [{"boxes": b, "labels": lab + 1} for b, lab in zip(boxes, labels)]
@@ -306,6 +313,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps of each side")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--amp", action="store_true", help="also time bf16 CPU autocast")
+    parser.add_argument("--plain", action="store_true",
+                        help="also time detbox without its CPU training fast path")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS children")
     parser.add_argument("--rss-steps", type=int, default=3, help="steps of each RSS child")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables")
@@ -332,6 +341,8 @@ def main() -> None:
         tv_state: dict = {}
         steps = {"torchvision": torchvision_step(arch, tv_state_out=tv_state),
                  "detbox": detbox_step(arch, tv_state=tv_state)}
+        if args.plain:
+            steps["detbox plain"] = detbox_step(arch, tv_state=tv_state, fast=False)
         if args.amp:
             steps["torchvision bf16"] = torchvision_step(arch, amp=True)
             steps["detbox bf16"] = detbox_step(arch, amp=True, tv_state=tv_state)
@@ -340,6 +351,10 @@ def main() -> None:
             print(f"{arch} {name}: {wall:.3f} s/step wall, {cpu:.3f} s/step CPU", flush=True)
         print(f"{arch}: detbox vs torchvision {t['torchvision'][0] / t['detbox'][0]:.2f}x wall, "
               f"{t['torchvision'][1] / t['detbox'][1]:.2f}x CPU", flush=True)
+        if args.plain:
+            print(f"{arch}: detbox plain (cpu_fast_path=False) vs torchvision "
+                  f"{t['torchvision'][0] / t['detbox plain'][0]:.2f}x wall, "
+                  f"{t['torchvision'][1] / t['detbox plain'][1]:.2f}x CPU", flush=True)
         if args.amp:
             print(f"{arch} bf16: detbox vs torchvision "
                   f"{t['torchvision bf16'][0] / t['detbox bf16'][0]:.2f}x wall, "

@@ -69,7 +69,7 @@ TOP_LEVEL_KEYS = (
     "num_classes",
     "class_names",
     *RECIPE_VARIABLES,
-    "amp", "auto_scale_lr", "sync_bn",
+    "amp", "auto_scale_lr", "sync_bn", "cpu_fast_path",
     "ema",
     "tta",
     "custom_imports",

@@ -3,7 +3,7 @@
 Each class mirrors one section of a training config: :class:`TrainSettings` is ``train_cfg``,
 :class:`CheckpointSettings` is ``checkpoint``, :class:`LogSettings` is ``log``,
 :class:`EMASettings` is ``ema`` and :class:`RuntimeSettings` gathers the top-level ``amp``,
-``auto_scale_lr`` and ``sync_bn``.
+``auto_scale_lr``, ``sync_bn`` and ``cpu_fast_path``.
 ``from_config`` reads a section and checks it: an unknown key names the closest valid one, and a
 value of the wrong type or outside its range is one error line naming the key's path (e.g.
 ``train_cfg.max_epochs``), the value and what is expected. Settings built in code are checked
@@ -291,13 +291,16 @@ class LogSettings(_Section):
 
 @dataclass(frozen=True)
 class RuntimeSettings(_Section):
-    """How the computation runs: the top-level ``amp``, ``auto_scale_lr`` and ``sync_bn`` keys.
+    """How the computation runs: the top-level ``amp``, ``auto_scale_lr``, ``sync_bn`` and
+    ``cpu_fast_path`` keys.
 
     Attributes:
         amp: mixed precision, see :func:`detbox.engine.amp.build_amp`.
         auto_scale_lr: ``dict(base_batch_size=16, enable=True)``: scale the optimizer's ``lr``
             by the total batch, see :func:`detbox.engine.optim.scale_lr`.
         sync_bn: use ``SyncBatchNorm`` when several GPU processes train.
+        cpu_fast_path: on CPU, train with channels-last maps and oneDNN GEMMs (see
+            :mod:`detbox.engine.cpu_training`); same values up to float rounding.
         find_unused_parameters: passed to ``DistributedDataParallel`` (not a config key).
     """
 
@@ -306,6 +309,7 @@ class RuntimeSettings(_Section):
     amp: Mapping[str, Any] | bool | None = None
     auto_scale_lr: Mapping[str, Any] | None = None
     sync_bn: bool = False
+    cpu_fast_path: bool = True
     find_unused_parameters: bool = field(default=False, metadata={"config": False})
 
 

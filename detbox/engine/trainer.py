@@ -31,6 +31,7 @@ from torch import nn
 from detbox.engine.amp import build_amp
 from detbox.engine.best import MetricTracker, build_tracker
 from detbox.engine.checkpoint import LoadReport
+from detbox.engine.cpu_training import prepare_cpu_training
 from detbox.engine.dist import (
     get_rank,
     get_world_size,
@@ -171,9 +172,8 @@ class Trainer:
         self.divergence = build_divergence_monitor(train.divergence)
         self.stop_signals = StopSignals()
         self._timer_start = (time.perf_counter(), 0)
-        self.logger = TrainLogger(self.work_dir, progress_bar=self.log_settings.progress_bar,
-                                  tensorboard=self.log_settings.tensorboard)
-        for line in describe_run(
+        self._logger: TrainLogger | None = None
+        self._run_description = [*describe_run(
             model=unwrap_model(self.model), device=self.device, seed=self.seed,
             deterministic=deterministic, max_epochs=train.max_epochs,
             iters_per_epoch=self.iters_per_epoch, batches_per_epoch=self.batches_per_epoch,
@@ -181,10 +181,21 @@ class Trainer:
             accumulate_steps=train.accumulate_steps, world_size=get_world_size(),
             optimizer_name=type(self.state.optimizer).__name__, work_dir=self.work_dir,
             notes=notes, length=self.plan.describe(self.batches_per_epoch),
-        ):
-            self.logger.info(line)
-        for warning in self.plan.warnings():
-            self.logger.warning(warning)
+        )]
+
+    @property
+    def logger(self) -> TrainLogger:
+        """The run's log, opened on first use (``resume``, ``load_from`` or ``train``) with the
+        run's description and the plan's warnings, closed when ``train`` returns; a trainer
+        that is built and never used leaves no log files and the ``detbox`` logger as it was."""
+        if self._logger is None:
+            self._logger = TrainLogger(self.work_dir, progress_bar=self.log_settings.progress_bar,
+                                       tensorboard=self.log_settings.tensorboard)
+            for line in self._run_description:
+                self._logger.info(line)
+            for warning in self.plan.warnings():
+                self._logger.warning(warning)
+        return self._logger
 
     def _build_state(self, model: nn.Module, optimizer_cfg: Mapping[str, Any],
                      lr_schedule_cfg: Mapping[str, Any] | None, runtime: RuntimeSettings,
@@ -195,6 +206,7 @@ class Trainer:
         for the log."""
         train = self.train_settings
         model, bn_note = prepare_batch_norms(model.to(self.device), self.device, runtime.sync_bn)
+        cpu_note = prepare_cpu_training(model, self.device, runtime.cpu_fast_path)
         self.loss_module = wrap_for_training(model, self.device, runtime.find_unused_parameters)
         optimizer_cfg, lr_note = scale_lr(
             optimizer_cfg, runtime.auto_scale_lr,
@@ -213,7 +225,7 @@ class Trainer:
                               ema=ModelEMA(model, ema) if ema is not None else None)
         ema_note = (f"EMA of the weights: momentum {ema.momentum:g}, gamma {ema.gamma:g}, "
                     f"buffers {ema.buffers}" if ema is not None else None)
-        return state, [bn_note, lr_note, self.amp.describe(), ema_note]
+        return state, [bn_note, cpu_note, lr_note, self.amp.describe(), ema_note]
 
     # ----------------------------------------------------------------- read-only views
 
@@ -306,6 +318,7 @@ class Trainer:
             raise
         finally:
             self.logger.close()
+            self._logger = None
 
     def _finished(self) -> bool:
         return self.plan.finished(self.epoch, self.iteration, self.budget)

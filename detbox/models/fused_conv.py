@@ -11,11 +11,13 @@ PyTorch sends an unstrided 1x1 convolution with one thread and a batch under 16 
 lateral, an RPN output layer) and every ``nn.Linear`` (the box head's fc6/fc7) to its BLAS GEMM,
 which on some CPUs (e.g. AMD EPYC with MKL) runs at half of oneDNN's speed;
 :class:`OneDNNConv2d` and :class:`OneDNNLinear` call oneDNN directly (same results up to float
-rounding).
+rounding), in training too (the 1x1 convolutions and linear layers through the differentiable
+GEMMs of :mod:`detbox.models.onednn_training`).
 
-The modules are built by :mod:`detbox.models.inference_mode` after batch norms are folded and
-are not meant for training; :func:`conv_add` and :func:`conv_transpose_relu` also serve the
-plain FPN and mask head, and run the plain ops under autograd, export and compilation.
+:mod:`detbox.models.inference_mode` builds the fused modules after batch norms are folded (they
+are inference-only); :func:`route_to_onednn` also serves training; :func:`conv_add` and
+:func:`conv_transpose_relu` serve the plain FPN and mask head, and run the plain ops under
+autograd, export and compilation.
 """
 
 from __future__ import annotations
@@ -25,23 +27,22 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from detbox.models.onednn_training import onednn_conv1x1, onednn_linear, onednn_usable
+
 __all__ = ["FusedBasicBlock", "FusedBottleneck", "FusedConvReLU", "OneDNNConv2d", "OneDNNLinear",
            "conv_add", "conv_transpose_relu", "fuse_conv_relu_modules", "route_to_onednn"]
 
 
-def _eager() -> bool:
-    """Not being traced, exported or compiled: oneDNN's private ops have no export form."""
-    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-                or torch.compiler.is_compiling())
-
-
 def _onednn_applies(weight: Tensor, x: Tensor) -> bool:
-    """Whether a oneDNN kernel may replace the layer: CPU float32 dense input and weight,
-    oneDNN built and enabled, no autograd through the weight, not traced or compiled."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.layout == torch.strided
-            and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled
-            and not (torch.is_grad_enabled() and weight.requires_grad) and _eager())
+    """Whether a oneDNN inference kernel may replace the layer: :func:`onednn_usable` and no
+    autograd through the weight."""
+    return onednn_usable(weight, x) and not (torch.is_grad_enabled() and weight.requires_grad)
+
+
+def _trains_on_onednn(weight: Tensor, x: Tensor) -> bool:
+    """Whether the layer is being trained (autograd through the weight) where oneDNN's
+    differentiable GEMMs (:mod:`detbox.models.onednn_training`) apply."""
+    return torch.is_grad_enabled() and weight.requires_grad and onednn_usable(weight, x)
 
 
 def _mkldnn_ok(conv: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> bool:
@@ -169,14 +170,30 @@ def fuse_conv_relu_modules(model: nn.Module) -> int:
 
 
 class OneDNNConv2d(nn.Conv2d):
-    """A plain ``nn.Conv2d`` whose CPU float32 inference always runs oneDNN's kernel (see the
-    module docstring); parameters, attributes and state-dict names are the ``Conv2d``'s."""
+    """A plain ``nn.Conv2d`` whose CPU float32 convolutions run oneDNN's kernels (see the module
+    docstring): always in inference, and in training for the 1x1 convolutions PyTorch would
+    give its BLAS GEMM. Parameters, attributes and state-dict names are the ``Conv2d``'s; the
+    routing sits in ``_conv_forward``, so callers that pass their own weight (a frozen BN
+    folded into it) are routed too."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        if not _mkldnn_ok(self, x):
-            return super().forward(x)
-        return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias,
-                                                       *_geometry(self), "none", [None], "")
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if self._is_pointwise() and _blas_would_run(x) and _trains_on_onednn(weight, x):
+            return onednn_conv1x1(x, weight, bias)
+        if _mkldnn_ok(self, x) and _onednn_applies(weight, x):
+            return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *_geometry(self),
+                                                           "none", [None], "")
+        return super()._conv_forward(x, weight, bias)
+
+    def _is_pointwise(self) -> bool:
+        """An unstrided, unpadded, ungrouped 1x1 convolution (a GEMM over the pixels)."""
+        return (self.kernel_size == (1, 1) and self.stride == (1, 1) and self.groups == 1
+                and self.padding in ((0, 0), "valid") and self.padding_mode == "zeros")
+
+
+def _blas_would_run(x: Tensor) -> bool:
+    """PyTorch's own choice for an unstrided 1x1 convolution: its BLAS GEMM with one thread and
+    a batch under 16, oneDNN otherwise (which is then as fast as calling it here)."""
+    return torch.get_num_threads() == 1 and x.shape[0] < 16
 
 
 class OneDNNLinear(nn.Linear):
@@ -186,6 +203,9 @@ class OneDNNLinear(nn.Linear):
     post_op: str = "none"
 
     def forward(self, x: Tensor) -> Tensor:
+        if _trains_on_onednn(self.weight, x):
+            out = onednn_linear(x, self.weight, self.bias)
+            return F.relu(out) if self.post_op == "relu" else out
         if not _onednn_applies(self.weight, x):
             out = super().forward(x)
             return F.relu(out) if self.post_op == "relu" else out

@@ -84,6 +84,7 @@ def test_one_distributed_step_applies_the_mean_of_the_two_gradients(runs, monkey
     from detbox.data import build_dataset
     from detbox.data.collate import collate
     from detbox.engine import load_checkpoint
+    from detbox.engine.cpu_training import prepare_cpu_training
 
     monkeypatch.setenv("DETBOX_CACHE", str(runs / "cache"))
     cfg = load_config(DEMO)
@@ -93,6 +94,7 @@ def test_one_distributed_step_applies_the_mean_of_the_two_gradients(runs, monkey
     dataset = build_dataset(dataset_cfg)
     model = _demo_model().train()
     model.load_state_dict(torch.load(runs / "init.pth")["state_dict"])
+    prepare_cpu_training(model, torch.device("cpu"))  # the kernels the trainer used
     gradients = []
     for index in range(2):
         model.zero_grad()
@@ -103,7 +105,7 @@ def test_one_distributed_step_applies_the_mean_of_the_two_gradients(runs, monkey
     for name, param in model.named_parameters():
         mean = (gradients[0][name] + gradients[1][name]) / 2
         expected = param.detach() - LR * mean
-        assert torch.allclose(trained[name], expected, atol=1e-5, rtol=0), name
+        assert torch.allclose(trained[name], expected, atol=1e-5, rtol=0)
     assert any(not torch.equal(gradients[0][n], gradients[1][n]) for n in gradients[0])
 
 

@@ -44,6 +44,7 @@ _SETTING_KEYS = {
     "amp": (RuntimeSettings, "amp"),
     "auto_scale_lr": (RuntimeSettings, "auto_scale_lr"),
     "sync_bn": (RuntimeSettings, "sync_bn"),
+    "cpu_fast_path": (RuntimeSettings, "cpu_fast_path"),
 }
 _ARGUMENT = {TrainSettings: "train", CheckpointSettings: "checkpoint", LogSettings: "log",
              RuntimeSettings: "runtime"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -139,6 +140,21 @@ def test_resume_auto_without_checkpoint_starts_fresh(tmp_path, make_trainer):
     assert trainer.resume("auto") is False
     assert (trainer.epoch, trainer.iteration) == (0, 0)
     trainer.logger.close()
+
+
+def test_an_unused_trainer_leaves_the_logger_and_the_work_dir_alone(tmp_path, make_trainer):
+    detbox_logger = logging.getLogger("detbox")
+    before = (detbox_logger.propagate, detbox_logger.level, list(detbox_logger.handlers))
+    make_trainer(tmp_path / "run")
+    assert (detbox_logger.propagate, detbox_logger.level, detbox_logger.handlers) == (
+        before[0], before[1], before[2])
+    assert not list((tmp_path / "run").glob("*.log"))
+
+    trainer = make_trainer(tmp_path / "run", max_epochs=1)
+    trainer.train()
+    assert detbox_logger.propagate == before[0] and detbox_logger.handlers == before[2]
+    text = next((tmp_path / "run").glob("*.log")).read_text()
+    assert "seed 7" in text  # the run's description is written when the log opens
 
 
 def test_resume_refuses_weights_only_and_foreign_checkpoints(tmp_path, make_trainer):

@@ -47,16 +47,29 @@ def test_routed_layers_keep_outputs_parameters_and_names():
         assert _close(routed(x.contiguous(memory_format=torch.channels_last)), expected)
 
 
-def test_routed_layers_fall_back_to_autograd_when_training():
+@pytest.fixture
+def one_thread():
+    """One torch thread: where PyTorch gives 1x1 convolutions to its BLAS GEMM and the routed
+    layers train them on oneDNN instead."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_routed_layers_train_with_the_plain_layers_gradients(one_thread):
     torch.manual_seed(0)
-    linear = nn.Linear(6, 5)
-    plain = copy.deepcopy(linear)
-    route_to_onednn(nn.Sequential(linear, nn.ReLU()))
-    x = torch.randn(4, 6, requires_grad=True)
-    out = linear(x)  # grad enabled, weights need grad: the plain path, ReLU kept
-    assert torch.equal(out, torch.relu(plain(x)))
-    out.sum().backward()
-    assert linear.weight.grad is not None and x.grad is not None
+    plain = nn.Sequential(nn.Conv2d(6, 8, 1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1),
+                          nn.Flatten(), nn.Linear(4 * 7 * 5, 9), nn.ReLU(), nn.Linear(9, 3))
+    routed = copy.deepcopy(plain)
+    assert route_to_onednn(routed) == 4
+    x = torch.randn(2, 6, 7, 5)
+    for model in (plain, routed):
+        model(x).square().sum().backward()
+    for (name, ref), got in zip(plain.named_parameters(), routed.parameters()):
+        assert _close(got.grad, ref.grad, rel=1e-4), name
+    with torch.no_grad():  # inference still runs the fused kernels
+        assert _close(routed(x), plain(x))
 
 
 def test_conv_add_equals_conv_plus_other_and_falls_back_for_other_modules():
