@@ -55,6 +55,7 @@ from detbox.engine.logger import TrainLogger, WindowMeter, describe_run, format_
 from detbox.engine.lr_schedule import build_lr_schedule
 from detbox.engine.optim import build_optimizer, scale_lr
 from detbox.engine.resume import load_start_weights, resume_state
+from detbox.engine.run_log import RunLog
 from detbox.engine.seed import make_seed, set_random_seed
 from detbox.engine.settings import (
     CheckpointSettings,
@@ -171,31 +172,23 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.divergence = build_divergence_monitor(train.divergence)
         self.stop_signals = StopSignals()
-        self._timer_start = (time.perf_counter(), 0)
-        self._logger: TrainLogger | None = None
-        self._run_description = [*describe_run(
-            model=unwrap_model(self.model), device=self.device, seed=self.seed,
-            deterministic=deterministic, max_epochs=train.max_epochs,
-            iters_per_epoch=self.iters_per_epoch, batches_per_epoch=self.batches_per_epoch,
-            batch_per_process=loader_batch_size(train_loader),
-            accumulate_steps=train.accumulate_steps, world_size=get_world_size(),
-            optimizer_name=type(self.state.optimizer).__name__, work_dir=self.work_dir,
-            notes=notes, length=self.plan.describe(self.batches_per_epoch),
-        )]
+        self.run_log = RunLog(
+            self.work_dir, self.log_settings, warnings=self.plan.warnings(), plan=self.plan,
+            iters_per_epoch=self.iters_per_epoch, device=self.device, budget=self.budget,
+            opening_lines=describe_run(
+                model=unwrap_model(self.model), device=self.device, seed=self.seed,
+                deterministic=deterministic, max_epochs=train.max_epochs,
+                iters_per_epoch=self.iters_per_epoch, batches_per_epoch=self.batches_per_epoch,
+                batch_per_process=loader_batch_size(train_loader),
+                accumulate_steps=train.accumulate_steps, world_size=get_world_size(),
+                optimizer_name=type(self.state.optimizer).__name__, work_dir=self.work_dir,
+                notes=notes, length=self.plan.describe(self.batches_per_epoch)))
 
     @property
     def logger(self) -> TrainLogger:
-        """The run's log, opened on first use (``resume``, ``load_from`` or ``train``) with the
-        run's description and the plan's warnings, closed when ``train`` returns; a trainer
-        that is built and never used leaves no log files and the ``detbox`` logger as it was."""
-        if self._logger is None:
-            self._logger = TrainLogger(self.work_dir, progress_bar=self.log_settings.progress_bar,
-                                       tensorboard=self.log_settings.tensorboard)
-            for line in self._run_description:
-                self._logger.info(line)
-            for warning in self.plan.warnings():
-                self._logger.warning(warning)
-        return self._logger
+        """The run's log (see :class:`~detbox.engine.run_log.RunLog`): opened on first use
+        (``resume``, ``load_from`` or ``train``), closed when ``train`` returns."""
+        return self.run_log.logger
 
     def _build_state(self, model: nn.Module, optimizer_cfg: Mapping[str, Any],
                      lr_schedule_cfg: Mapping[str, Any] | None, runtime: RuntimeSettings,
@@ -302,7 +295,7 @@ class Trainer:
             TrainingInterrupted: SIGINT or SIGTERM arrived; the current step finished and a
                 resumable checkpoint was written.
         """
-        self._timer_start = (time.perf_counter(), self.iteration)
+        self.run_log.start_timer(self.iteration)
         self._saved_at, self._evaluated_at = self.iteration, None
         try:
             with self.stop_signals:
@@ -317,8 +310,7 @@ class Trainer:
             self.logger.error(str(exc))
             raise
         finally:
-            self.logger.close()
-            self._logger = None
+            self.run_log.close()
 
     def _finished(self) -> bool:
         return self.plan.finished(self.epoch, self.iteration, self.budget)
@@ -388,7 +380,9 @@ class Trainer:
                     meter.update({"time": elapsed, "data_time": data_elapsed})
                     elapsed = data_elapsed = 0.0
                     if steps % self.log_settings.interval == 0 or steps == self.iters_per_epoch:
-                        self._log_step(meter.average(), lr, epoch, steps)
+                        self.run_log.log_step(meter.average(), lr=lr, epoch=epoch, step=steps,
+                                              iteration=self.iteration,
+                                              extra=self.state.stepper.log_values())
                         meter.reset()
                     done = self._step_done(index + 1)
                     self._after_step(values, lr, index + 1)
@@ -397,7 +391,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.1e}",
-                                    eta=format_eta(self._eta_seconds()))
+                                    eta=format_eta(self.run_log.eta_seconds(self.iteration)))
                 tick = time.perf_counter()
         finally:
             if bar is not None:
@@ -432,31 +426,6 @@ class Trainer:
             f"(epoch {self.epoch + 1}, batch {batches_done}/{self.batches_per_epoch}) and wrote "
             f"{path} (also latest.pth); continue exactly from there with --resume",
             signum)
-
-    def _eta_seconds(self) -> float:
-        """Time left for the whole run at this run's average speed so far (NaN at first)."""
-        started, start_iteration = self._timer_start
-        done = self.iteration - start_iteration
-        per_iter = (time.perf_counter() - started) / done if done else math.nan
-        return self.plan.seconds_left(self.iteration, per_iter, self.budget)
-
-    def _log_step(self, averages: dict[str, float], lr: float, epoch: int, step: int) -> None:
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "iter": step,
-            "step": self.iteration,
-            "lr": lr,
-            "eta_seconds": self._eta_seconds(),
-            **averages,
-            **self.state.stepper.log_values(),
-        }
-        if self.budget is not None:
-            record["progress"] = round(self.budget.progress, 4)
-        if self.device.type == "cuda":
-            record["memory_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        max_iters = None if self.plan.by_epoch else self.plan.max_iters
-        self.logger.log_train(record, self.plan.max_epochs, self.iters_per_epoch, max_iters)
 
     # ----------------------------------------------------------------- checkpoints
 
