@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from detbox.models.dense_heads.centerness import centerness_losses, centerness_targets
-from detbox.models.dense_heads.conv_tower import conv_tower, init_dense_head
+from detbox.models.dense_heads.conv_tower import cls_reg_towers, init_dense_head
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -106,9 +106,8 @@ class ATSSHead(WithDetectionSettings, nn.Module):
             max_per_img=max_per_img, nms=nms)
         num_anchors = self.anchor_generator.num_anchors
         self.num_anchors = num_anchors
-        self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        tower_out = feat_channels if stacked_convs > 0 else in_channels
+        self.cls_convs, self.reg_convs, tower_out = cls_reg_towers(
+            in_channels, feat_channels, stacked_convs, norm)
         self.cls_logits = nn.Conv2d(tower_out, num_anchors * num_classes, 3, padding=1)
         self.box_deltas = nn.Conv2d(tower_out, num_anchors * 4, 3, padding=1)
         self.centerness = nn.Conv2d(tower_out, num_anchors, 3, padding=1)

@@ -8,7 +8,7 @@ from torch import nn
 
 from detbox.models.layers.norm import build_norm
 
-__all__ = ["conv_tower", "init_dense_head"]
+__all__ = ["cls_reg_towers", "conv_tower", "init_dense_head"]
 
 
 def conv_tower(
@@ -36,6 +36,17 @@ def conv_tower(
             layers.append(build_norm(norm, feat_channels))
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def cls_reg_towers(
+    in_channels: int, feat_channels: int, num_convs: int, norm: str | None,
+    bias: bool | None = None,
+) -> tuple[nn.Sequential, nn.Sequential, int]:
+    """A dense head's classification and regression towers (two :func:`conv_tower` of the same
+    shape, separate weights) and the channels they output: ``feat_channels``, or
+    ``in_channels`` when ``num_convs`` is 0 (the towers are then the identity)."""
+    towers = [conv_tower(in_channels, feat_channels, num_convs, norm, bias) for _ in range(2)]
+    return towers[0], towers[1], feat_channels if num_convs > 0 else in_channels
 
 
 def init_dense_head(head: nn.Module, cls_conv: nn.Conv2d, prior_prob: float) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from detbox.models.dense_heads.centerness import centerness_losses, centerness_targets
-from detbox.models.dense_heads.conv_tower import conv_tower, init_dense_head
+from detbox.models.dense_heads.conv_tower import cls_reg_towers, init_dense_head
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -113,9 +113,8 @@ class FCOSHead(WithDetectionSettings, nn.Module):
         self.test_settings = DetectionSettings(
             score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
             max_per_img=max_per_img, nms=nms)
-        self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm, conv_bias)
-        self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm, conv_bias)
-        tower_out = feat_channels if stacked_convs > 0 else in_channels
+        self.cls_convs, self.reg_convs, tower_out = cls_reg_towers(
+            in_channels, feat_channels, stacked_convs, norm, conv_bias)
         self.cls_logits = nn.Conv2d(tower_out, num_classes, 3, padding=1)
         self.bbox_reg = nn.Conv2d(tower_out, 4, 3, padding=1)
         self.centerness = nn.Conv2d(tower_out, 1, 3, padding=1)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from detbox.models.dense_heads.anchor_guide import AnchorGuide, FeatureAdaption
-from detbox.models.dense_heads.conv_tower import conv_tower
+from detbox.models.dense_heads.conv_tower import cls_reg_towers
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -100,9 +100,8 @@ class GARetinaHead(WithDetectionSettings, nn.Module):
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        out = feat_channels if stacked_convs > 0 else in_channels
+        self.cls_convs, self.reg_convs, out = cls_reg_towers(
+            in_channels, feat_channels, stacked_convs, norm)
         self.guide = AnchorGuide(
             in_channels=out, approx_anchor_generator=approx_anchor_generator,
             square_anchor_generator=square_anchor_generator, anchor_coder=anchor_coder,

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torchvision.ops import clip_boxes_to_image
 
 from detbox.models.dense_heads.atss_head import anchor_centers
-from detbox.models.dense_heads.conv_tower import conv_tower, init_dense_head
+from detbox.models.dense_heads.conv_tower import cls_reg_towers, init_dense_head
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -112,9 +112,8 @@ class GFLHead(WithDetectionSettings, nn.Module):
         self.test_settings = DetectionSettings(
             score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
             max_per_img=max_per_img, nms=nms)
-        self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        tower_out = feat_channels if stacked_convs > 0 else in_channels
+        self.cls_convs, self.reg_convs, tower_out = cls_reg_towers(
+            in_channels, feat_channels, stacked_convs, norm)
         self.cls_logits = nn.Conv2d(tower_out, num_classes, 3, padding=1)
         self.bbox_dist = nn.Conv2d(tower_out, 4 * (reg_max + 1), 3, padding=1)
         self.scales = nn.ModuleList([Scale(1.0) for _ in self.anchor_generator.strides])

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import DeformConv2d, clip_boxes_to_image
 
-from detbox.models.dense_heads.conv_tower import conv_tower
+from detbox.models.dense_heads.conv_tower import cls_reg_towers
 from detbox.models.dense_heads.dense_utils import (
     DenseTargets,
     dense_targets,
@@ -169,9 +169,8 @@ class RepPointsHead(WithDetectionSettings, nn.Module):
         self.test_settings = DetectionSettings(
             score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
             max_per_img=max_per_img, nms=nms)
-        self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        tower_out = feat_channels if stacked_convs > 0 else in_channels
+        self.cls_convs, self.reg_convs, tower_out = cls_reg_towers(
+            in_channels, feat_channels, stacked_convs, norm)
         pad = kernel // 2
         self.cls_conv = DeformConv2d(tower_out, point_feat_channels, kernel, padding=pad)
         self.cls_logits = nn.Conv2d(point_feat_channels, num_classes, 1)

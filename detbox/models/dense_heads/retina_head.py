@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import torch
 from torch import Tensor, nn
 
-from detbox.models.dense_heads.conv_tower import conv_tower, init_dense_head
+from detbox.models.dense_heads.conv_tower import cls_reg_towers, init_dense_head
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -24,7 +24,7 @@ from detbox.registry import MODELS, TASK_UTILS
 from detbox.structures import DetSample, Instances
 from detbox.typecheck import Positive, Probability, Range
 
-__all__ = ["RetinaHead", "conv_tower"]
+__all__ = ["RetinaHead"]
 
 # The paper's settings, read-only so that no caller can change another's defaults.
 DEFAULT_ANCHOR_GENERATOR = MappingProxyType({
@@ -95,9 +95,8 @@ class RetinaHead(WithDetectionSettings, nn.Module):
             score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
             max_per_img=max_per_img, nms=nms)
         num_anchors = self.anchor_generator.num_anchors
-        self.cls_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        self.reg_convs = conv_tower(in_channels, feat_channels, stacked_convs, norm)
-        tower_out = feat_channels if stacked_convs > 0 else in_channels
+        self.cls_convs, self.reg_convs, tower_out = cls_reg_towers(
+            in_channels, feat_channels, stacked_convs, norm)
         self.cls_logits = nn.Conv2d(tower_out, num_anchors * num_classes, 3, padding=1)
         self.box_deltas = nn.Conv2d(tower_out, num_anchors * 4, 3, padding=1)
         init_dense_head(self, self.cls_logits, prior_prob)
