@@ -187,7 +187,7 @@ def test_ga_rpn_proposals_with_soft_nms():
 def _tiny_detector(name: str, **head_overrides):
     import copy
 
-    from tests.models.ssd._tiny_ssd import TINY_SSD300, build_tiny_ssd
+    from tests.models.one_stage._tiny_ssd import TINY_SSD300, build_tiny_ssd
     from tests.tiny_detector import RETINANET, build_tiny, tiny_config
 
     cfg = copy.deepcopy(TINY_SSD300 if name == "SSD" else RETINANET)

@@ -11,7 +11,7 @@ from detbox.models.backbones import SSDVGG, SSDMobileNetV3
 from detbox.models.weight_conversion import convert_torchvision_state_dict
 from detbox.structures import DetSample, ImageBatch, Instances
 from tests.models._helpers import make_sample
-from tests.models.ssd._tiny_ssd import TINY_SSD300, TINY_SSDLITE, build_tiny_ssd
+from tests.models.one_stage._tiny_ssd import TINY_SSD300, TINY_SSDLITE, build_tiny_ssd
 
 
 def _batch(size: int, samples: list[DetSample], pad_to: int | None = None) -> ImageBatch:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from detbox.cli.main import main
-from tests.models.ssd._tiny_ssd import write_tiny_ssd
+from tests.models.one_stage._tiny_ssd import write_tiny_ssd
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_export_onnx_matches_pytorch_on_padded_inputs(ssd, tmp_path, capsys):
 def test_ssdlite_onnx_graph_matches_pytorch(tmp_path):
     pytest.importorskip("onnxruntime")
     from detbox.deploy.onnx_export import export_onnx, verification_images, verify_onnx
-    from tests.models.ssd._tiny_ssd import TINY_SSDLITE, build_tiny_ssd, tiny_ssd_config
+    from tests.models.one_stage._tiny_ssd import TINY_SSDLITE, build_tiny_ssd, tiny_ssd_config
 
     model = build_tiny_ssd(TINY_SSDLITE)
     model.cfg = tiny_ssd_config(TINY_SSDLITE, size=320)
