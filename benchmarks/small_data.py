@@ -187,7 +187,7 @@ def run_torchvision(root: Path, masks: bool, budget: float, seed: int,
             losses = model(list(images), list(targets))
             loss = sum(losses.values())
             nonfinite += int(not torch.isfinite(loss))
-            recent = [*recent[-19:], float(loss)]
+            recent = [*recent[-19:], float(loss.detach())]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
