@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from detbox.structures import DetSample, Instances
+from detbox.structures import DetSample, ImageBatch, Instances
 
 
 def make_sample(
@@ -54,3 +54,34 @@ def rectangle_image(box: tuple[int, int, int, int], size: int = 64) -> torch.Ten
     x1, y1, x2, y2 = box
     image[:, :, y1:y2, x1:x2] = 1.0
     return image
+
+
+def rectangle_batch(box: tuple[int, int, int, int], label: int = 1) -> ImageBatch:
+    """A 64 x 64 image with one bright rectangle at ``box`` and that box as its GT."""
+    return ImageBatch(images=rectangle_image(box),
+                      samples=[make_sample([[float(v) for v in box]], [label])])
+
+
+def sgd_losses(model: torch.nn.Module, batch: ImageBatch, *, steps: int, lr: float,
+               clip: float | None = None) -> list[float]:
+    """The total loss of each of ``steps`` SGD steps (momentum 0.9) of ``model`` on ``batch``."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    totals = []
+    for _ in range(steps):
+        total = sum(model.loss(batch).values())
+        optimizer.zero_grad()
+        total.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        totals.append(total.item())
+    return totals
+
+
+def assert_predicts_inside_an_empty_image(model: torch.nn.Module, size: int = 64) -> None:
+    """In eval mode, ``model`` predicts on a black image: boxes (N, 4) inside the image."""
+    with torch.no_grad():
+        (result,) = model.eval().predict(ImageBatch(images=torch.zeros(1, 3, size, size),
+                                                    samples=[make_sample()]))
+    assert result.boxes.shape == (len(result), 4)
+    assert ((result.boxes >= 0) & (result.boxes <= size)).all()

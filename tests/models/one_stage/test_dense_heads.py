@@ -9,7 +9,7 @@ import torch
 import detbox.models  # noqa: F401  (registers the heads and detectors)
 from detbox.registry import MODELS
 from detbox.structures import ImageBatch
-from tests.models._helpers import make_sample, rectangle_image
+from tests.models._helpers import make_sample, rectangle_batch, sgd_losses
 
 from ._tiny import SIZES, detector_cfg, feats, head_cfg
 
@@ -102,16 +102,7 @@ def test_fcos_options_change_the_regression():
 def test_a_few_steps_of_a_tiny_detector_reduce_the_loss(name):
     torch.manual_seed(0)
     model = MODELS.build(detector_cfg(name)).train()
-    batch = ImageBatch(images=rectangle_image((14, 10, 44, 50)),
-                       samples=[make_sample([[14.0, 10, 44, 50]], [1])])
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9)
-    totals = []
-    for _ in range(10):
-        total = sum(model.loss(batch).values())
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
-        totals.append(total.item())
+    totals = sgd_losses(model, rectangle_batch((14, 10, 44, 50)), steps=10, lr=0.005)
     assert min(totals[-3:]) < totals[0] * 0.9, totals
 
 

@@ -18,7 +18,14 @@ from detbox.models.dense_heads.free_anchor_head import (
 from detbox.registry import MODELS
 from detbox.structures import ImageBatch
 
-from .._helpers import make_sample, rectangle_image, tiny_retinanet_cfg
+from .._helpers import (
+    assert_predicts_inside_an_empty_image,
+    make_sample,
+    rectangle_batch,
+    rectangle_image,
+    sgd_losses,
+    tiny_retinanet_cfg,
+)
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
@@ -157,22 +164,10 @@ def test_empty_and_one_gt_losses():
 
 def test_a_few_steps_reduce_the_loss_and_predict_on_an_empty_image():
     model = tiny_free_anchor().train()
-    batch = ImageBatch(images=rectangle_image((16, 16, 48, 48)),
-                       samples=[make_sample([[16.0, 16, 48, 48]], [1])])
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9)
-    totals = []
-    for _ in range(10):
-        total = sum(model.loss(batch).values())
-        optimizer.zero_grad()
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 35.0)  # as the recipe
-        optimizer.step()
-        totals.append(total.item())
+    totals = sgd_losses(model, rectangle_batch((16, 16, 48, 48)), steps=10, lr=0.005,
+                        clip=35.0)  # clipped as the recipe
     assert min(totals[-3:]) < totals[0] * 0.9, totals
-    with torch.no_grad():
-        (result,) = model.eval().predict(ImageBatch(images=torch.zeros(1, 3, 64, 64),
-                                                    samples=[make_sample()]))
-    assert result.boxes.shape[1] == 4
+    assert_predicts_inside_an_empty_image(model)
 
 
 def test_unknown_key_is_a_config_error():

@@ -14,7 +14,13 @@ from detbox.models.task_modules import AnchorGenerator, ApproxMaxIoUAssigner, Ma
 from detbox.registry import MODELS
 from detbox.structures import ImageBatch
 
-from .._helpers import make_sample, rectangle_image
+from .._helpers import (
+    assert_predicts_inside_an_empty_image,
+    make_sample,
+    rectangle_batch,
+    rectangle_image,
+    sgd_losses,
+)
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
@@ -187,22 +193,9 @@ def test_empty_and_one_gt_losses(build):
 @pytest.mark.parametrize("build", [tiny_ga_retinanet, tiny_ga_rpn], ids=["retina", "rpn"])
 def test_a_few_steps_reduce_the_loss_and_predict_on_an_empty_image(build):
     model = build().train()
-    batch = ImageBatch(images=rectangle_image((16, 16, 48, 48)),
-                       samples=[make_sample([[16.0, 16, 48, 48]], [1])])
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
-    totals = []
-    for _ in range(8):
-        total = sum(model.loss(batch).values())
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
-        totals.append(total.item())
+    totals = sgd_losses(model, rectangle_batch((16, 16, 48, 48)), steps=8, lr=0.02)
     assert min(totals[-3:]) < totals[0] * 0.9, totals
-    with torch.no_grad():
-        (result,) = model.eval().predict(ImageBatch(images=torch.zeros(1, 3, 64, 64),
-                                                    samples=[make_sample()]))
-    assert result.boxes.shape == (len(result), 4)
-    assert ((result.boxes >= 0) & (result.boxes <= 64)).all()
+    assert_predicts_inside_an_empty_image(model)
 
 
 def test_the_location_filter_removes_every_anchor():
