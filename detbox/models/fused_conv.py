@@ -45,11 +45,17 @@ def _trains_on_onednn(weight: Tensor, x: Tensor) -> bool:
     return torch.is_grad_enabled() and weight.requires_grad and onednn_usable(weight, x)
 
 
-def _mkldnn_ok(conv: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> bool:
-    """Whether oneDNN's fused kernel applies: a plain (transposed) conv, not a deformable one,
-    with zero padding given as numbers, and :func:`_onednn_applies`."""
+def _onednn_geometry(conv: nn.Module) -> bool:
+    """A plain (transposed) conv, not a deformable one, with zero padding given as numbers:
+    what oneDNN's convolution kernels take."""
     return (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and conv.padding_mode == "zeros"
-            and not isinstance(conv.padding, str) and _onednn_applies(conv.weight, x))
+            and not isinstance(conv.padding, str))
+
+
+def _mkldnn_ok(conv: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> bool:
+    """Whether oneDNN's fused kernel applies: :func:`_onednn_geometry` and
+    :func:`_onednn_applies`."""
+    return _onednn_geometry(conv) and _onednn_applies(conv.weight, x)
 
 
 def _geometry(conv: nn.Conv2d) -> tuple[list[int], list[int], list[int], int]:
@@ -179,7 +185,7 @@ class OneDNNConv2d(nn.Conv2d):
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         if self._is_pointwise() and _blas_would_run(x) and _trains_on_onednn(weight, x):
             return onednn_conv1x1(x, weight, bias)
-        if _mkldnn_ok(self, x) and _onednn_applies(weight, x):
+        if _onednn_geometry(self) and _onednn_applies(weight, x):
             return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *_geometry(self),
                                                            "none", [None], "")
         return super()._conv_forward(x, weight, bias)
@@ -203,13 +209,14 @@ class OneDNNLinear(nn.Linear):
     post_op: str = "none"
 
     def forward(self, x: Tensor) -> Tensor:
+        if _onednn_applies(self.weight, x):  # inference: the ReLU fused into the GEMM
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.post_op,
+                                                      [], "")
         if _trains_on_onednn(self.weight, x):
             out = onednn_linear(x, self.weight, self.bias)
-            return F.relu(out) if self.post_op == "relu" else out
-        if not _onednn_applies(self.weight, x):
+        else:
             out = super().forward(x)
-            return F.relu(out) if self.post_op == "relu" else out
-        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.post_op, [], "")
+        return F.relu(out) if self.post_op == "relu" else out
 
 
 def route_to_onednn(model: nn.Module) -> int:
