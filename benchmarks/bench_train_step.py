@@ -208,6 +208,12 @@ def time_steps(steps: dict, repeats: int, warmup: int) -> dict[str, tuple[float,
     return {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in times.items()}
 
 
+def speedup(times: dict[str, tuple[float, float]], reference: str, other: str) -> str:
+    """How much faster ``other`` steps than ``reference``, wall and CPU: ``'1.20x wall, ...'``."""
+    (ref_wall, ref_cpu), (wall, cpu) = times[reference], times[other]
+    return f"{ref_wall / wall:.2f}x wall, {ref_cpu / cpu:.2f}x CPU"
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size (VmHWM), MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -254,10 +260,10 @@ def stage_times(arch: str, repeats: int) -> None:
     same weights and batch, alternating; prints every repeat."""
     import collections
 
-    tv = torchvision_model(arch).train()
-    ours = detbox_model(arch, tv.state_dict()).train()
     from detbox.engine.cpu_training import prepare_cpu_training
 
+    tv = torchvision_model(arch).train()
+    ours = detbox_model(arch, tv.state_dict()).train()
     prepare_cpu_training(ours, torch.device("cpu"))
     images, boxes, labels = synthetic_data()
     batch = detbox_batch(torchvision_model(arch), images, boxes, labels)
@@ -349,18 +355,14 @@ def main() -> None:
         t = time_steps(steps, args.repeats, args.warmup)
         for name, (wall, cpu) in t.items():
             print(f"{arch} {name}: {wall:.3f} s/step wall, {cpu:.3f} s/step CPU", flush=True)
-        print(f"{arch}: detbox vs torchvision {t['torchvision'][0] / t['detbox'][0]:.2f}x wall, "
-              f"{t['torchvision'][1] / t['detbox'][1]:.2f}x CPU", flush=True)
+        print(f"{arch}: detbox vs torchvision {speedup(t, 'torchvision', 'detbox')}", flush=True)
         if args.plain:
             print(f"{arch}: detbox plain (cpu_fast_path=False) vs torchvision "
-                  f"{t['torchvision'][0] / t['detbox plain'][0]:.2f}x wall, "
-                  f"{t['torchvision'][1] / t['detbox plain'][1]:.2f}x CPU", flush=True)
+                  f"{speedup(t, 'torchvision', 'detbox plain')}", flush=True)
         if args.amp:
             print(f"{arch} bf16: detbox vs torchvision "
-                  f"{t['torchvision bf16'][0] / t['detbox bf16'][0]:.2f}x wall, "
-                  f"{t['torchvision bf16'][1] / t['detbox bf16'][1]:.2f}x CPU; detbox bf16 vs "
-                  f"fp32 {t['detbox'][0] / t['detbox bf16'][0]:.2f}x wall, "
-                  f"{t['detbox'][1] / t['detbox bf16'][1]:.2f}x CPU", flush=True)
+                  f"{speedup(t, 'torchvision bf16', 'detbox bf16')}; detbox bf16 vs fp32 "
+                  f"{speedup(t, 'detbox', 'detbox bf16')}", flush=True)
         if not args.no_rss:
             threads = torch.get_num_threads()
             rss = {side: child_rss(side, arch, args.rss_steps, False, threads)
