@@ -19,15 +19,6 @@ needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
                                   reason="oneDNN is not built into this PyTorch")
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: PyTorch would give the 1x1 convolutions to its BLAS GEMM."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _frozen_bottleneck() -> Bottleneck:
     torch.manual_seed(0)
     block = Bottleneck(16, 4, norm_layer=FrozenBatchNorm2d)
@@ -39,7 +30,8 @@ def _frozen_bottleneck() -> Bottleneck:
 
 
 @needs_onednn
-def test_a_frozen_bn_bottleneck_trains_alike_on_the_fast_path(one_thread):
+def test_a_frozen_bn_bottleneck_trains_alike_on_the_fast_path(single_thread):
+    # one thread: the 1x1 convolutions take oneDNN's differentiable GEMM, not PyTorch's BLAS
     plain = _frozen_bottleneck()
     fast = copy.deepcopy(plain)
     note = prepare_cpu_training(fast, torch.device("cpu"))

@@ -47,17 +47,8 @@ def test_routed_layers_keep_outputs_parameters_and_names():
         assert _close(routed(x.contiguous(memory_format=torch.channels_last)), expected)
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: where PyTorch gives 1x1 convolutions to its BLAS GEMM and the routed
-    layers train them on oneDNN instead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_routed_layers_train_with_the_plain_layers_gradients(one_thread):
+def test_routed_layers_train_with_the_plain_layers_gradients(single_thread):
+    # one thread: PyTorch would give the 1x1 conv to its BLAS GEMM, the routed one runs oneDNN
     torch.manual_seed(0)
     plain = nn.Sequential(nn.Conv2d(6, 8, 1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1),
                           nn.Flatten(), nn.Linear(4 * 7 * 5, 9), nn.ReLU(), nn.Linear(9, 3))
