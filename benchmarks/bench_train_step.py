@@ -47,8 +47,9 @@ HEIGHT, WIDTH, NUM_GT = 512, 682, 4
 NUM_CLASSES = 80
 
 
-def torchvision_model(arch: str) -> torch.nn.Module:
-    """torchvision's fine-tuning architecture (frozen stem + layer1, FrozenBN), random weights."""
+def torchvision_model(arch: str, min_size: int = HEIGHT) -> torch.nn.Module:
+    """torchvision's fine-tuning architecture (frozen stem + layer1, FrozenBN), random weights,
+    resizing images to ``min_size`` on the short side."""
     from torchvision.models import resnet50
     from torchvision.models.detection import FasterRCNN, RetinaNet
     from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
@@ -57,7 +58,7 @@ def torchvision_model(arch: str) -> torch.nn.Module:
 
     torch.manual_seed(0)
     resnet = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
-    size = {"min_size": HEIGHT, "max_size": 1333}
+    size = {"min_size": min_size, "max_size": 1333}
     if arch.startswith("retinanet"):
         backbone = _resnet_fpn_extractor(resnet, 3, returned_layers=[2, 3, 4],
                                          extra_blocks=LastLevelP6P7(256, 256))
@@ -81,15 +82,17 @@ def detbox_model(arch: str, tv_state: dict | None) -> torch.nn.Module:
     return model
 
 
-def synthetic_data() -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    """Two seeded images in [0, 1], (NUM_GT, 4) boxes and detbox labels (0..79) per image."""
+def synthetic_data(height: int = HEIGHT, width: int = WIDTH
+                   ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Two seeded (3, height, width) images in [0, 1], (NUM_GT, 4) boxes and detbox labels
+    (0..79) per image."""
     gen = torch.Generator().manual_seed(0)
     images, boxes, labels = [], [], []
     for _ in range(2):
-        images.append(torch.rand(3, HEIGHT, WIDTH, generator=gen))
-        xy = torch.rand(NUM_GT, 2, generator=gen) * torch.tensor([WIDTH * 0.7, HEIGHT * 0.7])
+        images.append(torch.rand(3, height, width, generator=gen))
+        xy = torch.rand(NUM_GT, 2, generator=gen) * torch.tensor([width * 0.7, height * 0.7])
         wh = 32 + torch.rand(NUM_GT, 2, generator=gen) * 160
-        boxes.append(torch.cat([xy, (xy + wh).minimum(torch.tensor([WIDTH, HEIGHT]))], dim=1))
+        boxes.append(torch.cat([xy, (xy + wh).minimum(torch.tensor([width, height]))], dim=1))
         labels.append(torch.randint(0, NUM_CLASSES, (NUM_GT,), generator=gen))
     return images, boxes, labels
 
@@ -104,7 +107,7 @@ def detbox_batch(tv_model: torch.nn.Module, images, boxes, labels):
         image_list, _ = tv_model.transform(images)
     tv_model.train(was_training)
     samples = [
-        DetSample(image_id=i, file_name=f"synthetic_{i}", ori_shape=(HEIGHT, WIDTH),
+        DetSample(image_id=i, file_name=f"synthetic_{i}", ori_shape=tuple(images[i].shape[-2:]),
                   img_shape=tuple(image_list.image_sizes[i]),
                   gt=Instances(boxes=b.clone(), labels=lab.clone()))
         for i, (b, lab) in enumerate(zip(boxes, labels))

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from detbox.engine.amp import AmpSettings
-from detbox.engine.dist import all_reduce_mean, get_world_size
+from detbox.engine.dist import all_reduce_mean, get_world_size, is_distributed
 from detbox.engine.gradient_stepper import micro_batch_position
 from detbox.errors import ConfigError, TrainingError
 from detbox.registry import closest_match
@@ -53,9 +53,12 @@ class LossForward(nn.Module):
 def wrap_for_training(
     model: nn.Module, device: torch.device, find_unused_parameters: bool = False
 ) -> nn.Module:
-    """``LossForward(model)``, inside ``DistributedDataParallel`` when several ranks train."""
+    """``LossForward(model)``, inside ``DistributedDataParallel`` when a process group is
+    running: several ranks, or a world of one that the caller joined (the launcher joins none
+    for a single process; ``benchmarks/ddp_world_of_one.py`` does, to run the NCCL path on one
+    GPU)."""
     wrapper = LossForward(model)
-    if get_world_size() == 1:
+    if not is_distributed():
         return wrapper
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(
