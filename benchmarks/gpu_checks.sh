@@ -53,16 +53,16 @@ print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {gpu},
 EOF
 
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
-step bench_gpu 420 python3 benchmarks/bench_gpu.py --json "$OUT/bench_gpu.json" $BENCH_ARGS
+step bench_gpu 270 python3 benchmarks/bench_gpu.py --json "$OUT/bench_gpu.json" $BENCH_ARGS
 
 RECIPE=configs/demo/retinanet_r18_fpn_synthetic.py
 SHORT=("train_cfg=dict(by_epoch=False, max_iters=$ITERS, val_interval=$ITERS)"
        "checkpoint.interval=$ITERS" log.interval=10 val_dataloader.dataset.num_images=64)
-step amp_fp16_train 240 python3 -m detbox.cli.main train "$RECIPE" --device "$DEVICE" \
+step amp_fp16_train 110 python3 -m detbox.cli.main train "$RECIPE" --device "$DEVICE" \
     --amp "$AMP" --work-dir "$SCRATCH/amp" --cfg-options "${SHORT[@]}"
-step nccl_ddp_train 240 python3 benchmarks/ddp_world_of_one.py "$RECIPE" --device "$DEVICE" \
+step nccl_ddp_train 110 python3 benchmarks/ddp_world_of_one.py "$RECIPE" --device "$DEVICE" \
     --work-dir "$SCRATCH/ddp" --cfg-options "${SHORT[@]}"
-step cuda_tests 180 python3 -m pytest -q -rs tests/evaluation/test_results_format.py \
+step cuda_tests 60 python3 -m pytest -q -rs tests/evaluation/test_results_format.py \
     tests/engine/test_accumulate_amp.py tests/engine/test_cpu_bf16.py
 
 rm -rf "$SCRATCH"
