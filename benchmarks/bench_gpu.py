@@ -260,10 +260,10 @@ def main(argv: list[str] | None = None) -> int:
             for row in section(arch, device, args):
                 print_row(row)
                 rows.append(row)
-    if args.json:
-        args.json.write_text(json.dumps({"device": name, "torch": torch.__version__,
-                                         "torchvision": torchvision.__version__,
-                                         "rows": rows}, indent=1))
+            if args.json:  # after each section, so that a run cut short keeps what it measured
+                args.json.write_text(json.dumps({"device": name, "torch": torch.__version__,
+                                                 "torchvision": torchvision.__version__,
+                                                 "rows": rows}, indent=1))
     return 0
 
 
