@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,30 +68,12 @@ def peak_mib(step: Step, reset: Reset, device: torch.device) -> float | None:
 
 def time_alternating(steps: dict[str, tuple[Step, Reset]], repeats: int, warmup: int,
                      device: torch.device) -> dict[str, float]:
-    """Median seconds of each ``(step, reset)``, one of each per repeat, synchronised around
-    each step; ``reset`` runs untimed after it (training puts the first weights back: from
-    random weights, a few SGD steps at lr 0.01 drive Faster R-CNN to NaN)."""
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(warmup):
-        for step, reset in steps.values():
-            step()
-            reset()
-    for _ in range(repeats):
-        for name, (step, reset) in steps.items():
-            sync(device)
-            start = time.perf_counter()
-            step()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-            reset()
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def finite(loss: torch.Tensor | float, side: str) -> float:
-    value = float(loss)
-    if not math.isfinite(value):
-        raise RuntimeError(f"{side}: non-finite training loss {value}")
-    return value
+    """Median wall seconds of each ``(step, reset)``, one of each per repeat, the device
+    synchronised around each step (``bench_train_step.time_steps``); ``reset`` runs untimed
+    after it (training puts the first weights back: from random weights, a few SGD steps at
+    lr 0.01 drive Faster R-CNN to NaN)."""
+    times = bench_train_step.time_steps(steps, repeats, warmup, sync=lambda: sync(device))
+    return {name: wall for name, (wall, _) in times.items()}
 
 
 def torchvision_train_step(arch: str, device: torch.device, amp: bool, size: tuple[int, int],
@@ -118,39 +97,22 @@ def torchvision_train_step(arch: str, device: torch.device, amp: bool, size: tup
         scaler.scale(total).backward()
         scaler.step(optimizer)
         scaler.update()
-        return finite(total.detach(), "torchvision")
+        return float(total.detach())
 
     return step, bench_train_step.weight_reset(model)
 
 
 def detbox_train_step(arch: str, device: torch.device, amp: bool, size: tuple[int, int],
                       tv_state: dict, channels_last: bool = False) -> tuple[Step, Reset]:
-    """One SGD step of the converted detbox model through the engine's loss parsing and
-    gradient stepper (its fp16 loss scaler with ``amp``)."""
-    from detbox.engine.amp import AmpSettings
-    from detbox.engine.gradient_stepper import GradientStepper
-    from detbox.engine.training_step import parse_losses
-
+    """One SGD step of the converted detbox model as the trainer steps it (its fp16 loss
+    scaler with ``amp``), see ``bench_train_step.engine_step``."""
     model = bench_train_step.detbox_model(arch, tv_state).train().to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     images, boxes, labels = bench_train_step.synthetic_data(*size)
     tv_model = bench_train_step.torchvision_model(arch, min_size=size[0])
     batch = bench_train_step.detbox_batch(tv_model, images, boxes, labels).to(device)
-    optimizer = bench_train_step.sgd(model)
-    settings = AmpSettings(device.type, torch.float16 if amp else None)
-    stepper = GradientStepper(loss_module=model, model=model, optimizer=optimizer, amp=settings)
-
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        with settings.autocast():
-            losses = model.loss(batch)
-        total, _, values = parse_losses(losses, device)
-        logged = values.tolist()
-        stepper.backward(total, 1)
-        stepper.step()
-        return finite(logged[0], "detbox")
-
+    step = bench_train_step.engine_step(model, batch, device, torch.float16 if amp else None)
     return step, bench_train_step.weight_reset(model)
 
 

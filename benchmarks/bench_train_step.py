@@ -146,24 +146,19 @@ def torchvision_step(arch: str, amp: bool = False, tv_state_out: dict | None = N
     return step, weight_reset(model)
 
 
-def detbox_step(arch: str, amp: bool = False, tv_state: dict | None = None, fast: bool = True):
-    """A ``step()`` closure training detbox's model through the engine's loss parsing and
-    gradient stepper, on the CPU training fast path as the trainer sets it up (``fast=False``:
-    the plain model, the trainer's ``cpu_fast_path=False``)."""
+def engine_step(model: torch.nn.Module, batch, device: torch.device,
+                amp_dtype: torch.dtype | None):
+    """A ``step()`` closure training a detbox ``model`` on ``batch`` as the trainer steps it:
+    the engine's ``parse_losses`` (one host copy of the logged values) and ``GradientStepper``
+    (autocast to ``amp_dtype``, with a loss scaler for fp16); it returns the total loss."""
     from detbox.engine.amp import AmpSettings
-    from detbox.engine.cpu_training import prepare_cpu_training
     from detbox.engine.gradient_stepper import GradientStepper
     from detbox.engine.training_step import parse_losses
 
-    model = detbox_model(arch, tv_state).train()
-    prepare_cpu_training(model, torch.device("cpu"), fast)
-    images, boxes, labels = synthetic_data()
-    batch = detbox_batch(torchvision_model(arch), images, boxes, labels)
     optimizer = sgd(model)
-    settings = AmpSettings("cpu", torch.bfloat16 if amp else None)
+    settings = AmpSettings(device.type, amp_dtype)
     stepper = GradientStepper(loss_module=model, model=model, optimizer=optimizer,
                               amp=settings)
-    device = torch.device("cpu")
 
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
@@ -175,6 +170,20 @@ def detbox_step(arch: str, amp: bool = False, tv_state: dict | None = None, fast
         stepper.step()
         return logged[0]
 
+    return step
+
+
+def detbox_step(arch: str, amp: bool = False, tv_state: dict | None = None, fast: bool = True):
+    """A ``step()`` closure training detbox's model (:func:`engine_step`), on the CPU training
+    fast path as the trainer sets it up (``fast=False``: the plain model, the trainer's
+    ``cpu_fast_path=False``)."""
+    from detbox.engine.cpu_training import prepare_cpu_training
+
+    model = detbox_model(arch, tv_state).train()
+    prepare_cpu_training(model, torch.device("cpu"), fast)
+    images, boxes, labels = synthetic_data()
+    batch = detbox_batch(torchvision_model(arch), images, boxes, labels)
+    step = engine_step(model, batch, torch.device("cpu"), torch.bfloat16 if amp else None)
     return step, weight_reset(model)
 
 
@@ -190,10 +199,12 @@ def weight_reset(model: torch.nn.Module):
     return reset
 
 
-def time_steps(steps: dict, repeats: int, warmup: int) -> dict[str, tuple[float, float]]:
+def time_steps(steps: dict, repeats: int, warmup: int,
+               sync=lambda: None) -> dict[str, tuple[float, float]]:
     """Median (wall, process CPU) seconds per step of each ``(step, reset)`` pair, alternating
-    one step of each per repeat (``reset`` runs untimed after each). On a loaded machine the
-    CPU time (this process only) is the steadier figure."""
+    one step of each per repeat (``reset`` runs untimed after each; ``sync()`` before and after
+    each step, e.g. to wait for a GPU). On a loaded machine the CPU time (this process only) is
+    the steadier figure. A step returning a non-finite float loss is an error."""
     times = {name: ([], []) for name in steps}
     for _ in range(warmup):
         for step, reset in steps.values():
@@ -201,12 +212,14 @@ def time_steps(steps: dict, repeats: int, warmup: int) -> dict[str, tuple[float,
             reset()
     for _ in range(repeats):
         for name, (step, reset) in steps.items():
+            sync()
             wall, cpu = time.perf_counter(), time.process_time()
             loss = step()
+            sync()
             times[name][0].append(time.perf_counter() - wall)
             times[name][1].append(time.process_time() - cpu)
             reset()
-            if not math.isfinite(loss):
+            if isinstance(loss, float) and not math.isfinite(loss):
                 raise RuntimeError(f"{name}: non-finite loss {loss}")
     return {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in times.items()}
 
