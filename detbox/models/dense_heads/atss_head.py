@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from detbox.models.dense_heads.centerness import centerness_losses, centerness_targets
 from detbox.models.dense_heads.conv_tower import cls_reg_towers, init_dense_head
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -50,7 +51,7 @@ def anchor_centers(anchors: Tensor) -> Tensor:
 
 
 @MODELS.register
-class ATSSHead(WithDetectionSettings, nn.Module):
+class ATSSHead(WithDetectionSettings, DenseHead):
     """Two GN conv towers shared over levels; one square anchor per location classifies itself
     and regresses deltas to its box; centre-ness (from the regression tower) multiplies the
     class score at inference.
@@ -126,15 +127,6 @@ class ATSSHead(WithDetectionSettings, nn.Module):
             centerness.append(self.centerness(reg_feat))
         return cls_logits, box_deltas, centerness
 
-    def anchors(self, cls_logits: Sequence[Tensor]) -> list[Tensor]:
-        """Per-level (H_l * W_l * A, 4) anchors for outputs of these spatial sizes."""
-        sizes = [x.shape[-2:] for x in cls_logits]
-        return self.anchor_generator.grid_anchors(sizes, device=cls_logits[0].device)
-
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """``{'loss_cls', 'loss_bbox', 'loss_centerness'}`` (see ``loss_by_outputs``)."""
-        return self.loss_by_outputs(*self(feats), samples)
-
     def loss_by_outputs(
         self, cls_logits: Sequence[Tensor], box_deltas: Sequence[Tensor],
         centerness: Sequence[Tensor], samples: Sequence[DetSample],
@@ -159,10 +151,6 @@ class ATSSHead(WithDetectionSettings, nn.Module):
             self.loss_bbox, self.loss_centerness, self.box_coder.decode(pos_anchors, pos_deltas),
             pos_gt, pos_ctr, ctr_targets, num_pos)
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, "loss_centerness": loss_ctr}
-
-    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
-        return self.predict_by_outputs(*self(feats), samples)
 
     def predict_by_outputs(
         self, cls_logits: Sequence[Tensor], box_deltas: Sequence[Tensor],

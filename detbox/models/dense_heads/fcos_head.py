@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from detbox.models.dense_heads.centerness import centerness_losses, centerness_targets
 from detbox.models.dense_heads.conv_tower import cls_reg_towers, init_dense_head
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -40,7 +41,7 @@ DEFAULT_LOSS_CENTERNESS = MappingProxyType({"type": "CrossEntropyLoss", "use_sig
 
 
 @MODELS.register
-class FCOSHead(WithDetectionSettings, nn.Module):
+class FCOSHead(WithDetectionSettings, DenseHead):
     """Two conv towers shared over levels; every location of every level classifies itself and,
     when positive, regresses its distances to the four sides of its object's box.
 
@@ -153,10 +154,6 @@ class FCOSHead(WithDetectionSettings, nn.Module):
         sizes = [x.shape[-2:] for x in cls_logits]
         return self.point_generator.grid_points(sizes, device=cls_logits[0].device)
 
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """``{'loss_cls', 'loss_bbox', 'loss_centerness'}`` (see ``loss_by_outputs``)."""
-        return self.loss_by_outputs(*self(feats), samples)
-
     def loss_by_outputs(
         self, cls_logits: Sequence[Tensor], distances: Sequence[Tensor],
         centerness: Sequence[Tensor], samples: Sequence[DetSample],
@@ -183,10 +180,6 @@ class FCOSHead(WithDetectionSettings, nn.Module):
             self.loss_bbox, self.loss_centerness, self.box_coder.decode(pos_points, pos_dist),
             pos_gt, pos_ctr, ctr_targets, num_pos)
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, "loss_centerness": loss_ctr}
-
-    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
-        return self.predict_by_outputs(*self(feats), samples)
 
     def predict_by_outputs(
         self, cls_logits: Sequence[Tensor], distances: Sequence[Tensor],

@@ -15,6 +15,7 @@ from torchvision.ops import clip_boxes_to_image
 
 from detbox.errors import ConfigError
 from detbox.models.dense_heads.conv_tower import cls_reg_towers, init_dense_head
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -42,7 +43,7 @@ MAX_LOG_RATIO = math.log(16.0)
 
 
 @MODELS.register
-class FoveaHead(WithDetectionSettings, nn.Module):
+class FoveaHead(WithDetectionSettings, DenseHead):
     """Two conv towers shared over levels; every location (cell centre) predicts C class
     scores and ``log(distance / base_edge)`` to the four sides of its object's box.
 
@@ -117,10 +118,6 @@ class FoveaHead(WithDetectionSettings, nn.Module):
         return [torch.cat([p, p.new_full((len(p), 1), edge)], dim=1)
                 for p, edge in zip(points, self.base_edges)]
 
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """``{'loss_cls', 'loss_bbox'}`` (see ``loss_by_outputs``)."""
-        return self.loss_by_outputs(*self(feats), samples)
-
     def loss_by_outputs(
         self, cls_logits: Sequence[Tensor], bbox_reg: Sequence[Tensor],
         samples: Sequence[DetSample],
@@ -142,10 +139,6 @@ class FoveaHead(WithDetectionSettings, nn.Module):
         pos_reg = flatten_levels(bbox_reg, 4)[positive].float()
         loss_bbox = self.loss_bbox(pos_reg, log_targets, avg_factor=targets.num_pos)
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
-
-    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
-        return self.predict_by_outputs(*self(feats), samples)
 
     def predict_by_outputs(
         self, cls_logits: Sequence[Tensor], bbox_reg: Sequence[Tensor],

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from detbox.models.dense_heads.anchor_guide import AnchorGuide, FeatureAdaption
 from detbox.models.dense_heads.conv_tower import cls_reg_towers
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -51,7 +52,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "SmoothL1Loss", "beta": 0.04})
 
 
 @MODELS.register
-class GARetinaHead(WithDetectionSettings, nn.Module):
+class GARetinaHead(WithDetectionSettings, DenseHead):
     """RetinaNet towers; anchor location from the class tower, anchor shape from the box tower,
     both towers adapted to the shape; 3x3 classifier and box regressor on guided anchors.
 
@@ -139,10 +140,6 @@ class GARetinaHead(WithDetectionSettings, nn.Module):
                 out.append(value)
         return outputs
 
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """``{'loss_cls', 'loss_bbox', 'loss_loc', 'loss_shape'}`` of a batch."""
-        return self.loss_by_outputs(*self(feats), samples)
-
     def loss_by_outputs(
         self, cls_logits: Sequence[Tensor], box_deltas: Sequence[Tensor],
         loc_logits: Sequence[Tensor], shapes: Sequence[Tensor], samples: Sequence[DetSample],
@@ -173,10 +170,6 @@ class GARetinaHead(WithDetectionSettings, nn.Module):
             loss_bbox = loss_bbox + deltas.sum() * 0.0
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, "loss_loc": loss_loc,
                 "loss_shape": loss_shape}
-
-    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
-        return self.predict_by_outputs(*self(feats), samples)
 
     def predict_by_outputs(
         self, cls_logits: Sequence[Tensor], box_deltas: Sequence[Tensor],

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from detbox.models.dense_heads.anchor_guide import AnchorGuide, FeatureAdaption
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     ProposalSettings,
     flatten_level,
@@ -49,7 +50,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "SmoothL1Loss", "beta": 1.0})
 
 
 @MODELS.register
-class GARPNHead(nn.Module):
+class GARPNHead(DenseHead):
     """A shared 3x3 conv; anchor location and shape from it; objectness and deltas from the
     shape-adapted features, for the guided anchors that pass the location filter.
 
@@ -123,10 +124,6 @@ class GARPNHead(nn.Module):
                 out.append(value)
         return outputs
 
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """``{'loss_rpn_cls', 'loss_rpn_bbox', 'loss_rpn_loc', 'loss_rpn_shape'}``."""
-        return self.loss_by_outputs(*self(feats), samples)
-
     def loss_by_outputs(
         self, cls_logits: Sequence[Tensor], box_deltas: Sequence[Tensor],
         loc_logits: Sequence[Tensor], shapes: Sequence[Tensor], samples: Sequence[DetSample],
@@ -159,10 +156,6 @@ class GARPNHead(nn.Module):
                                    avg_factor=num_sampled) + deltas.sum() * 0.0
         return {"loss_rpn_cls": loss_cls, "loss_rpn_bbox": loss_bbox, "loss_rpn_loc": loss_loc,
                 "loss_rpn_shape": loss_shape}
-
-    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
-        """Test-time proposals per image in ``img_shape`` coordinates."""
-        return self.predict_by_outputs(*self(feats), samples)
 
     @torch.no_grad()
     def predict_by_outputs(

@@ -16,6 +16,7 @@ from torchvision.ops import clip_boxes_to_image
 
 from detbox.models.dense_heads.atss_head import anchor_centers
 from detbox.models.dense_heads.conv_tower import cls_reg_towers, init_dense_head
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -55,7 +56,7 @@ def integral_distances(logits: Tensor, reg_max: int) -> Tensor:
 
 
 @MODELS.register
-class GFLHead(WithDetectionSettings, nn.Module):
+class GFLHead(WithDetectionSettings, DenseHead):
     """Two GN conv towers shared over levels; each location's anchor centre predicts C
     quality-aware class scores and, per box side, a distribution over ``reg_max + 1`` distance
     bins (in strides) whose mean is the distance.
@@ -128,11 +129,6 @@ class GFLHead(WithDetectionSettings, nn.Module):
             bbox_dist.append(scale(self.bbox_dist(self.reg_convs(x))))
         return cls_logits, bbox_dist
 
-    def anchors(self, cls_logits: Sequence[Tensor]) -> list[Tensor]:
-        """Per-level (H_l * W_l, 4) anchors for outputs of these spatial sizes."""
-        sizes = [x.shape[-2:] for x in cls_logits]
-        return self.anchor_generator.grid_anchors(sizes, device=cls_logits[0].device)
-
     def priors(self, level_anchors: Sequence[Tensor]) -> list[Tensor]:
         """Per level (N_l, 5): the anchors with their level's stride as a fifth column, so that
         decoding needs no level index."""
@@ -142,10 +138,6 @@ class GFLHead(WithDetectionSettings, nn.Module):
     def _anchor_strides(self, level_anchors: Sequence[Tensor]) -> Tensor:
         return torch.cat([a.new_full((len(a),), float(s))
                           for a, s in zip(level_anchors, self.anchor_generator.strides)])
-
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """``{'loss_cls', 'loss_bbox', 'loss_dfl'}`` (see ``loss_by_outputs``)."""
-        return self.loss_by_outputs(*self(feats), samples)
 
     def loss_by_outputs(
         self, cls_logits: Sequence[Tensor], bbox_dist: Sequence[Tensor],
@@ -182,10 +174,6 @@ class GFLHead(WithDetectionSettings, nn.Module):
     @staticmethod
     def _boxes(centers: Tensor, distances: Tensor) -> Tensor:
         return torch.cat([centers - distances[:, :2], centers + distances[:, 2:]], dim=1)
-
-    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
-        return self.predict_by_outputs(*self(feats), samples)
 
     def predict_by_outputs(
         self, cls_logits: Sequence[Tensor], bbox_dist: Sequence[Tensor],

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torchvision.ops import DeformConv2d, clip_boxes_to_image
 
 from detbox.models.dense_heads.conv_tower import cls_reg_towers
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     DenseTargets,
     dense_targets,
@@ -98,7 +99,7 @@ def _base_offsets(kernel: int) -> Tensor:
 
 
 @MODELS.register
-class RepPointsHead(WithDetectionSettings, nn.Module):
+class RepPointsHead(WithDetectionSettings, DenseHead):
     """Classification and two-stage point-set regression on every level, deformable convs
     sampling at the predicted points.
 
@@ -228,10 +229,6 @@ class RepPointsHead(WithDetectionSettings, nn.Module):
         boxes = points_to_boxes(pts.float(), self.transform, transfer)
         return boxes * points[:, 2:3] + points[:, :2].repeat(1, 2)
 
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """Training losses ``{'loss_cls', 'loss_pts_init', 'loss_pts_refine'}`` of a batch."""
-        return self.loss_by_outputs(*self(feats), samples)
-
     def loss_by_outputs(
         self, cls_logits: Sequence[Tensor], pts_init: Sequence[Tensor],
         pts_refine: Sequence[Tensor], samples: Sequence[DetSample],
@@ -267,10 +264,6 @@ class RepPointsHead(WithDetectionSettings, nn.Module):
         return DenseTargets(torch.cat([t.labels for t in per_image]),
                             torch.cat([t.valid for t in per_image]),
                             torch.cat([t.pos_gt_boxes for t in per_image]), self.num_classes)
-
-    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
-        return self.predict_by_outputs(*self(feats), samples)
 
     def predict_by_outputs(
         self, cls_logits: Sequence[Tensor], pts_init: Sequence[Tensor],

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from detbox.models.dense_heads.conv_tower import cls_reg_towers, init_dense_head
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_level,
@@ -43,7 +44,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss", "loss_weight": 1.0})
 
 
 @MODELS.register
-class RetinaHead(WithDetectionSettings, nn.Module):
+class RetinaHead(WithDetectionSettings, DenseHead):
     """Two conv towers shared over levels: one classifies anchors, one regresses their boxes.
 
     Args:
@@ -115,16 +116,6 @@ class RetinaHead(WithDetectionSettings, nn.Module):
         box_deltas = [self.box_deltas(self.reg_convs(x)) for x in feats]
         return cls_logits, box_deltas
 
-    def anchors(self, cls_logits: Sequence[Tensor]) -> list[Tensor]:
-        """Per-level (H_l * W_l * A, 4) anchors for outputs of these spatial sizes."""
-        sizes = [x.shape[-2:] for x in cls_logits]
-        return self.anchor_generator.grid_anchors(sizes, device=cls_logits[0].device)
-
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """Training losses ``{'loss_cls', 'loss_bbox'}`` for a batch (see ``loss_by_outputs``)."""
-        cls_logits, box_deltas = self(feats)
-        return self.loss_by_outputs(cls_logits, box_deltas, samples)
-
     def loss_by_outputs(
         self,
         cls_logits: Sequence[Tensor],
@@ -159,11 +150,6 @@ class RetinaHead(WithDetectionSettings, nn.Module):
             pred, target = pos_deltas, self.box_coder.encode(pos_anchors, pos_gt)
         loss_bbox = self.loss_bbox(pred, target, avg_factor=avg_factor)
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
-
-    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
-        cls_logits, box_deltas = self(feats)
-        return self.predict_by_outputs(cls_logits, box_deltas, samples)
 
     def predict_by_outputs(
         self,

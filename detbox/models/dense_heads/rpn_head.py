@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     ProposalSettings,
     flatten_level,
@@ -37,7 +38,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss"})
 
 
 @MODELS.register
-class RPNHead(nn.Module):
+class RPNHead(DenseHead):
     """A shared 3x3 conv, then per anchor one objectness logit and four deltas.
 
     Training samples ``sampler.num`` anchors per image (half positive at most) among those the
@@ -113,16 +114,6 @@ class RPNHead(nn.Module):
             cls_logits.append(self.cls_logits(x))
             box_deltas.append(self.box_deltas(x))
         return cls_logits, box_deltas
-
-    def anchors(self, cls_logits: Sequence[Tensor]) -> list[Tensor]:
-        """Per-level (H_l * W_l * A, 4) anchors, location-major."""
-        sizes = [x.shape[-2:] for x in cls_logits]
-        return self.anchor_generator.grid_anchors(sizes, device=cls_logits[0].device)
-
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """``{'loss_rpn_cls', 'loss_rpn_bbox'}`` for a batch with GT in image coordinates."""
-        cls_logits, box_deltas = self(feats)
-        return self.loss_by_outputs(cls_logits, box_deltas, samples)
 
     def loss_and_predict(
         self, feats: Sequence[Tensor], samples: Sequence[DetSample]

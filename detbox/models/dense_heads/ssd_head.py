@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from detbox.models.dense_heads.dense_head import DenseHead
 from detbox.models.dense_heads.dense_utils import (
     dense_targets,
     flatten_levels,
@@ -61,7 +62,7 @@ def _predictor(in_channels: int, out_channels: int, depthwise: bool) -> nn.Modul
 
 
 @MODELS.register
-class SSDHead(WithDetectionSettings, nn.Module):
+class SSDHead(WithDetectionSettings, DenseHead):
     """Per level, one predictor of ``C + 1`` softmax scores and one of 4 box deltas per prior.
 
     Args:
@@ -149,11 +150,6 @@ class SSDHead(WithDetectionSettings, nn.Module):
         sizes = [x.shape[-2:] for x in cls_logits]
         return self.prior_generator.grid_anchors(sizes, image_size, device=cls_logits[0].device)
 
-    def loss(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> dict[str, Tensor]:
-        """Training losses ``{'loss_cls', 'loss_bbox'}`` for a batch (see ``loss_by_outputs``)."""
-        cls_logits, box_deltas = self(feats)
-        return self.loss_by_outputs(cls_logits, box_deltas, samples)
-
     def loss_by_outputs(
         self, cls_logits: Sequence[Tensor], box_deltas: Sequence[Tensor],
         samples: Sequence[DetSample],
@@ -184,11 +180,6 @@ class SSDHead(WithDetectionSettings, nn.Module):
         target = self.box_coder.encode(pos_priors, targets.pos_gt_boxes)
         loss_bbox = self.loss_bbox(deltas[positive].float(), target, avg_factor=avg_factor)
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
-
-    def predict(self, feats: Sequence[Tensor], samples: Sequence[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates (see ``predict_by_outputs``)."""
-        cls_logits, box_deltas = self(feats)
-        return self.predict_by_outputs(cls_logits, box_deltas, samples)
 
     def predict_by_outputs(
         self, cls_logits: Sequence[Tensor], box_deltas: Sequence[Tensor],
