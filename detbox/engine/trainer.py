@@ -12,7 +12,9 @@ An *iteration* is one optimizer step; with ``accumulate_steps = N`` it spans N l
 How long the loop runs and when it evaluates and checkpoints is the :class:`TrainPlan`'s
 business: after every epoch (``by_epoch=True``) or every iteration (``by_epoch=False``), until
 the length or the time budget (``max_time``) is reached. The data restarts epoch after epoch
-either way, so the sampler's shuffling still follows the epoch.
+either way, so the sampler's shuffling still follows the epoch. What happens at those points
+(evaluation, the regular and best checkpoints, the final ones) is :class:`CheckpointPoints`';
+building the state the loop trains is :func:`build_training_state`'s.
 """
 
 from __future__ import annotations
@@ -20,40 +22,27 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from detbox.engine.amp import build_amp
-from detbox.engine.best import MetricTracker, build_tracker
+from detbox.engine.best import build_tracker
 from detbox.engine.checkpoint import LoadReport
-from detbox.engine.cpu_training import prepare_cpu_training
-from detbox.engine.dist import (
-    get_rank,
-    get_world_size,
-    is_main_process,
-    resolve_device,
-    unwrap_model,
-)
+from detbox.engine.checkpoint_points import CheckpointPoints, EvaluateFn, VisualizeFn
+from detbox.engine.dist import get_rank, get_world_size, resolve_device, unwrap_model
 from detbox.engine.divergence import build_divergence_monitor
-from detbox.engine.ema import ModelEMA
-from detbox.engine.evaluation_call import evaluate_during_training
-from detbox.engine.gradient_stepper import GradientStepper
 from detbox.engine.interrupt import StopSignals, TrainingInterrupted
 from detbox.engine.loader_info import (
     iterate_from,
     loader_batch_size,
-    loader_generator,
     loader_length,
     set_loader_epoch,
 )
 from detbox.engine.logger import TrainLogger, WindowMeter, describe_run, format_eta
-from detbox.engine.lr_schedule import build_lr_schedule
-from detbox.engine.optim import build_optimizer, scale_lr
 from detbox.engine.resume import load_start_weights, resume_state
 from detbox.engine.run_log import RunLog
 from detbox.engine.seed import make_seed, set_random_seed
@@ -64,21 +53,14 @@ from detbox.engine.settings import (
     RuntimeSettings,
     TrainSettings,
 )
-from detbox.engine.sync_bn import prepare_batch_norms
 from detbox.engine.tensorboard import check_tensorboard_available
 from detbox.engine.time_budget import TimeBudget
 from detbox.engine.train_plan import TrainPlan
-from detbox.engine.training_state import (
-    TrainingState,
-    save_interrupt_checkpoint,
-    save_training_checkpoints,
-)
-from detbox.engine.training_step import TrainingStep, check_grad_clip, wrap_for_training
+from detbox.engine.training_setup import build_training_state
+from detbox.engine.training_step import TrainingStep
 from detbox.errors import TrainingError
 
 __all__ = ["Trainer"]
-
-VisualizeFn = Callable[[nn.Module], list[tuple[str, np.ndarray]]]
 
 
 class Trainer:
@@ -129,7 +111,7 @@ class Trainer:
         runtime: RuntimeSettings | None = None,
         ema: EMASettings | None = None,
         device: str | torch.device = "cpu",
-        evaluate_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
+        evaluate_fn: EvaluateFn | None = None,
         visualize_fn: VisualizeFn | None = None,
         meta: Mapping[str, Any] | None = None,
         seed: int | None = None,
@@ -157,29 +139,36 @@ class Trainer:
         self.seed = make_seed() if seed is None else int(seed)
         set_random_seed(self.seed + get_rank(), deterministic)
         self.train_loader = train_loader
-        self.state, notes = self._build_state(model, optimizer_cfg, lr_schedule_cfg, runtime,
-                                              tracker, ema)
+        self.state, self.loss_module, notes = build_training_state(
+            model, train_loader=train_loader, device=self.device, amp=self.amp,
+            optimizer_cfg=optimizer_cfg, lr_schedule_cfg=lr_schedule_cfg, train=train,
+            runtime=runtime, tracker=tracker, ema=ema, iters_per_epoch=self.iters_per_epoch)
         self.training_step = TrainingStep(
             state=self.state, loss_module=self.loss_module, amp=self.amp, device=self.device,
             batches_per_epoch=self.batches_per_epoch, max_epochs=self.plan.max_epochs)
         budget = train.max_time_seconds
         self.state.budget = self.budget = TimeBudget(budget) if budget is not None else None
-        self._saved_at, self._evaluated_at = 0, None
-        self._last_metrics: dict[str, Any] = {}
-        self.evaluate_fn = evaluate_fn
-        self.visualize_fn = visualize_fn
-        self.meta = dict(meta or {})
-        self.last_checkpoint: Path | None = None
         self.divergence = build_divergence_monitor(train.divergence)
         self.stop_signals = StopSignals()
-        self.run_log = RunLog(
+        self.run_log = self._build_run_log(notes, deterministic)
+        self.checkpoint_points = CheckpointPoints(
+            self.state, plan=self.plan, run_log=self.run_log, work_dir=self.work_dir,
+            meta=meta or {}, max_keep=ckpt.max_keep, evaluate_fn=evaluate_fn,
+            visualize_fn=visualize_fn)
+
+    def _build_run_log(self, notes: list[str | None], deterministic: bool) -> RunLog:
+        """The run's log (opened on first use), which begins with the run's description
+        (model, device, seed, batch, length, ``notes`` on the state's construction) and the
+        plan's warnings."""
+        train = self.train_settings
+        return RunLog(
             self.work_dir, self.log_settings, warnings=self.plan.warnings(), plan=self.plan,
             iters_per_epoch=self.iters_per_epoch, device=self.device, budget=self.budget,
             opening_lines=describe_run(
                 model=unwrap_model(self.model), device=self.device, seed=self.seed,
                 deterministic=deterministic, max_epochs=train.max_epochs,
                 iters_per_epoch=self.iters_per_epoch, batches_per_epoch=self.batches_per_epoch,
-                batch_per_process=loader_batch_size(train_loader),
+                batch_per_process=loader_batch_size(self.train_loader),
                 accumulate_steps=train.accumulate_steps, world_size=get_world_size(),
                 optimizer_name=type(self.state.optimizer).__name__, work_dir=self.work_dir,
                 notes=notes, length=self.plan.describe(self.batches_per_epoch)))
@@ -189,36 +178,6 @@ class Trainer:
         """The run's log (see :class:`~detbox.engine.run_log.RunLog`): opened on first use
         (``resume``, ``load_from`` or ``train``), closed when ``train`` returns."""
         return self.run_log.logger
-
-    def _build_state(self, model: nn.Module, optimizer_cfg: Mapping[str, Any],
-                     lr_schedule_cfg: Mapping[str, Any] | None, runtime: RuntimeSettings,
-                     tracker: MetricTracker | None, ema: EMASettings | None
-                     ) -> tuple[TrainingState, list[str | None]]:
-        """The model on its device (SyncBN, DDP wrapper), the optimizer with the scaled lr, the
-        LR schedule, the stepper and the weights' average; also returns the notes they leave
-        for the log."""
-        train = self.train_settings
-        model, bn_note = prepare_batch_norms(model.to(self.device), self.device, runtime.sync_bn)
-        cpu_note = prepare_cpu_training(model, self.device, runtime.cpu_fast_path)
-        self.loss_module = wrap_for_training(model, self.device, runtime.find_unused_parameters)
-        optimizer_cfg, lr_note = scale_lr(
-            optimizer_cfg, runtime.auto_scale_lr,
-            batch_per_process=loader_batch_size(self.train_loader),
-            world_size=get_world_size(), accumulate_steps=train.accumulate_steps)
-        optimizer = build_optimizer(model, optimizer_cfg)
-        scheduler = build_lr_schedule(optimizer, lr_schedule_cfg,
-                                      iters_per_epoch=self.iters_per_epoch,
-                                      max_epochs=train.max_epochs, max_iters=train.max_iters)
-        stepper = GradientStepper(
-            loss_module=self.loss_module, model=model, optimizer=optimizer, amp=self.amp,
-            accumulate_steps=train.accumulate_steps, grad_clip=check_grad_clip(train.grad_clip))
-        state = TrainingState(model=model, optimizer=optimizer, scheduler=scheduler,
-                              stepper=stepper, tracker=tracker,
-                              loader_generator=loader_generator(self.train_loader),
-                              ema=ModelEMA(model, ema) if ema is not None else None)
-        ema_note = (f"EMA of the weights: momentum {ema.momentum:g}, gamma {ema.gamma:g}, "
-                    f"buffers {ema.buffers}" if ema is not None else None)
-        return state, [bn_note, cpu_note, lr_note, self.amp.describe(), ema_note]
 
     # ----------------------------------------------------------------- read-only views
 
@@ -231,7 +190,7 @@ class Trainer:
     def evaluated_model(self) -> nn.Module:
         """What evaluation and checkpoints use: the weights' moving average with ``ema``,
         else the trained model."""
-        return self.state.ema.module if self.state.ema is not None else self.state.model
+        return self.state.evaluated_model
 
     @property
     def epoch(self) -> int:
@@ -246,6 +205,11 @@ class Trainer:
     @property
     def max_epochs(self) -> int:
         return self.train_settings.max_epochs
+
+    @property
+    def last_checkpoint(self) -> Path | None:
+        """The newest regular checkpoint written or resumed from, or None."""
+        return self.checkpoint_points.last_checkpoint
 
     # ----------------------------------------------------------------- restore
 
@@ -268,7 +232,7 @@ class Trainer:
                              iters_per_epoch=self.iters_per_epoch,
                              batches_per_epoch=self.batches_per_epoch, logger=self.logger)
         if found is not None:
-            self.last_checkpoint = found
+            self.checkpoint_points.last_checkpoint = found
         return found is not None
 
     def load_from(self, path: str | os.PathLike) -> LoadReport:
@@ -296,7 +260,7 @@ class Trainer:
                 resumable checkpoint was written.
         """
         self.run_log.start_timer(self.iteration)
-        self._saved_at, self._evaluated_at = self.iteration, None
+        self.checkpoint_points.start(self.iteration)
         try:
             with self.stop_signals:
                 if self.budget is not None:
@@ -324,32 +288,8 @@ class Trainer:
             if self._train_epoch(epoch):
                 self.state.epoch, self.state.epoch_batches = epoch + 1, 0
                 if self.plan.by_epoch:
-                    self._checkpoint_point(self.epoch)
-        return self._finish()
-
-    def _finish(self) -> dict[str, Any]:
-        """The final evaluation and checkpoint, unless this iteration already had them (a
-        resumed finished run only evaluates)."""
-        if self.budget is not None and self.budget.expired:
-            self.logger.info(f"time budget spent ({self.budget.spent:.1f} s of "
-                             f"{self.budget.seconds:g} s) at iteration {self.iteration}, "
-                             f"epoch {self.epoch + 1}")
-        metrics, fresh = self._last_metrics, None
-        if self.evaluate_fn is not None and self._evaluated_at != self.iteration:
-            metrics = fresh = self._evaluate()
-        if self._saved_at != self.iteration:
-            unit = "epoch" if self.plan.by_epoch and not self.state.epoch_batches else "iter"
-            self._save(fresh, regular=True, unit=unit)
-        if self.stopped_early:
-            self.logger.info(self.state.tracker.describe_stop())
-        return metrics
-
-    def _checkpoint_point(self, count: int) -> None:
-        """Evaluation and checkpoints due after ``count`` units (epochs or iterations)."""
-        metrics = None
-        if self.evaluate_fn is not None and self.plan.val_due(count):
-            metrics = self._evaluate()
-        self._save(metrics, regular=self.plan.checkpoint_due(count), unit=self.plan.unit)
+                    self.checkpoint_points.reached(self.epoch)
+        return self.checkpoint_points.finish()
 
     def _train_epoch(self, epoch: int) -> bool:
         """Train epoch ``epoch`` (0-based) from batch ``state.epoch_batches`` (non-zero after
@@ -405,7 +345,7 @@ class Trainer:
         if self.budget is not None:
             self.budget.tick(self.device)
         if not self.plan.by_epoch:
-            self._checkpoint_point(self.iteration)
+            self.checkpoint_points.reached(self.iteration)
         return self._finished() or self.stopped_early
 
     def _after_step(self, values: Mapping[str, float], lr: float, batches_done: int) -> None:
@@ -419,45 +359,9 @@ class Trainer:
         if signum is None:
             return
         self.state.epoch_batches = batches_done
-        path = save_interrupt_checkpoint(self.state, work_dir=self.work_dir, meta=self.meta,
-                                         last_checkpoint=self.last_checkpoint)
+        path = self.checkpoint_points.save_interrupted()
         raise TrainingInterrupted(
             f"{StopSignals.name(signum)} received: stopped after iteration {self.iteration} "
             f"(epoch {self.epoch + 1}, batch {batches_done}/{self.batches_per_epoch}) and wrote "
             f"{path} (also latest.pth); continue exactly from there with --resume",
             signum)
-
-    # ----------------------------------------------------------------- checkpoints
-
-    def _save(self, metrics: Mapping[str, Any] | None, *, regular: bool, unit: str) -> None:
-        """Checkpoints at this point: the regular ``<unit>_N.pth`` when ``regular``, and a best
-        one when the tracked metric of ``metrics`` ranks among the best."""
-        best_file, dropped = None, []
-        tracker = self.state.tracker
-        if tracker is not None and metrics is not None:
-            position = self.epoch if tracker.unit == "epoch" else self.iteration
-            best_file, dropped = tracker.best_checkpoint(metrics, position)
-        if not (regular or best_file):
-            return
-        paths = save_training_checkpoints(
-            self.state, work_dir=self.work_dir, meta=self.meta, regular=regular,
-            best_file=best_file, dropped=dropped, max_keep=self.checkpoint_settings.max_keep,
-            last_checkpoint=self.last_checkpoint, unit=unit)
-        if is_main_process():
-            self.logger.info("saved checkpoint " + ", ".join(str(p) for p in paths))
-        if regular:
-            self.last_checkpoint, self._saved_at = paths[0], self.iteration
-
-    def _evaluate(self) -> dict[str, Any]:
-        draw = (self.visualize_fn if is_main_process() and self.logger.tensorboard is not None
-                else None)
-        metrics, images = evaluate_during_training(self.evaluated_model, self.evaluate_fn,
-                                                   draw)
-        if self.plan.max_epochs is not None:
-            self.logger.log_val(self.epoch, metrics, step=self.iteration)
-        else:  # numbered like the training records: the epoch in progress, 1-based
-            epoch = self.epoch + (1 if self.state.epoch_batches else 0)
-            self.logger.log_val(epoch, metrics, step=self.iteration, by_epoch=False)
-        self.logger.log_images(images, self.iteration)
-        self._evaluated_at, self._last_metrics = self.iteration, metrics
-        return metrics

@@ -85,6 +85,12 @@ class TrainingState:
         self.epoch_batches = 0
         self.budget: TimeBudget | None = None
 
+    @property
+    def evaluated_model(self) -> nn.Module:
+        """What evaluation and checkpoints use: the weights' moving average with ``ema``,
+        else the trained model."""
+        return self.ema.module if self.ema is not None else self.model
+
     def rng_state(self) -> dict[str, Any]:
         """This process's random states: Python, numpy, torch (CPU and CUDA) and the loader's."""
         state = get_rng_state()
