@@ -87,6 +87,24 @@ def test_roi_extractor_reads_channels_last_maps_exactly():
     assert torch.isfinite(expected).all()
 
 
+def test_roi_extractor_returns_channels_last_gradients_equal_to_the_nchw_ones():
+    torch.manual_seed(0)
+    extractor = MultiLevelRoIExtractor(output_size=7, featmap_strides=(4, 8))
+    rois = torch.tensor([[0, 1.0, 2.0, 30.0, 40.0], [1, 4.0, 4.0, 150.0, 125.0],
+                         [1, 10.0, 3.0, 22.0, 17.0], [0, 20.0, 10.0, 160.0, 127.0]])
+    feats = [torch.randn(2, 5, 32, 40, requires_grad=True),
+             torch.randn(2, 5, 16, 20, requires_grad=True)]
+    weights = torch.randn(4, 5, 7, 7)
+    (extractor(feats, rois) * weights).sum().backward()
+    last = [f.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+            for f in feats]
+    (extractor(last, rois) * weights).sum().backward()
+    for nchw, channels_last in zip(feats, last):
+        assert channels_last.grad.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(channels_last.grad, nchw.grad)
+        assert nchw.grad.abs().sum() > 0
+
+
 def test_fast_path_routes_the_box_head_and_keeps_its_output():
     torch.manual_seed(0)
     model = MODELS.build(tiny_two_stage_cfg("faster")).eval()
