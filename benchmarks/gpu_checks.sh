@@ -36,6 +36,12 @@ if [ -d .whl ] && ! python3 -c "import pycocotools, faster_coco_eval" 2>/dev/nul
         export PYTHONPATH=$PYTHONPATH:$SCRATCH/site
 fi
 
+if ! python3 -c "import pycocotools, faster_coco_eval" 2>/dev/null; then
+    echo "gpu_checks: detbox needs pycocotools and faster-coco-eval here (pip install them, or" \
+         "put their wheels in .whl/)" | tee -a "$SUMMARY" >&2
+    exit 2
+fi
+
 step() {  # step NAME LIMIT_S COMMAND...: run, keep its output, record its exit status
     local name=$1 limit=$2
     shift 2
