@@ -51,7 +51,7 @@ def anchor_centers(anchors: Tensor) -> Tensor:
 
 
 @MODELS.register
-class ATSSHead(WithDetectionSettings, DenseHead):
+class ATSSHead(WithDetectionSettings, DenseHead, nn.Module):
     """Two GN conv towers shared over levels; one square anchor per location classifies itself
     and regresses deltas to its box; centre-ness (from the regression tower) multiplies the
     class score at inference.

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from detbox.structures import DetSample, Instances
 
 __all__ = ["DenseHead"]
 
 
-class DenseHead(nn.Module):
-    """A dense (one-stage or region proposal) head.
+class DenseHead:
+    """A dense (one-stage or region proposal) head's ``loss``, ``predict`` and ``anchors``, a
+    mixin listed before ``nn.Module`` among the head's bases (the head stays one level below
+    ``nn.Module``)::
+
+        class RetinaHead(WithDetectionSettings, DenseHead, nn.Module): ...
 
     ``forward(feats)`` returns a tuple of outputs, each a list with one (B, ., H_l, W_l) map per
     pyramid level; ``loss_by_outputs(*outputs, samples)`` turns them into the training losses and

@@ -88,7 +88,7 @@ class WithDetectionSettings:
     its constructor) as attributes: ``head.nms_iou_thr`` reads it, ``head.nms_iou_thr = 0.6``
     replaces the settings by a checked copy. Listed first among a head's bases::
 
-        class FCOSHead(WithDetectionSettings, nn.Module): ...
+        class FCOSHead(WithDetectionSettings, DenseHead, nn.Module): ...
     """
 
     test_settings: DetectionSettings

@@ -41,7 +41,7 @@ DEFAULT_LOSS_CENTERNESS = MappingProxyType({"type": "CrossEntropyLoss", "use_sig
 
 
 @MODELS.register
-class FCOSHead(WithDetectionSettings, DenseHead):
+class FCOSHead(WithDetectionSettings, DenseHead, nn.Module):
     """Two conv towers shared over levels; every location of every level classifies itself and,
     when positive, regresses its distances to the four sides of its object's box.
 

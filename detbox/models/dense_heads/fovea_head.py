@@ -43,7 +43,7 @@ MAX_LOG_RATIO = math.log(16.0)
 
 
 @MODELS.register
-class FoveaHead(WithDetectionSettings, DenseHead):
+class FoveaHead(WithDetectionSettings, DenseHead, nn.Module):
     """Two conv towers shared over levels; every location (cell centre) predicts C class
     scores and ``log(distance / base_edge)`` to the four sides of its object's box.
 

@@ -52,7 +52,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "SmoothL1Loss", "beta": 0.04})
 
 
 @MODELS.register
-class GARetinaHead(WithDetectionSettings, DenseHead):
+class GARetinaHead(WithDetectionSettings, DenseHead, nn.Module):
     """RetinaNet towers; anchor location from the class tower, anchor shape from the box tower,
     both towers adapted to the shape; 3x3 classifier and box regressor on guided anchors.
 

@@ -50,7 +50,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "SmoothL1Loss", "beta": 1.0})
 
 
 @MODELS.register
-class GARPNHead(DenseHead):
+class GARPNHead(DenseHead, nn.Module):
     """A shared 3x3 conv; anchor location and shape from it; objectness and deltas from the
     shape-adapted features, for the guided anchors that pass the location filter.
 

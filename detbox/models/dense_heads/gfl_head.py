@@ -56,7 +56,7 @@ def integral_distances(logits: Tensor, reg_max: int) -> Tensor:
 
 
 @MODELS.register
-class GFLHead(WithDetectionSettings, DenseHead):
+class GFLHead(WithDetectionSettings, DenseHead, nn.Module):
     """Two GN conv towers shared over levels; each location's anchor centre predicts C
     quality-aware class scores and, per box side, a distribution over ``reg_max + 1`` distance
     bins (in strides) whose mean is the distance.

@@ -99,7 +99,7 @@ def _base_offsets(kernel: int) -> Tensor:
 
 
 @MODELS.register
-class RepPointsHead(WithDetectionSettings, DenseHead):
+class RepPointsHead(WithDetectionSettings, DenseHead, nn.Module):
     """Classification and two-stage point-set regression on every level, deformable convs
     sampling at the predicted points.
 

@@ -44,7 +44,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss", "loss_weight": 1.0})
 
 
 @MODELS.register
-class RetinaHead(WithDetectionSettings, DenseHead):
+class RetinaHead(WithDetectionSettings, DenseHead, nn.Module):
     """Two conv towers shared over levels: one classifies anchors, one regresses their boxes.
 
     Args:

@@ -38,7 +38,7 @@ DEFAULT_LOSS_BBOX = MappingProxyType({"type": "L1Loss"})
 
 
 @MODELS.register
-class RPNHead(DenseHead):
+class RPNHead(DenseHead, nn.Module):
     """A shared 3x3 conv, then per anchor one objectness logit and four deltas.
 
     Training samples ``sampler.num`` anchors per image (half positive at most) among those the

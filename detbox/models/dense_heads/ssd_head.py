@@ -62,7 +62,7 @@ def _predictor(in_channels: int, out_channels: int, depthwise: bool) -> nn.Modul
 
 
 @MODELS.register
-class SSDHead(WithDetectionSettings, DenseHead):
+class SSDHead(WithDetectionSettings, DenseHead, nn.Module):
     """Per level, one predictor of ``C + 1`` softmax scores and one of 4 box deltas per prior.
 
     Args:
