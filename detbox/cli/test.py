@@ -67,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     from detbox.apis.tta import describe_tta, tta_settings, tta_test_section, wrap_for_tta
     from detbox.data import build_dataloader
     from detbox.engine import get_rank, get_world_size
-    from detbox.evaluation import instances_to_coco_results, write_results
     from detbox.utils.io import atomic_write_text
 
     if args.format_only and not (args.out or args.out_proposals):
@@ -95,14 +94,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = args.eval or (cfg.get("evaluation") or {}).get("metric", ["bbox"])
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     if args.out:
-        cat_ids = model.dataset_meta["cat_ids"]
-        results = [r for s, p in zip(run_.samples, run_.predictions)
-                   for r in instances_to_coco_results(s.image_id, p, cat_ids)]
-        if str(args.out).endswith(".json"):
-            write_results(args.out, results)
-            print(f"wrote {len(results)} results to {args.out}")
-        else:
-            _write_task_results(args.out, results, metrics, cat_ids)
+        _write_out(args.out, run_, model.dataset_meta["cat_ids"], metrics)
     if args.out_proposals:
         _write_proposals(args.out_proposals, run_)
     if args.format_only:
@@ -123,6 +115,20 @@ def run(args: argparse.Namespace) -> int:
         written = save_eval_plots(loader.dataset, run_.samples, run_.predictions, args.plots)
         print(f"plots written: {', '.join(str(p) for p in written)}")
     return report_unreadable(unreadable, total, args.strict)
+
+
+def _write_out(out: str, run, cat_ids, metrics: list[str]) -> None:
+    """``--out``: the predictions as one COCO results file (a ``.json`` path), or otherwise as
+    one results file per task named after the ``out`` prefix (``_write_task_results``)."""
+    from detbox.evaluation import instances_to_coco_results, write_results
+
+    results = [r for s, p in zip(run.samples, run.predictions)
+               for r in instances_to_coco_results(s.image_id, p, cat_ids)]
+    if str(out).endswith(".json"):
+        write_results(out, results)
+        print(f"wrote {len(results)} results to {out}")
+    else:
+        _write_task_results(out, results, metrics, cat_ids)
 
 
 def start_test_processes(args: argparse.Namespace, cfg):
