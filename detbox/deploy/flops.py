@@ -40,6 +40,13 @@ def _onednn_conv_flops(x_shape, second, third, *rest, out_shape=None,  # noqa: A
     return conv_flop_count(x_shape, w_shape, out_shape)
 
 
+def _onednn_conv_into_flops(other_shape, x_shape, w_shape, *rest, out_shape=None,  # noqa: ANN001
+                            **kwargs) -> int:
+    """``_convolution_pointwise_`` (the binary form writing into ``other``): (other, x, w, b,
+    9 more)."""
+    return conv_flop_count(x_shape, w_shape, out_shape or other_shape)
+
+
 def _onednn_deconv_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
     return conv_flop_count(x_shape, w_shape, out_shape, transposed=True)
 
@@ -58,6 +65,7 @@ def _onednn_formulas() -> dict[Any, Any]:
         return {}
     ops = torch.ops.mkldnn
     return {ops._convolution_pointwise: _onednn_conv_flops,
+            ops._convolution_pointwise_: _onednn_conv_into_flops,
             ops._convolution_transpose_pointwise: _onednn_deconv_flops,
             ops._linear_pointwise: _onednn_linear_flops}
 

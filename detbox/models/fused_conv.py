@@ -70,15 +70,35 @@ def conv_relu(conv: nn.Conv2d, x: Tensor) -> Tensor:
                                                    "relu", [None], "")
 
 
-def conv_add_relu(conv: nn.Conv2d, x: Tensor, other: Tensor) -> Tensor:
+def conv_add_relu(conv: nn.Conv2d, x: Tensor, other: Tensor, *, into_other: bool = False
+                  ) -> Tensor:
     """``relu(conv(x) + other)`` (a residual block's end), one oneDNN kernel on CPU.
 
-    ``other`` must have the shape of ``conv(x)``: (B, C_out, H', W').
+    ``other`` must have the shape of ``conv(x)``: (B, C_out, H', W'). With ``into_other`` the
+    kernel writes the result over ``other`` (which the caller no longer needs) instead of a new
+    tensor: no fresh memory for a map that is often tens of MB, whose pages the allocator would
+    hand back and the kernel zero again on the next pass.
     """
     if not _mkldnn_ok(conv, x) or other.dtype != torch.float32:
         return F.relu(conv(x) + other)
+    if into_other and not other.requires_grad and _same_dense_layout(other, x):
+        return torch.ops.mkldnn._convolution_pointwise_.binary(
+            other, x, conv.weight, conv.bias, *_geometry(conv), "add", None, "relu", [None], "")
     return torch.ops.mkldnn._convolution_pointwise.binary(
         x, other, conv.weight, conv.bias, *_geometry(conv), "add", None, "relu", [None], "")
+
+
+def _separate(shortcut: Tensor, x: Tensor) -> bool:
+    """The shortcut is a tensor of its own (a downsampling branch's output), not ``x`` or a
+    view of it, so a block may write its output over it."""
+    return shortcut.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+
+
+def _same_dense_layout(a: Tensor, b: Tensor) -> bool:
+    """Both contiguous in the same memory format (channels-last or NCHW)."""
+    last = torch.channels_last
+    return ((a.is_contiguous(memory_format=last) and b.is_contiguous(memory_format=last))
+            or (a.is_contiguous() and b.is_contiguous()))
 
 
 def conv_add(conv: nn.Module, x: Tensor, other: Tensor) -> Tensor:
@@ -112,30 +132,42 @@ class FusedConvReLU(nn.Module):
 
 
 class FusedBottleneck(nn.Module):
-    """torchvision's ``Bottleneck`` with its norms already folded, ReLUs and sum fused."""
+    """torchvision's ``Bottleneck`` with its norms already folded, ReLUs and sum fused.
+
+    The block's output is written over its shortcut when that is a fresh tensor: the
+    downsampling branch's output, or, with ``overwrite_input=True``, the input ``x`` itself
+    (a backbone passes it for a block whose input only that block reads).
+    """
+
+    may_overwrite_input = True
 
     def __init__(self, block: Bottleneck) -> None:
         super().__init__()
         self.conv1, self.conv2, self.conv3 = block.conv1, block.conv2, block.conv3
         self.downsample = block.downsample
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, overwrite_input: bool = False) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = conv_relu(self.conv2, conv_relu(self.conv1, x))
-        return conv_add_relu(self.conv3, out, identity)
+        return conv_add_relu(self.conv3, out, identity,
+                             into_other=overwrite_input or _separate(identity, x))
 
 
 class FusedBasicBlock(nn.Module):
-    """torchvision's ``BasicBlock`` with its norms already folded, ReLU and sum fused."""
+    """torchvision's ``BasicBlock`` with its norms already folded, ReLU and sum fused; the
+    output goes over the shortcut as in :class:`FusedBottleneck`."""
+
+    may_overwrite_input = True
 
     def __init__(self, block: BasicBlock) -> None:
         super().__init__()
         self.conv1, self.conv2 = block.conv1, block.conv2
         self.downsample = block.downsample
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, overwrite_input: bool = False) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        return conv_add_relu(self.conv2, conv_relu(self.conv1, x), identity)
+        return conv_add_relu(self.conv2, conv_relu(self.conv1, x), identity,
+                             into_other=overwrite_input or _separate(identity, x))
 
 
 def _block_folded(block: nn.Module) -> bool:

@@ -8,13 +8,20 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torchvision.models.resnet import Bottleneck
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detbox.apis.build import build_detector, fill_num_classes
 from detbox.apis.inference import init_detector
 from detbox.config import load_config
 from detbox.engine.checkpoint import save_checkpoint
-from detbox.models.fused_conv import FusedBasicBlock, FusedConvReLU, conv_add_relu, conv_relu
+from detbox.models.fused_conv import (
+    FusedBasicBlock,
+    FusedBottleneck,
+    FusedConvReLU,
+    conv_add_relu,
+    conv_relu,
+)
 from detbox.models.inference_mode import fold_batch_norms, fold_conv_bn, prepare_for_inference
 from detbox.registry import MODELS
 from detbox.structures import ImageBatch, Instances
@@ -100,6 +107,47 @@ def test_fused_kernels_equal_conv_relu_with_and_without_grad():
     out = FusedConvReLU(conv)(x)  # autograd: the plain path, gradients flow
     out.sum().backward()
     assert conv.weight.grad is not None
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_fused_block_writes_its_output_over_a_shortcut_it_may_take(layout):
+    torch.manual_seed(0)
+    blocks = {}
+    for name, downsample in (("identity", None), ("downsample", nn.Conv2d(64, 256, 1))):
+        block = Bottleneck(64 if downsample else 256, 64, downsample=downsample).eval()
+        block.bn1 = block.bn2 = block.bn3 = nn.Identity()
+        blocks[name] = FusedBottleneck(block).to(memory_format=layout)
+    with torch.inference_mode():
+        x = torch.randn(1, 256, 12, 10).contiguous(memory_format=layout)
+        expected = torch.relu(blocks["identity"].conv3(torch.relu(blocks["identity"].conv2(
+            torch.relu(blocks["identity"].conv1(x))))) + x)
+        kept = x.clone()
+        torch.testing.assert_close(blocks["identity"](kept), expected)
+        assert torch.equal(kept, x)  # not asked to: the input stays
+        out = blocks["identity"](kept, overwrite_input=True)
+        assert out.data_ptr() == kept.data_ptr() and torch.equal(out, blocks["identity"](x))
+        small = torch.randn(1, 64, 12, 10).contiguous(memory_format=layout)
+        small_copy = small.clone()
+        out = blocks["downsample"](small)  # the downsampling branch's output is its own
+        assert torch.equal(small, small_copy) and out.data_ptr() != small.data_ptr()
+
+
+def test_fast_backbone_spares_outputs_that_a_stage_output_or_a_hook_keeps():
+    torch.manual_seed(0)
+    backbone = _randomize_norms(MODELS.build({
+        "type": "ResNet", "depth": 18, "out_indices": (0, 1, 2, 3), "frozen_stages": -1,
+        "norm": "FrozenBN"})).eval()
+    images = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        expected = backbone(images)
+        fast = prepare_for_inference(copy.deepcopy(backbone))
+        kept = []
+        fast.layer2[0].register_forward_hook(lambda m, i, out: kept.append((out, out.clone())))
+        got = fast(images)
+    for a, b in zip(expected, got):  # each stage output survives the next stage
+        assert _relative_error(a, b) < 1e-4
+    (hooked, at_the_time), = kept
+    assert torch.equal(hooked, at_the_time)  # layer2[1] did not write over it
 
 
 def _match_fraction(ref: Instances, ours: Instances) -> float:

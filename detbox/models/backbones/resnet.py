@@ -299,12 +299,17 @@ class ResNet(StagedFreezing, nn.Module):
 
     def _run_stage(self, stage: int, x: Tensor) -> Tensor:
         # Frozen BN runs folded into the conv before it (one pass fewer per norm, each way);
-        # other norms and fused inference blocks run as they are.
+        # other norms and fused inference blocks run as they are. Past the first block, a block's
+        # input is the previous module's output, which only it reads (unless a forward hook of
+        # that module kept it), so a fused block may write its output over it.
+        owned = False  # the stage's input: the caller (and the outputs list) holds it
         for index, block in enumerate(getattr(self, _STAGE_NAMES[stage])):
-            x = folded_block_forward(block, x)
+            x = folded_block_forward(block, x, input_owned=owned)
+            owned = not block._forward_hooks
             key = f"{stage}_{index}"
             if key in self.non_local:
                 x = self.non_local[key](x)
+                owned = not self.non_local[key]._forward_hooks
         return x
 
     def _frozen_modules(self) -> list[nn.Module]:

@@ -89,10 +89,16 @@ def _plugin(block: nn.Module, position: str, x: Tensor) -> Tensor:
     return x if module is None else module(x)
 
 
-def folded_block_forward(block: nn.Module, x: Tensor) -> Tensor:
+def folded_block_forward(block: nn.Module, x: Tensor, input_owned: bool = False) -> Tensor:
     """A torchvision ``Bottleneck`` / ``BasicBlock`` (or a :class:`PluggedBottleneck`) with each
     (conv, frozen BN) pair run by :func:`conv_frozen_bn`; any other module (a fused inference
-    block, a non-local block) is simply called. (B, C, H, W) -> the block's output."""
+    block, a non-local block) is simply called. (B, C, H, W) -> the block's output.
+
+    ``input_owned``: nothing but this block reads ``x`` (the previous block's output inside a
+    stage), so a fused inference block may write its output over it.
+    """
+    if input_owned and getattr(block, "may_overwrite_input", False):
+        return block(x, overwrite_input=True)
     if type(block) in (Bottleneck, PluggedBottleneck):
         out = F.relu(conv_frozen_bn(block.conv1, block.bn1, x), inplace=True)
         out = F.relu(conv_frozen_bn(block.conv2, block.bn2, out), inplace=True)
