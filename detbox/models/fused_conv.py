@@ -101,12 +101,16 @@ def _same_dense_layout(a: Tensor, b: Tensor) -> bool:
             or (a.is_contiguous() and b.is_contiguous()))
 
 
-def conv_add(conv: nn.Module, x: Tensor, other: Tensor) -> Tensor:
+def conv_add(conv: nn.Module, x: Tensor, other: Tensor, *, into_other: bool = False) -> Tensor:
     """``conv(x) + other`` (an FPN lateral plus the upsampled coarser level), one oneDNN
-    kernel on CPU when ``conv`` is a plain convolution; ``other`` has the shape of ``conv(x)``."""
+    kernel on CPU when ``conv`` is a plain convolution; ``other`` has the shape of ``conv(x)``.
+    ``into_other``: write the sum over ``other`` (see :func:`conv_add_relu`)."""
     if (type(conv) not in (nn.Conv2d, OneDNNConv2d) or not _mkldnn_ok(conv, x)
             or other.dtype != torch.float32):
         return conv(x) + other
+    if into_other and not other.requires_grad and _same_dense_layout(other, x):
+        return torch.ops.mkldnn._convolution_pointwise_.binary(
+            other, x, conv.weight, conv.bias, *_geometry(conv), "add", None, None, [], None)
     return torch.ops.mkldnn._convolution_pointwise.binary(
         x, other, conv.weight, conv.bias, *_geometry(conv), "add", None, None, [], None)
 

@@ -19,6 +19,7 @@ from detbox.models.fused_conv import (
     FusedBasicBlock,
     FusedBottleneck,
     FusedConvReLU,
+    conv_add,
     conv_add_relu,
     conv_relu,
 )
@@ -104,6 +105,13 @@ def test_fused_kernels_equal_conv_relu_with_and_without_grad():
     with torch.no_grad():
         torch.testing.assert_close(conv_relu(conv, x), torch.relu(conv(x)))
         torch.testing.assert_close(conv_add_relu(conv, x, other), torch.relu(conv(x) + other))
+        lateral = nn.Conv2d(8, 8, 1)
+        y, top = torch.randn(1, 8, 8, 6), torch.randn(1, 8, 8, 6)
+        expected, fresh = lateral(y) + top, top.clone()
+        summed = conv_add(lateral, y, fresh, into_other=True)
+        assert summed.data_ptr() == fresh.data_ptr()
+        torch.testing.assert_close(summed, expected)
+        torch.testing.assert_close(conv_add(lateral, y, top), expected)
     out = FusedConvReLU(conv)(x)  # autograd: the plain path, gradients flow
     out.sum().backward()
     assert conv.weight.grad is not None

@@ -120,8 +120,10 @@ class FPN(nn.Module):
                 upsampled = F.interpolate(laterals[0], size=size, mode="nearest")
             else:  # CARAFE doubles the size; odd finer levels are one pixel smaller
                 upsampled = self.upsamplers[i - 1](laterals[0])[..., : size[0], : size[1]]
-            # lateral(x) + upsampled: one oneDNN kernel at CPU inference
-            laterals.insert(0, conv_add(self.lateral_convs[i - 1], feats[i - 1], upsampled))
+            # lateral(x) + upsampled: one oneDNN kernel at CPU inference, written over the
+            # (fresh) nearest upsampling
+            laterals.insert(0, conv_add(self.lateral_convs[i - 1], feats[i - 1], upsampled,
+                                        into_other=self.upsamplers is None))
         return [conv(x) for conv, x in zip(self.output_convs, laterals)]
 
     def extra_levels(self, feats: Sequence[Tensor], outs: list[Tensor]) -> list[Tensor]:
