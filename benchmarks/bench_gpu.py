@@ -145,7 +145,7 @@ def inference_runs(arch: str, device: torch.device, size: int, amp: bool
     for model in (tv, plain, fast):
         model.to(device)
 
-    def run(fn: Callable[[], object]) -> Step:
+    def run(fn: Callable[[], object]) -> tuple[Step, Reset]:
         def step() -> object:
             with torch.inference_mode(), torch.autocast(device.type, torch.float16,
                                                         enabled=amp):
