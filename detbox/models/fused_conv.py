@@ -81,11 +81,19 @@ def conv_add_relu(conv: nn.Conv2d, x: Tensor, other: Tensor, *, into_other: bool
     """
     if not _mkldnn_ok(conv, x) or other.dtype != torch.float32:
         return F.relu(conv(x) + other)
+    return _onednn_conv_plus(conv, x, other, ("relu", [None], ""), into_other)
+
+
+def _onednn_conv_plus(conv: nn.Module, x: Tensor, other: Tensor, unary: tuple,
+                      into_other: bool) -> Tensor:
+    """oneDNN's ``conv(x) + other`` followed by ``unary`` (the kernel's ``(unary_attr,
+    unary_scalars, unary_algorithm)``), written over ``other`` when ``into_other`` and it can
+    be (no autograd through it, the layout of ``x``), else into a new tensor."""
     if into_other and not other.requires_grad and _same_dense_layout(other, x):
         return torch.ops.mkldnn._convolution_pointwise_.binary(
-            other, x, conv.weight, conv.bias, *_geometry(conv), "add", None, "relu", [None], "")
+            other, x, conv.weight, conv.bias, *_geometry(conv), "add", None, *unary)
     return torch.ops.mkldnn._convolution_pointwise.binary(
-        x, other, conv.weight, conv.bias, *_geometry(conv), "add", None, "relu", [None], "")
+        x, other, conv.weight, conv.bias, *_geometry(conv), "add", None, *unary)
 
 
 def _separate(shortcut: Tensor, x: Tensor) -> bool:
@@ -108,11 +116,7 @@ def conv_add(conv: nn.Module, x: Tensor, other: Tensor, *, into_other: bool = Fa
     if (type(conv) not in (nn.Conv2d, OneDNNConv2d) or not _mkldnn_ok(conv, x)
             or other.dtype != torch.float32):
         return conv(x) + other
-    if into_other and not other.requires_grad and _same_dense_layout(other, x):
-        return torch.ops.mkldnn._convolution_pointwise_.binary(
-            other, x, conv.weight, conv.bias, *_geometry(conv), "add", None, None, [], None)
-    return torch.ops.mkldnn._convolution_pointwise.binary(
-        x, other, conv.weight, conv.bias, *_geometry(conv), "add", None, None, [], None)
+    return _onednn_conv_plus(conv, x, other, (None, [], None), into_other)
 
 
 def conv_transpose_relu(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:

@@ -44,14 +44,19 @@ def _transpose_images(src: Tensor, dst: Tensor, to_nchw: bool) -> Tensor:
     return dst
 
 
+def _nchw_copy(feat: Tensor) -> Tensor:
+    """A contiguous NCHW copy of the channels-last (B, C, H, W) ``feat``."""
+    nchw = torch.empty_like(feat, memory_format=torch.contiguous_format)
+    return _transpose_images(feat, nchw, to_nchw=True)
+
+
 class _ChannelsLastToNCHW(torch.autograd.Function):
     """A channels-last map copied to contiguous NCHW; its gradient comes back channels-last,
     the layout of the map it belongs to (the plain copy's would be NCHW, and zero-filled)."""
 
     @staticmethod
     def forward(ctx, feat: Tensor) -> Tensor:
-        nchw = torch.empty_like(feat, memory_format=torch.contiguous_format)
-        return _transpose_images(feat, nchw, to_nchw=True)
+        return _nchw_copy(feat)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
@@ -66,8 +71,7 @@ def _contiguous_nchw(feat: Tensor) -> Tensor:
         return feat.contiguous()
     if torch.is_grad_enabled() and feat.requires_grad and not torch.jit.is_tracing():
         return _ChannelsLastToNCHW.apply(feat)
-    nchw = torch.empty_like(feat, memory_format=torch.contiguous_format)
-    return _transpose_images(feat, nchw, to_nchw=True)
+    return _nchw_copy(feat)
 
 
 def map_rois_to_levels(rois: Tensor, num_levels: int, finest_scale: float = 56.0) -> Tensor:
