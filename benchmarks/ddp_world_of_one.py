@@ -12,18 +12,15 @@ as usual with its evaluation and checkpoint. ``benchmarks/gpu_checks.sh`` calls 
 
 from __future__ import annotations
 
-import socket
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serve import free_port  # noqa: E402
 
 
 def record_ddp_wrappers() -> list[str]:
