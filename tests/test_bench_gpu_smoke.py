@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,6 @@ def test_every_side_trains_and_predicts_and_is_recorded(tmp_path):
 
 
 def test_asking_for_a_missing_gpu_is_a_clear_error(capsys):
-    torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     assert _bench_gpu().main(["--device", "cuda"]) == 2
