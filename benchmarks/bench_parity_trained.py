@@ -11,6 +11,10 @@ fraction of identical masks among those, and the box AP of each path.
     PYTHONPATH=$PWD python benchmarks/bench_parity_trained.py \\
         --config configs/demo/retinanet_r18_fpn_synthetic.py --work-dir work_dirs/parity_retina \\
         --epochs 1 --train-options train_dataloader.dataset.num_images=600
+
+On one thread (the default) the fast path runs its large 3x3 convolutions by Winograd's
+algorithm; ``--winograd-everywhere`` lowers its size thresholds so that the small synthetic
+images take that path too.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from detbox.config import load_config
 from detbox.data import build_dataloader
 from detbox.deploy.backends import BACKENDS, backend_detector
 from detbox.deploy.onnx_export import final_head
+from detbox.models import winograd_conv
 from detbox.structures import Instances
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +89,16 @@ def main() -> None:
     parser.add_argument("--train-options", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more --cfg-options for the training run")
     parser.add_argument("--backends", nargs="*", default=list(BACKENDS), choices=list(BACKENDS))
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (one thread: the fast path's Winograd convolutions)")
+    parser.add_argument("--winograd-everywhere", action="store_true",
+                        help="let every 3x3 conv the fast path marks run Winograd whatever its "
+                             "channels and map size (the synthetic images are too small for the "
+                             "default thresholds): the numerics of that path on a trained model")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.winograd_everywhere:
+        winograd_conv.MIN_CHANNELS = winograd_conv.MIN_PIXELS = 1
     checkpoint = checkpoint_for(args.config, args.work_dir, args.epochs, args.train_options)
     cfg = load_config(args.config)
     loader = build_dataloader(cfg["val_dataloader"], training=False)

@@ -28,6 +28,13 @@ from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from detbox.models.onednn_training import onednn_conv1x1, onednn_linear, onednn_usable
+from detbox.models.onednn_weights import packed_conv_weight, packed_linear_weight
+from detbox.models.winograd_conv import (
+    pointwise_conv_nchw,
+    reads_nchw_output,
+    winograd_applies,
+    winograd_conv,
+)
 
 __all__ = ["FusedBasicBlock", "FusedBottleneck", "FusedConvReLU", "OneDNNConv2d", "OneDNNLinear",
            "conv_add", "conv_transpose_relu", "fuse_conv_relu_modules", "route_to_onednn"]
@@ -63,11 +70,15 @@ def _geometry(conv: nn.Conv2d) -> tuple[list[int], list[int], list[int], int]:
 
 
 def conv_relu(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    """``relu(conv(x))`` for (B, C, H, W) ``x``, one oneDNN kernel on CPU."""
+    """``relu(conv(x))`` for (B, C, H, W) ``x``, one oneDNN kernel on CPU (or Winograd and an
+    in-place ReLU where :func:`winograd_applies`)."""
+    if winograd_applies(conv, x):
+        return winograd_conv(conv, x, conv.weight, conv.bias).relu_()
     if not _mkldnn_ok(conv, x):
         return F.relu(conv(x))
-    return torch.ops.mkldnn._convolution_pointwise(x, conv.weight, conv.bias, *_geometry(conv),
-                                                   "relu", [None], "")
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, packed_conv_weight(conv, conv.weight, x), conv.bias, *_geometry(conv), "relu", [None],
+        "")
 
 
 def conv_add_relu(conv: nn.Conv2d, x: Tensor, other: Tensor, *, into_other: bool = False
@@ -89,11 +100,12 @@ def _onednn_conv_plus(conv: nn.Module, x: Tensor, other: Tensor, unary: tuple,
     """oneDNN's ``conv(x) + other`` followed by ``unary`` (the kernel's ``(unary_attr,
     unary_scalars, unary_algorithm)``), written over ``other`` when ``into_other`` and it can
     be (no autograd through it, the layout of ``x``), else into a new tensor."""
+    weight = packed_conv_weight(conv, conv.weight, x)
     if into_other and not other.requires_grad and _same_dense_layout(other, x):
         return torch.ops.mkldnn._convolution_pointwise_.binary(
-            other, x, conv.weight, conv.bias, *_geometry(conv), "add", None, *unary)
+            other, x, weight, conv.bias, *_geometry(conv), "add", None, *unary)
     return torch.ops.mkldnn._convolution_pointwise.binary(
-        x, other, conv.weight, conv.bias, *_geometry(conv), "add", None, *unary)
+        x, other, weight, conv.bias, *_geometry(conv), "add", None, *unary)
 
 
 def _separate(shortcut: Tensor, x: Tensor) -> bool:
@@ -225,9 +237,14 @@ class OneDNNConv2d(nn.Conv2d):
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         if self._is_pointwise() and _blas_would_run(x) and _trains_on_onednn(weight, x):
             return onednn_conv1x1(x, weight, bias)
+        if winograd_applies(self, x):
+            return winograd_conv(self, x, weight, bias)
+        if reads_nchw_output(self, x):
+            return pointwise_conv_nchw(x, weight, bias)
         if _onednn_geometry(self) and _onednn_applies(weight, x):
-            return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *_geometry(self),
-                                                           "none", [None], "")
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, packed_conv_weight(self, weight, x), bias, *_geometry(self), "none", [None],
+                "")
         return super()._conv_forward(x, weight, bias)
 
     def _is_pointwise(self) -> bool:
@@ -250,8 +267,8 @@ class OneDNNLinear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         if _onednn_applies(self.weight, x):  # inference: the ReLU fused into the GEMM
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.post_op,
-                                                      [], "")
+            return torch.ops.mkldnn._linear_pointwise(
+                x, packed_linear_weight(self, x), self.bias, self.post_op, [], "")
         if _trains_on_onednn(self.weight, x):
             out = onednn_linear(x, self.weight, self.bias)
         else:

@@ -8,8 +8,10 @@ lets oneDNN (CPU) and cuDNN (GPU) run their NHWC kernels, which are faster for t
 On CPU the ReLUs and residual sums are then fused into the convolutions
 (:mod:`detbox.models.fused_conv`).
 
-Both rewrites change the numbers only by float rounding (features agree within about 1e-5
-relative); the folded model can no longer be trained (its BN layers are gone), so this is for
+These rewrites change the numbers only by float rounding (features agree within about 1e-5
+relative; on one thread the large 3x3 convolutions outside the backbone's residual blocks run
+Winograd's algorithm, :mod:`detbox.models.winograd_conv`, which rounds differently but stays
+within that); the folded model can no longer be trained (its BN layers are gone), so this is for
 ``init_detector``-style inference models only.
 """
 
@@ -22,9 +24,15 @@ from torch import nn
 from torchvision.ops import DeformConv2d
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from detbox.models.fused_conv import fuse_conv_relu_modules, route_to_onednn
+from detbox.models.fused_conv import (
+    FusedBasicBlock,
+    FusedBottleneck,
+    fuse_conv_relu_modules,
+    route_to_onednn,
+)
 from detbox.models.layers.conv_ws import ConvWS2d, plain_conv_from_ws
 from detbox.models.layers.norm import BATCH_NORMS
+from detbox.models.winograd_conv import enable_winograd
 
 __all__ = ["fold_batch_norms", "fold_conv_bn", "freeze_weight_standardization",
            "prepare_for_inference"]
@@ -141,7 +149,7 @@ def fold_batch_norms(model: nn.Module) -> int:
 
 def prepare_for_inference(
     model: nn.Module, *, fuse_bn: bool = True, channels_last: bool = True,
-    fuse_relu: bool = True,
+    fuse_relu: bool = True, winograd: bool = True,
 ) -> nn.Module:
     """Put a detector into its inference fast path, in place, and return it.
 
@@ -153,6 +161,9 @@ def prepare_for_inference(
         fuse_relu: run each conv with the ReLU (and residual sum) after it as one oneDNN kernel
             on CPU, and every other convolution and linear layer through oneDNN too (see
             :mod:`detbox.models.fused_conv`); needs ``fuse_bn`` for residual blocks.
+        winograd: with ``fuse_relu``, let large 3x3 convolutions outside residual blocks run
+            Winograd's algorithm when torch uses one thread (see
+            :mod:`detbox.models.winograd_conv`; results within ~1e-5 relative).
 
     Returns:
         ``model``, in eval mode, for prediction only.
@@ -164,6 +175,8 @@ def prepare_for_inference(
     if fuse_relu:
         fuse_conv_relu_modules(model)
         route_to_onednn(model)
+        if winograd:
+            enable_winograd(model, skip=(FusedBottleneck, FusedBasicBlock))
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from detbox.models.memory_layout import nchw_copy, to_nchw, transpose_images
 from detbox.registry import MODELS
 
 __all__ = ["MultiLevelRoIExtractor", "boxes_to_rois", "map_rois_to_levels"]
@@ -30,48 +31,28 @@ def boxes_to_rois(boxes: Sequence[Tensor]) -> Tensor:
     return torch.cat(rois, dim=0)
 
 
-def _transpose_images(src: Tensor, dst: Tensor, to_nchw: bool) -> Tensor:
-    """Copy the (B, C, H, W) ``src`` into ``dst`` of the other memory format (channels-last
-    into contiguous NCHW or back), image by image, as (H*W, C) <-> (C, H*W) matrix transposes,
-    which PyTorch runs as a blocked 2-D transpose about 2.5x faster than the generic strided
-    copy of ``.contiguous()``; returns ``dst``."""
-    b, c, h, w = src.shape
-    for i in range(b):
-        if to_nchw:
-            dst[i].view(c, h * w).copy_(src[i].permute(1, 2, 0).reshape(h * w, c).t())
-        else:
-            dst[i].permute(1, 2, 0).view(h * w, c).copy_(src[i].reshape(c, h * w).t())
-    return dst
-
-
-def _nchw_copy(feat: Tensor) -> Tensor:
-    """A contiguous NCHW copy of the channels-last (B, C, H, W) ``feat``."""
-    nchw = torch.empty_like(feat, memory_format=torch.contiguous_format)
-    return _transpose_images(feat, nchw, to_nchw=True)
-
-
 class _ChannelsLastToNCHW(torch.autograd.Function):
     """A channels-last map copied to contiguous NCHW; its gradient comes back channels-last,
     the layout of the map it belongs to (the plain copy's would be NCHW, and zero-filled)."""
 
     @staticmethod
     def forward(ctx, feat: Tensor) -> Tensor:
-        return _nchw_copy(feat)
+        return nchw_copy(feat)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         out = torch.empty_like(grad, memory_format=torch.channels_last)
-        return _transpose_images(grad.contiguous(), out, to_nchw=False)
+        return transpose_images(grad.contiguous(), out, to_nchw=False)
 
 
 def _contiguous_nchw(feat: Tensor) -> Tensor:
     """``feat`` (B, C, H, W) in contiguous NCHW, which RoIAlign's CPU kernel reads: a
-    channels-last map (the CPU fast paths') through :func:`_transpose_images`."""
-    if feat.is_contiguous() or not feat.is_contiguous(memory_format=torch.channels_last):
-        return feat.contiguous()
-    if torch.is_grad_enabled() and feat.requires_grad and not torch.jit.is_tracing():
+    channels-last map (the CPU fast paths') through :func:`transpose_images`."""
+    if (torch.is_grad_enabled() and feat.requires_grad and not torch.jit.is_tracing()
+            and feat.is_contiguous(memory_format=torch.channels_last)
+            and not feat.is_contiguous()):
         return _ChannelsLastToNCHW.apply(feat)
-    return _nchw_copy(feat)
+    return to_nchw(feat)
 
 
 def map_rois_to_levels(rois: Tensor, num_levels: int, finest_scale: float = 56.0) -> Tensor:
