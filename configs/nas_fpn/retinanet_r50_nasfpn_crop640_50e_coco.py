@@ -2,8 +2,8 @@
 # P3-P7, stacked 7 times at 256 channels, trained as in the paper: 640 x 640 crops with scale
 # jitter 0.8-1.2, trainable BN in backbone and neck, 50 epochs, a total batch of 64 (8 images x
 # 8 GPUs; with another total batch, --auto-scale-lr scales the lr).
-# Published: 40.5 box AP (MMDetection's nas_fpn zoo; its head, RetinaSepBNHead, shares the conv
-# weights over levels but keeps one BN per level; detbox's RetinaHead here has no norm).
+# Published: 40.5 box AP (MMDetection's nas_fpn zoo). The head is RetinaSepBNHead: tower convs
+# shared over the levels, one BN per level.
 _base_ = [
     "../_base_/models/retinanet_r50_fpn.py",
     "../_base_/datasets/coco_detection.py",
@@ -13,13 +13,14 @@ _base_ = [
 
 # C2-C5 out, C3-C5 used (start_level=1); the neck's in_channels come from the backbone. NASFPN's
 # defaults are the paper's R-50 model: 7 stages of 256 channels, P3-P7, 1x1 convs before the
-# extra levels, BN. Batch statistics train everywhere (BN, not frozen: 8 images per GPU).
+# extra levels, BN. Batch statistics train everywhere (BN, not frozen: 8 images per GPU),
+# the head's included.
 model = dict(
     backbone=dict(out_indices=(0, 1, 2, 3), norm="BN", norm_eval=False),
     neck=dict(_delete_=True, type="NASFPN", start_level=1),
-    bbox_head=dict(num_classes=80, assigner=dict(type="MaxIoUAssigner", pos_iou_thr=0.5,
-                                                 neg_iou_thr=0.5, min_pos_iou=0.0,
-                                                 allow_low_quality_matches=True)),
+    bbox_head=dict(type="RetinaSepBNHead", num_classes=80,
+                   assigner=dict(type="MaxIoUAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5,
+                                 min_pos_iou=0.0, allow_low_quality_matches=True)),
     init_cfg=dict(backbone_checkpoint="torchvision://resnet50"),
 )
 

@@ -1,5 +1,6 @@
-"""ONNX export of the FCOS, ATSS, GFL, FoveaBox, GA-RetinaNet and RepPoints heads: onnxruntime
-gives PyTorch's detections at sizes other than the traced one, and none on a blank image."""
+"""ONNX export of the FCOS, ATSS, GFL, FoveaBox, RetinaSepBN, GA-RetinaNet and RepPoints heads:
+onnxruntime gives PyTorch's detections at sizes other than the traced one, and none on a blank
+image."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ HEADS = {
     "FOVEA": {"type": "FoveaHead", "strides": STRIDES, "base_edges": [16, 32, 64, 128],
               "assigner": {"type": "FoveaAssigner",
                            "scale_ranges": [(1, 32), (16, 64), (32, 128), (64, 256)]}},
+    # tower convs shared over the levels, a BN per level (NAS-FPN's head)
+    "RetinaNet_sepbn": {"type": "RetinaSepBNHead", "norm": "BN", "anchor_generator": {
+        "type": "AnchorGenerator", "strides": STRIDES, "octave_base_scale": 4}},
     # deformable convolutions: exported as ONNX DeformConv (opset 19)
     "RetinaNet_guided": {
         "type": "GARetinaHead", "anchor_generator": None,

@@ -23,6 +23,7 @@ from detbox.models.dense_heads.ga_rpn_head import GARPNHead
 from detbox.models.dense_heads.gfl_head import GFLHead
 from detbox.models.dense_heads.reppoints_head import RepPointsHead
 from detbox.models.dense_heads.retina_head import RetinaHead
+from detbox.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
 from detbox.models.dense_heads.rpn_head import RPNHead
 from detbox.models.dense_heads.ssd_head import SSDHead
 
@@ -40,6 +41,7 @@ __all__ = [
     "RPNHead",
     "RepPointsHead",
     "RetinaHead",
+    "RetinaSepBNHead",
     "SSDHead",
     "WithDetectionSettings",
     "dense_targets",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-from torch import nn
+from torch import Tensor, nn
 
 from detbox.models.layers.norm import build_norm
 
-__all__ = ["cls_reg_towers", "conv_tower", "init_dense_head"]
+__all__ = ["LevelNormTower", "cls_reg_towers", "conv_tower", "init_dense_head"]
 
 
 def conv_tower(
@@ -47,6 +47,36 @@ def cls_reg_towers(
     ``in_channels`` when ``num_convs`` is 0 (the towers are then the identity)."""
     towers = [conv_tower(in_channels, feat_channels, num_convs, norm, bias) for _ in range(2)]
     return towers[0], towers[1], feat_channels if num_convs > 0 else in_channels
+
+
+class LevelNormTower(nn.Module):
+    """``num_convs`` x (3x3 conv, norm, ReLU) whose convs are shared over the pyramid levels
+    while each level has norms of its own (NAS-FPN's RetinaNet head): batch statistics differ
+    from level to level, one set of filters does not.
+
+    Args:
+        in_channels, feat_channels: channels of the input maps and inside the tower.
+        num_convs: convs in the tower (at least 1).
+        norm: a ``build_norm`` name (``'BN'`` in the paper); the convs then have no bias.
+        num_levels: pyramid levels the tower is applied to.
+    """
+
+    def __init__(self, in_channels: int, feat_channels: int, num_convs: int, norm: str,
+                 num_levels: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(in_channels if i == 0 else feat_channels, feat_channels, 3, padding=1,
+                      bias=False)
+            for i in range(num_convs))
+        self.norms = nn.ModuleList(
+            nn.ModuleList(build_norm(norm, feat_channels) for _ in range(num_convs))
+            for _ in range(num_levels))
+
+    def forward(self, x: Tensor, level: int) -> Tensor:
+        """(B, in_channels, H, W) map of pyramid level ``level`` -> (B, feat_channels, H, W)."""
+        for conv, norm in zip(self.convs, self.norms[level]):
+            x = norm(conv(x)).relu_()
+        return x
 
 
 def init_dense_head(head: nn.Module, cls_conv: nn.Conv2d, prior_prob: float) -> None:
