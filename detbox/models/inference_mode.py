@@ -166,9 +166,10 @@ def prepare_for_inference(
             :mod:`detbox.models.winograd_conv`; results within ~1e-5 relative).
 
     Returns:
-        ``model``, in eval mode, for prediction only.
+        ``model``, in eval mode with its parameters frozen (``requires_grad=False``, which lets
+        the CPU kernels keep their weights in their own layouts), for prediction only.
     """
-    model.eval()
+    model.eval().requires_grad_(False)
     freeze_weight_standardization(model)
     if fuse_bn:
         fold_batch_norms(model)

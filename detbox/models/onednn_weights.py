@@ -11,9 +11,10 @@ while the parameter is unchanged; the results are bit-identical to the plain wei
 The copies (these and :mod:`detbox.models.winograd_conv`'s NCHW ones) live in a side table
 keyed weakly by the layer, not on the module: an opaque oneDNN tensor can be neither pickled
 nor deep-copied, and it must never reach a state dict. An in-place change of the parameter
-(``load_state_dict``, an optimiser step) bumps its version and the copy is made again; a weight
-that is not the layer's own parameter (a norm folded into it on the fly) is used as it is.
-The price is a second copy of those weights in memory (the model's size again).
+(``load_state_dict``) bumps its version and the copy is made again; a weight that is not the
+layer's own frozen parameter (a norm folded into it on the fly, a parameter still being
+trained) is used as it is. The price is a second copy of the weights in memory (the model's
+size again).
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ def _version_key(weight: Tensor) -> tuple[int, int] | None:
 def cached_weight(layer: nn.Module, weight: Tensor, kind: str,
                   make: Callable[[], Tensor]) -> Tensor:
     """``make()``, a copy of ``layer.weight`` in another layout (``kind`` names it), made once
-    per version of the parameter; ``weight`` itself when it is not the layer's parameter or its
-    changes cannot be tracked."""
-    key = _version_key(weight) if weight is layer.weight else None
+    per version of the parameter; ``weight`` itself when it is not the layer's parameter, is
+    still being trained (``requires_grad``: the evaluations of a training run would keep a
+    stale copy each) or its changes cannot be tracked."""
+    frozen = weight is layer.weight and not weight.requires_grad
+    key = _version_key(weight) if frozen else None
     if key is None:
         return weight
     copies = _COPIES.setdefault(layer, {})

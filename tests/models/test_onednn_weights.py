@@ -22,7 +22,7 @@ def _routed_conv() -> nn.Conv2d:
     torch.manual_seed(0)
     conv = nn.Conv2d(16, 8, 3, padding=1)
     route_to_onednn(conv)
-    return conv.eval().to(memory_format=CHANNELS_LAST)
+    return conv.eval().requires_grad_(False).to(memory_format=CHANNELS_LAST)
 
 
 def test_packed_weight_gives_the_plain_weights_results_bit_for_bit():
@@ -40,13 +40,18 @@ def test_packed_weight_gives_the_plain_weights_results_bit_for_bit():
             other, conv.weight, conv.bias, *geometry, "none", [None], ""))
 
 
-def test_nchw_inputs_and_foreign_weights_are_not_packed():
+def test_nchw_inputs_foreign_and_trained_weights_are_not_packed():
     conv = _routed_conv()
     x = torch.randn(1, 16, 6, 6)
     assert packed_conv_weight(conv, conv.weight, x) is conv.weight  # NCHW input
     folded = conv.weight * 2  # a norm folded on the fly: not the layer's parameter
     x_cl = x.contiguous(memory_format=CHANNELS_LAST)
     assert packed_conv_weight(conv, folded, x_cl) is folded
+    conv.requires_grad_(True)  # evaluated during training: the next step changes it
+    with torch.no_grad():
+        assert packed_conv_weight(conv, conv.weight, x_cl) is conv.weight
+    conv.requires_grad_(False)
+    assert packed_conv_weight(conv, conv.weight, x_cl).is_mkldnn
 
 
 def test_a_changed_parameter_is_packed_again():
@@ -64,7 +69,7 @@ def test_layers_with_packed_copies_still_copy_and_save():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 25, 3))
     route_to_onednn(model)
-    model.eval().to(memory_format=CHANNELS_LAST)
+    model.eval().requires_grad_(False).to(memory_format=CHANNELS_LAST)
     x = torch.randn(2, 4, 5, 5).contiguous(memory_format=CHANNELS_LAST)
     with torch.no_grad():
         out = model(x)
