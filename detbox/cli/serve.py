@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Mapping
 
 from detbox.cli.common import add_config_arguments, load_config_with_options
 
@@ -34,9 +35,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes, each with its own copy of the model and its "
                              "own batching (default: 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads of each process (default: the machine's share "
+                             "of each worker, i.e. torch's default divided by --workers, unless "
+                             "OMP_NUM_THREADS is set)")
     parser.add_argument("--no-fast", action="store_true",
                         help="run the plain model, not the inference fast path")
     parser.set_defaults(func=run)
+
+
+def worker_threads(requested: int | None, workers: int, default: int,
+                   environ: Mapping[str, str]) -> int | None:
+    """The torch CPU threads one server process should use: ``requested`` (``--threads``);
+    else, with several workers and no ``OMP_NUM_THREADS`` in ``environ``, ``default`` (torch's
+    own count, one per core) split among the workers, so that N processes do not run N times
+    as many threads as there are cores; else None (leave torch's setting). With as many
+    workers as cores each runs one thread, where the fast path's Winograd kernels apply."""
+    if requested is not None:
+        return requested
+    if workers > 1 and "OMP_NUM_THREADS" not in environ:
+        return max(1, default // workers)
+    return None
 
 
 def build_app(args: argparse.Namespace):
@@ -46,8 +65,13 @@ def build_app(args: argparse.Namespace):
     from detbox.utils.device import resolve_device
 
     require_serve_extra()
+    import torch
+
     from detbox.serve.app import create_app
 
+    threads = worker_threads(args.threads, args.workers, torch.get_num_threads(), os.environ)
+    if threads is not None:
+        torch.set_num_threads(threads)
     cfg = load_config_with_options(args)
     model = init_detector(cfg, args.checkpoint, resolve_device(args.device or cfg.get("device")),
                           tta=False, fast=not args.no_fast)
@@ -69,9 +93,11 @@ def app_from_env():
 def run(args: argparse.Namespace) -> int:
     from detbox.errors import ConfigError
 
-    if min(args.max_batch, args.max_files, args.workers) < 1 or args.max_image_mb <= 0:
-        raise ConfigError("--max-batch, --max-files, --workers and --max-image-mb must be "
-                          "positive")
+    if (min(args.max_batch, args.max_files, args.workers,
+            1 if args.threads is None else args.threads) < 1
+            or args.max_image_mb <= 0):
+        raise ConfigError("--max-batch, --max-files, --workers, --threads and --max-image-mb "
+                          "must be positive")
     if not 0.0 <= args.score_thr <= 1.0:
         raise ConfigError(f"--score-thr must be in [0, 1], got {args.score_thr}")
     print(f"detbox serve: http://{args.host}:{args.port}/ (API docs at /docs); Ctrl+C stops")

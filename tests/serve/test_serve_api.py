@@ -222,3 +222,33 @@ def test_a_workers_process_builds_its_app_from_the_environment(tiny, monkeypatch
         assert client.get("/model").json()["max_batch"] == 3
         answer = client.post("/predict", files=_files(("a.png", image_bytes())))
         assert answer.status_code == 200 and answer.json()["images"][0]["predictions"]
+
+
+@pytest.mark.parametrize("requested, workers, environ, expected", [
+    (None, 1, {}, None),  # one process: torch's own setting
+    (None, 4, {}, 2),  # 8 threads' worth of cores shared by 4 processes
+    (None, 16, {}, 1),
+    (None, 4, {"OMP_NUM_THREADS": "3"}, None),  # the user chose already
+    (3, 4, {"OMP_NUM_THREADS": "1"}, 3),  # --threads wins
+])
+def test_each_worker_gets_its_share_of_the_cores(requested, workers, environ, expected):
+    from detbox.cli.serve import worker_threads
+
+    assert worker_threads(requested, workers, 8, environ) == expected
+
+
+def test_a_workers_process_sets_its_threads_before_loading(tiny, monkeypatch):
+    import torch
+
+    from detbox.cli.main import build_parser
+    from detbox.cli.serve import ARGS_ENV, app_from_env
+
+    args = build_parser().parse_args(["serve", str(tiny["config"]), str(tiny["checkpoint"]),
+                                      "--device", "cpu", "--workers", "3", "--threads", "2"])
+    monkeypatch.setenv(ARGS_ENV, json.dumps({k: v for k, v in vars(args).items()
+                                             if k != "func"}))
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    app_from_env()
+    assert calls == [2]
+    assert main(["serve", str(tiny["config"]), str(tiny["checkpoint"]), "--threads", "0"]) == 2
