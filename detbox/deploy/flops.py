@@ -58,13 +58,21 @@ def _onednn_linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> i
     return 2 * rows * w_shape[0] * w_shape[1]
 
 
-def _onednn_formulas() -> dict[Any, Any]:
-    """FLOP formulas for the oneDNN kernels of the inference fast path (and of the FPN's fused
-    lateral + sum), which ``FlopCounterMode`` does not know."""
+def _nnpack_conv_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+    """``_nnpack_spatial_convolution`` (the one-thread Winograd path): counted as the direct
+    convolution it replaces, like every other convolution here."""
+    return conv_flop_count(x_shape, w_shape, out_shape)
+
+
+def _fast_path_formulas() -> dict[Any, Any]:
+    """FLOP formulas for the kernels of the inference fast path (oneDNN's, NNPACK's Winograd;
+    oneDNN also serves the FPN's fused lateral + sum), which ``FlopCounterMode`` does not
+    know."""
+    formulas = {torch.ops.aten._nnpack_spatial_convolution: _nnpack_conv_flops}
     if not hasattr(torch.ops, "mkldnn") or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        return {}
+        return formulas
     ops = torch.ops.mkldnn
-    return {ops._convolution_pointwise: _onednn_conv_flops,
+    return {**formulas, ops._convolution_pointwise: _onednn_conv_flops,
             ops._convolution_pointwise_: _onednn_conv_into_flops,
             ops._convolution_transpose_pointwise: _onednn_deconv_flops,
             ops._linear_pointwise: _onednn_linear_flops}
@@ -76,7 +84,7 @@ class _UncountedOps(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter[str] = Counter()
-        self.formulas = _onednn_formulas()
+        self.formulas = _fast_path_formulas()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         packet = getattr(func, "overloadpacket", func)
@@ -155,7 +163,7 @@ def count_flops(
     was_training = model.training
     model.eval()
     root = type(model).__name__
-    counter = FlopCounterMode(display=False, depth=None, custom_mapping=_onednn_formulas())
+    counter = FlopCounterMode(display=False, depth=None, custom_mapping=_fast_path_formulas())
     uncounted = _UncountedOps()
     try:
         with counter, uncounted:

@@ -1,5 +1,6 @@
 """FLOPs counting: analytic values on small modules, per-module sums, uncounted ops."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -77,3 +78,17 @@ def test_fast_path_kernels_are_counted_like_the_plain_ops():
     assert not any(op.startswith("mkldnn.") for op in reference.flops_by_op)
     assert reference.total_flops > 0
     assert fast.total_flops == reference.total_flops
+    if torch.backends.nnpack.is_available():  # the one-thread Winograd convs, forced on
+        from detbox.models import winograd_conv
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(winograd_conv, "MIN_CHANNELS", 1)
+                patch.setattr(winograd_conv, "MIN_PIXELS", 1)
+                winograd = count_flops(prepare_for_inference(Net()), x)
+        finally:
+            torch.set_num_threads(threads)
+        assert winograd.flops_by_op.get("aten._nnpack_spatial_convolution", 0) > 0
+        assert winograd.total_flops == reference.total_flops

@@ -172,14 +172,20 @@ def _match_fraction(ref: Instances, ours: Instances) -> float:
     return matched / max(len(ref), len(ours), 1)
 
 
-@pytest.mark.parametrize("kind", ["faster", "mask"])
-def test_fast_path_keeps_tiny_detector_detections(kind):
+def tiny_frozen_detector(kind: str) -> tuple[nn.Module, ImageBatch]:
+    """A tiny two-stage detector (``kind``: faster / mask) with frozen BN of non-trivial
+    statistics, scoring every detection (threshold 0), and an image to predict."""
     torch.manual_seed(0)
     cfg = tiny_two_stage_cfg(kind)
     cfg["backbone"] = dict(cfg["backbone"], norm="FrozenBN", norm_eval=True)
     cfg["roi_head"]["bbox_head"]["score_thr"] = 0.0
     model = _randomize_norms(MODELS.build(cfg)).eval()
-    batch = ImageBatch(rectangle_image((16, 12, 48, 40)), [make_sample()])
+    return model, ImageBatch(rectangle_image((16, 12, 48, 40)), [make_sample()])
+
+
+@pytest.mark.parametrize("kind", ["faster", "mask"])
+def test_fast_path_keeps_tiny_detector_detections(kind):
+    model, batch = tiny_frozen_detector(kind)
     with torch.no_grad():
         expected = model.predict(batch)[0]
         got = prepare_for_inference(copy.deepcopy(model)).predict(batch)[0]

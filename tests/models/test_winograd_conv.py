@@ -23,12 +23,8 @@ from detbox.models.winograd_conv import (
     pointwise_conv_nchw,
     winograd_applies,
 )
-from detbox.registry import MODELS
-from detbox.structures import ImageBatch
 
-from ._helpers import make_sample, rectangle_image
-from .test_inference_mode import _match_fraction, _randomize_norms
-from .two_stage._tiny import tiny_two_stage_cfg
+from .test_inference_mode import _match_fraction, tiny_frozen_detector
 
 CHANNELS_LAST = torch.channels_last
 
@@ -114,9 +110,7 @@ def test_a_marked_1x1_conv_reads_an_nchw_map_as_a_gemm(single_thread):
 
 
 def test_fast_path_marks_convs_outside_residual_blocks():
-    cfg = tiny_two_stage_cfg("faster")
-    cfg["backbone"] = dict(cfg["backbone"], norm="FrozenBN", norm_eval=True)
-    model = prepare_for_inference(MODELS.build(cfg))
+    model = prepare_for_inference(tiny_frozen_detector("faster")[0])
     blocks = [m for m in model.modules() if isinstance(m, FusedBasicBlock)]
     assert blocks
     in_blocks = {id(c) for b in blocks for c in b.modules() if isinstance(c, nn.Conv2d)}
@@ -124,7 +118,7 @@ def test_fast_path_marks_convs_outside_residual_blocks():
     assert all(not getattr(c, "winograd", False) for c in convs if id(c) in in_blocks)
     assert all(c.winograd for c in convs if id(c) not in in_blocks)
     assert any(isinstance(m, FusedConvReLU) and m.conv.winograd for m in model.modules())
-    unmarked = prepare_for_inference(MODELS.build(cfg), winograd=False)
+    unmarked = prepare_for_inference(tiny_frozen_detector("faster")[0], winograd=False)
     assert not any(getattr(c, "winograd", False) for c in unmarked.modules())
 
 
@@ -138,12 +132,7 @@ def test_winograd_fast_path_keeps_detections(kind, single_thread, monkeypatch):
     nnpack = torch._nnpack_spatial_convolution
     monkeypatch.setattr(torch, "_nnpack_spatial_convolution",
                         lambda *args: calls.append(args[0].shape) or nnpack(*args))
-    torch.manual_seed(0)
-    cfg = tiny_two_stage_cfg(kind)
-    cfg["backbone"] = dict(cfg["backbone"], norm="FrozenBN", norm_eval=True)
-    cfg["roi_head"]["bbox_head"]["score_thr"] = 0.0
-    model = _randomize_norms(MODELS.build(cfg)).eval()
-    batch = ImageBatch(rectangle_image((16, 12, 48, 40)), [make_sample()])
+    model, batch = tiny_frozen_detector(kind)
     with torch.no_grad():
         expected = model.predict(batch)[0]
         got = prepare_for_inference(copy.deepcopy(model)).predict(batch)[0]
