@@ -115,18 +115,7 @@ def create_app(
                   description=f"{card['architecture']} detecting {', '.join(names)}")
     app.state.batcher = batcher
     _add_error_handlers(app, max_files * max_image_bytes + MB)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return resources.files("detbox.serve").joinpath("page.html").read_text(encoding="utf-8")
-
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "model_calls": batcher.calls}
-
-    @app.get("/model")
-    def model_info() -> dict[str, Any]:
-        return card
+    _add_info_routes(app, card, batcher)
 
     @app.post("/predict")
     async def predict(
@@ -152,6 +141,22 @@ def create_app(
         return {"score_thr": threshold, "images": records}
 
     return app
+
+
+def _add_info_routes(app: FastAPI, card: dict[str, Any], batcher: DynamicBatcher) -> None:
+    """``GET /`` (the page), ``/health`` (model calls so far) and ``/model`` (``card``)."""
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return resources.files("detbox.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model_calls": batcher.calls}
+
+    @app.get("/model")
+    def model_info() -> dict[str, Any]:
+        return card
 
 
 async def _read(upload: UploadFile, max_bytes: int, max_pixels: int) -> np.ndarray:
