@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import roi_align
 
 from detbox.models.memory_layout import nchw_copy, to_nchw, transpose_images
+from detbox.models.roi_heads.threaded_roi_align import threaded_roi_align
 from detbox.registry import MODELS
 
 __all__ = ["MultiLevelRoIExtractor", "boxes_to_rois", "map_rois_to_levels"]
@@ -145,5 +145,5 @@ class MultiLevelRoIExtractor(nn.Module):
         return out
 
     def _pool(self, feat: Tensor, rois: Tensor, stride: int, size: tuple[int, int]) -> Tensor:
-        return roi_align(_contiguous_nchw(feat), rois, output_size=size, spatial_scale=1.0 / stride,
-                         sampling_ratio=self.sampling_ratio, aligned=self.aligned)
+        return threaded_roi_align(_contiguous_nchw(feat), rois, size, 1.0 / stride,
+                                  self.sampling_ratio, self.aligned)
