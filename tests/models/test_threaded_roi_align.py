@@ -1,4 +1,5 @@
-"""RoIAlign with the RoIs shared among torch's CPU threads: same values, forward and backward."""
+"""RoIAlign on the CPU: RoIs shared among torch's threads (same values, forward and backward),
+channels-last maps copied to NCHW once per prediction."""
 
 from __future__ import annotations
 
@@ -92,3 +93,41 @@ def test_multi_level_extractor_trains_the_same_with_threads(monkeypatch):
     out, grads = run(2)
     assert torch.equal(out, serial_out)
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(grads, serial_grads))
+
+
+def _channels_last_pyramid() -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    return [torch.randn(2, 8, 40, 50).contiguous(memory_format=torch.channels_last),
+            torch.randn(2, 8, 20, 25).contiguous(memory_format=torch.channels_last)]
+
+
+def test_channels_last_maps_are_copied_to_nchw_once_per_prediction(monkeypatch):
+    from detbox.models.roi_heads import roi_extractor
+
+    copies = []
+    nchw_copy = roi_extractor.nchw_copy
+    monkeypatch.setattr(roi_extractor, "nchw_copy",
+                        lambda feat: copies.append(feat.shape) or nchw_copy(feat))
+    box, mask = (MultiLevelRoIExtractor(output_size=s, featmap_strides=(4, 8)) for s in (7, 14))
+    feats = _channels_last_pyramid()
+    _, rois = _inputs(num_rois=300)
+    with torch.no_grad():
+        first = box(feats, rois)
+        mask(feats, rois)
+        assert torch.equal(box(feats, rois), first)
+        assert len(copies) == 2  # one per level, shared by both extractors
+        feats[0].mul_(2)  # changed in place: copied again
+        assert torch.allclose(box(feats, rois), _reference(box, feats, rois))
+    assert len(copies) == 3
+    with torch.inference_mode():  # no version counter to tell a change: copied every time
+        inference_feats = _channels_last_pyramid()
+        box(inference_feats, rois)
+        box(inference_feats, rois)
+    assert len(copies) == 7
+    entries = len(roi_extractor._NCHW_COPIES)
+    del feats
+    assert len(roi_extractor._NCHW_COPIES) == entries - 2  # freed with the maps
+
+
+def _reference(extractor, feats, rois):
+    return extractor([f.contiguous() for f in feats], rois)

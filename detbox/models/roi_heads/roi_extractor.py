@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -45,14 +46,40 @@ class _ChannelsLastToNCHW(torch.autograd.Function):
         return transpose_images(grad.contiguous(), out, to_nchw=False)
 
 
+# id -> (weak reference to a channels-last map, its version, its NCHW copy): the box and mask
+# extractors of one prediction (and a cascade's stages) pool from the same maps, copied once.
+_NCHW_COPIES: dict[int, tuple[weakref.ref, int, Tensor]] = {}
+
+
+def _shared_nchw_copy(feat: Tensor) -> Tensor:
+    """:func:`nchw_copy` of the channels-last ``feat``, made once while ``feat`` lives and is
+    unchanged (its version counter; a tensor made under ``torch.inference_mode`` has none and
+    is copied each time)."""
+    try:
+        version = feat._version
+    except RuntimeError:
+        return nchw_copy(feat)
+    key = id(feat)
+    entry = _NCHW_COPIES.get(key)
+    if entry is not None and entry[0]() is feat and entry[1] == version:
+        return entry[2]
+    copy = nchw_copy(feat)
+    _NCHW_COPIES[key] = (weakref.ref(feat, lambda _, key=key: _NCHW_COPIES.pop(key, None)),
+                         version, copy)
+    return copy
+
+
 def _contiguous_nchw(feat: Tensor) -> Tensor:
     """``feat`` (B, C, H, W) in contiguous NCHW, which RoIAlign's CPU kernel reads: a
-    channels-last map (the CPU fast paths') through :func:`transpose_images`."""
-    if (torch.is_grad_enabled() and feat.requires_grad and not torch.jit.is_tracing()
-            and feat.is_contiguous(memory_format=torch.channels_last)
-            and not feat.is_contiguous()):
+    channels-last map (the CPU fast paths') through :func:`transpose_images`, once per map
+    without autograd."""
+    if not feat.is_contiguous(memory_format=torch.channels_last) or feat.is_contiguous():
+        return to_nchw(feat)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return nchw_copy(feat)  # no cached tensor may enter a graph as a constant
+    if torch.is_grad_enabled() and feat.requires_grad:
         return _ChannelsLastToNCHW.apply(feat)
-    return to_nchw(feat)
+    return _shared_nchw_copy(feat)
 
 
 def map_rois_to_levels(rois: Tensor, num_levels: int, finest_scale: float = 56.0) -> Tensor:
