@@ -5,9 +5,10 @@ kernel ``torch._nnpack_spatial_convolution`` exposes) needs about a fifth of the
 method's multiplications. On one CPU thread it runs a 256-channel 3x3 convolution on an FPN's
 finest level 1.6x faster than oneDNN's direct kernel (the dense heads' towers, an FPN's output
 convolutions), with results within ~2e-5 of the largest output (the transforms round
-differently; a whole RetinaNet R50-FPN's features stay within 5e-6 relative). With more
-threads, or on small maps and few channels, oneDNN's direct kernels are as fast or faster and
-stay in use; so does every layer under autograd, tracing or export.
+differently; a whole RetinaNet R50-FPN's features stay within 5e-6 relative). On small maps
+and few channels oneDNN's direct kernels are as fast or faster and stay in use; so they do with
+more threads, where NNPACK's own thread pool and OpenMP's take turns spinning on the same cores
+(measured in benchmarks/RESULTS.md), and under autograd, tracing or export.
 
 :func:`enable_winograd` marks the convolutions that may take this path (the inference fast
 path marks all but those inside residual blocks, where the layout changes cost what the
