@@ -26,12 +26,13 @@ __all__ = ["MIN_ROIS_PER_THREAD", "threaded_roi_align"]
 MIN_ROIS_PER_THREAD = 32
 
 _Item = TypeVar("_Item")
-_POOLS: dict[int, ThreadPoolExecutor] = {}  # by size
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # by torch's thread count
 _POOLS_LOCK = threading.Lock()
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A pool of ``workers`` threads, made on first use and kept."""
+def _pool() -> ThreadPoolExecutor:
+    """A pool of ``torch.get_num_threads()`` threads, made on first use and kept."""
+    workers = torch.get_num_threads()
     with _POOLS_LOCK:
         if workers not in _POOLS:
             _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="detbox-roi-align")
@@ -39,15 +40,16 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _in_threads(fn: Callable[[_Item], Tensor], items: Sequence[_Item]) -> list[Tensor]:
-    """``fn`` of each item, one per pool thread, without autograd (grad and inference mode
-    are per thread: the caller's inference mode is carried over)."""
+    """``fn`` of each item (at most one per torch thread) on the pool's threads, without
+    autograd (grad and inference mode are per thread: the caller's inference mode is carried
+    over)."""
     inference = torch.is_inference_mode_enabled()
 
     def run(item: _Item) -> Tensor:
         with torch.inference_mode(inference), torch.no_grad():
             return fn(item)
 
-    return list(_pool(len(items)).map(run, items))
+    return list(_pool().map(run, items))
 
 
 def _threads_for(feat: Tensor, rois: Tensor) -> int:
