@@ -16,13 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from detbox.models.graph_capture import capturing_graph
+
 __all__ = ["onednn_conv1x1", "onednn_linear", "onednn_usable"]
-
-
-def _eager() -> bool:
-    """Not being traced, exported or compiled: oneDNN's private ops have no export form."""
-    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-                or torch.compiler.is_compiling())
 
 
 def onednn_usable(weight: Tensor, x: Tensor) -> bool:
@@ -30,7 +26,7 @@ def onednn_usable(weight: Tensor, x: Tensor) -> bool:
     dense tensors, oneDNN built and enabled, not traced, exported or compiled."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and x.layout == torch.strided
             and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled and _eager())
+            and torch.backends.mkldnn.enabled and not capturing_graph())
 
 
 def _matmul(a: Tensor, b: Tensor) -> Tensor:

@@ -8,56 +8,37 @@ small feature map (ResNet's last stage, a dense head's coarse levels, the box he
 ``torch.compile`` builds for the same kernels when it freezes a model), made once and reused
 while the parameter is unchanged; the results are bit-identical to the plain weight's.
 
-The copies (these and :mod:`detbox.models.winograd_conv`'s NCHW ones) live in a side table
-keyed weakly by the layer, not on the module: an opaque oneDNN tensor can be neither pickled
-nor deep-copied, and it must never reach a state dict. An in-place change of the parameter
-(``load_state_dict``) bumps its version and the copy is made again; a weight that is not the
-layer's own frozen parameter (a norm folded into it on the fly, a parameter still being
-trained) is used as it is. The price is a second copy of the weights in memory (the model's
-size again).
+The copies (these and :mod:`detbox.models.winograd_conv`'s NCHW ones) live in the side table
+of :func:`~detbox.models.memory_layout.cached_copy`, not on the module: an opaque oneDNN tensor
+can be neither pickled nor deep-copied, and it must never reach a state dict. An in-place
+change of the parameter (``load_state_dict``) bumps its version and the copy is made again;
+a weight that is not the layer's own frozen parameter (a norm folded into it on the fly, a
+parameter still being trained) is used as it is. The price is a second copy of the weights in
+memory (the model's size again).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
+from detbox.models.memory_layout import cached_copy
+
 __all__ = ["cached_weight", "packed_conv_weight", "packed_linear_weight"]
-
-# layer -> {kind of copy: ((storage address, version) of the parameter it was made from, copy)}
-_COPIES: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[tuple[int, int], Tensor]]] = (
-    weakref.WeakKeyDictionary())
-
-
-def _version_key(weight: Tensor) -> tuple[int, int] | None:
-    """(storage address, version counter) of ``weight``; None for a tensor made under
-    ``torch.inference_mode`` (it has no version counter, so changes could not be seen)."""
-    try:
-        return weight.data_ptr(), weight._version
-    except RuntimeError:
-        return None
-
 
 def cached_weight(layer: nn.Module, weight: Tensor, kind: str,
                   make: Callable[[], Tensor]) -> Tensor:
     """``make()``, a copy of ``layer.weight`` in another layout (``kind`` names it), made once
-    per version of the parameter; ``weight`` itself when it is not the layer's parameter, is
-    still being trained (``requires_grad``: the evaluations of a training run would keep a
-    stale copy each) or its changes cannot be tracked."""
-    frozen = weight is layer.weight and not weight.requires_grad
-    key = _version_key(weight) if frozen else None
-    if key is None:
+    per version of the parameter (:func:`~detbox.models.memory_layout.cached_copy`); ``weight``
+    itself when it is not the layer's parameter, is still being trained (``requires_grad``: the
+    evaluations of a training run would keep a stale copy each) or its changes cannot be
+    tracked."""
+    if weight is not layer.weight or weight.requires_grad:
         return weight
-    copies = _COPIES.setdefault(layer, {})
-    entry = copies.get(kind)
-    if entry is not None and entry[0] == key:
-        return entry[1]
-    copy = make()
-    copies[kind] = (key, copy)
-    return copy
+    copy = cached_copy(weight, kind, make)
+    return weight if copy is None else copy
 
 
 def packed_conv_weight(conv: nn.Conv2d, weight: Tensor, x: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torchvision.ops import roi_align
 
+from detbox.models import memory_layout
 from detbox.models.roi_heads import threaded_roi_align as module
 from detbox.models.roi_heads.roi_extractor import MultiLevelRoIExtractor
 from detbox.models.roi_heads.threaded_roi_align import threaded_roi_align
@@ -124,9 +125,9 @@ def test_channels_last_maps_are_copied_to_nchw_once_per_prediction(monkeypatch):
         box(inference_feats, rois)
         box(inference_feats, rois)
     assert len(copies) == 7
-    entries = len(roi_extractor._NCHW_COPIES)
+    entries = len(memory_layout._COPIES)
     del feats
-    assert len(roi_extractor._NCHW_COPIES) == entries - 2  # freed with the maps
+    assert len(memory_layout._COPIES) == entries - 2  # freed with the maps
 
 
 def _reference(extractor, feats, rois):

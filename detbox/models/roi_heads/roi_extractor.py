@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from detbox.models.memory_layout import nchw_copy, to_nchw, transpose_images
+from detbox.models.graph_capture import capturing_graph
+from detbox.models.memory_layout import cached_copy, nchw_copy, to_nchw, transpose_images
 from detbox.models.roi_heads.threaded_roi_align import threaded_roi_align
 from detbox.registry import MODELS
 
@@ -46,27 +46,13 @@ class _ChannelsLastToNCHW(torch.autograd.Function):
         return transpose_images(grad.contiguous(), out, to_nchw=False)
 
 
-# id -> (weak reference to a channels-last map, its version, its NCHW copy): the box and mask
-# extractors of one prediction (and a cascade's stages) pool from the same maps, copied once.
-_NCHW_COPIES: dict[int, tuple[weakref.ref, int, Tensor]] = {}
-
-
 def _shared_nchw_copy(feat: Tensor) -> Tensor:
     """:func:`nchw_copy` of the channels-last ``feat``, made once while ``feat`` lives and is
-    unchanged (its version counter; a tensor made under ``torch.inference_mode`` has none and
-    is copied each time)."""
-    try:
-        version = feat._version
-    except RuntimeError:
-        return nchw_copy(feat)
-    key = id(feat)
-    entry = _NCHW_COPIES.get(key)
-    if entry is not None and entry[0]() is feat and entry[1] == version:
-        return entry[2]
-    copy = nchw_copy(feat)
-    _NCHW_COPIES[key] = (weakref.ref(feat, lambda _, key=key: _NCHW_COPIES.pop(key, None)),
-                         version, copy)
-    return copy
+    unchanged: the box and mask extractors of one prediction (and a cascade's stages) pool from
+    the same maps. A map made under ``torch.inference_mode`` (no version counter) is copied
+    each time."""
+    copy = cached_copy(feat, "nchw", lambda: nchw_copy(feat))
+    return nchw_copy(feat) if copy is None else copy
 
 
 def _contiguous_nchw(feat: Tensor) -> Tensor:
@@ -75,7 +61,7 @@ def _contiguous_nchw(feat: Tensor) -> Tensor:
     without autograd."""
     if not feat.is_contiguous(memory_format=torch.channels_last) or feat.is_contiguous():
         return to_nchw(feat)
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if capturing_graph():
         return nchw_copy(feat)  # no cached tensor may enter a graph as a constant
     if torch.is_grad_enabled() and feat.requires_grad:
         return _ChannelsLastToNCHW.apply(feat)

@@ -20,6 +20,8 @@ import torch
 from torch import Tensor
 from torchvision.ops import roi_align
 
+from detbox.models.graph_capture import capturing_graph
+
 __all__ = ["MIN_ROIS_PER_THREAD", "threaded_roi_align"]
 
 # Fewer RoIs than this per thread and the pool's overhead (~50 us a task) is not worth it.
@@ -55,8 +57,7 @@ def _in_threads(fn: Callable[[_Item], Tensor], items: Sequence[_Item]) -> list[T
 def _threads_for(feat: Tensor, rois: Tensor) -> int:
     """How many threads to share ``rois`` among: 1 (one plain call) on GPUs, under tracing or
     export, with one torch thread or too few RoIs."""
-    if (feat.device.type != "cpu" or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-            or torch.compiler.is_compiling()):
+    if feat.device.type != "cpu" or capturing_graph():
         return 1
     return max(1, min(torch.get_num_threads(), rois.shape[0] // MIN_ROIS_PER_THREAD))
 
