@@ -96,11 +96,17 @@ class RetinaHead(WithDetectionSettings, DenseHead, nn.Module):
             score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
             max_per_img=max_per_img, nms=nms)
         num_anchors = self.anchor_generator.num_anchors
-        self.cls_convs, self.reg_convs, tower_out = cls_reg_towers(
+        self.cls_convs, self.reg_convs, tower_out = self._towers(
             in_channels, feat_channels, stacked_convs, norm)
         self.cls_logits = nn.Conv2d(tower_out, num_anchors * num_classes, 3, padding=1)
         self.box_deltas = nn.Conv2d(tower_out, num_anchors * 4, 3, padding=1)
         init_dense_head(self, self.cls_logits, prior_prob)
+
+    def _towers(self, in_channels: int, feat_channels: int, stacked_convs: int,
+                norm: str | None) -> tuple[nn.Module, nn.Module, int]:
+        """The classification and regression towers and their output channels
+        (:func:`cls_reg_towers`); a subclass may build others."""
+        return cls_reg_towers(in_channels, feat_channels, stacked_convs, norm)
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Raw outputs per level.

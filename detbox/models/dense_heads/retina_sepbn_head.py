@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from torch import Tensor, nn
 
 from detbox.errors import ConfigError
-from detbox.models.dense_heads.conv_tower import LevelNormTower, init_dense_head
+from detbox.models.dense_heads.conv_tower import LevelNormTower
 from detbox.models.dense_heads.retina_head import (
     DEFAULT_ANCHOR_GENERATOR,
     DEFAULT_ASSIGNER,
@@ -61,23 +61,29 @@ class RetinaSepBNHead(RetinaHead):
     ) -> None:
         super().__init__(
             num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,
-            stacked_convs=0, prior_prob=prior_prob, anchor_generator=anchor_generator,
-            assigner=assigner, box_coder=box_coder, loss_cls=loss_cls, loss_bbox=loss_bbox,
-            reg_decoded_bbox=reg_decoded_bbox, score_thr=score_thr, nms_pre=nms_pre,
-            nms_iou_thr=nms_iou_thr, max_per_img=max_per_img, nms=nms,
+            stacked_convs=stacked_convs, norm=norm, prior_prob=prior_prob,
+            anchor_generator=anchor_generator, assigner=assigner, box_coder=box_coder,
+            loss_cls=loss_cls, loss_bbox=loss_bbox, reg_decoded_bbox=reg_decoded_bbox,
+            score_thr=score_thr, nms_pre=nms_pre, nms_iou_thr=nms_iou_thr,
+            max_per_img=max_per_img, nms=nms,
         )
         levels = self.anchor_generator.num_levels
         if num_ins is not None and num_ins != levels:
             raise ConfigError(f"RetinaSepBNHead: num_ins={num_ins} but the anchor generator has "
                               f"{levels} levels (strides {self.anchor_generator.strides}); "
                               f"leave num_ins out to use {levels}")
-        self.num_ins = num_ins = levels
-        self.cls_convs = LevelNormTower(in_channels, feat_channels, stacked_convs, norm, num_ins)
-        self.reg_convs = LevelNormTower(in_channels, feat_channels, stacked_convs, norm, num_ins)
-        num_anchors = self.anchor_generator.num_anchors
-        self.cls_logits = nn.Conv2d(feat_channels, num_anchors * num_classes, 3, padding=1)
-        self.box_deltas = nn.Conv2d(feat_channels, num_anchors * 4, 3, padding=1)
-        init_dense_head(self, self.cls_logits, prior_prob)
+
+    @property
+    def num_ins(self) -> int:
+        """Pyramid levels the head has norms for: the anchor generator's."""
+        return self.anchor_generator.num_levels
+
+    def _towers(self, in_channels: int, feat_channels: int, stacked_convs: int,
+                norm: str | None) -> tuple[nn.Module, nn.Module, int]:
+        """Two :class:`LevelNormTower`, one norm per anchor level."""
+        towers = [LevelNormTower(in_channels, feat_channels, stacked_convs, norm, self.num_ins)
+                  for _ in range(2)]
+        return towers[0], towers[1], feat_channels
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Raw outputs per level, as :meth:`RetinaHead.forward`.
