@@ -98,10 +98,6 @@ def threaded_roi_align(feat: Tensor, rois: Tensor, output_size: tuple[int, int],
     threads = _threads_for(feat, rois)
     if threads == 1:
         return roi_align(feat, rois, output_size, spatial_scale, sampling_ratio, aligned)
-    if torch.is_grad_enabled() and feat.requires_grad:
-        return _ThreadedRoIAlign.apply(feat, rois, tuple(output_size), spatial_scale,
-                                       sampling_ratio, aligned, threads)
-    chunks = rois.chunk(threads)
-    return torch.cat(_in_threads(
-        lambda r: roi_align(feat, r, output_size, spatial_scale, sampling_ratio, aligned),
-        chunks))
+    # Without autograd, apply() runs the forward alone.
+    return _ThreadedRoIAlign.apply(feat, rois, tuple(output_size), spatial_scale,
+                                   sampling_ratio, aligned, threads)
